@@ -1,0 +1,33 @@
+"""jupyreg: a model registry that lives in the notebook, built on MLflow.
+
+Importing this package stays light: MLflow, DVC and pandas are imported only when a
+registry call needs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jupyreg import errors
+from jupyreg.errors import RegistryError
+
+__version__ = "0.1.0"
+__all__ = ["Registry", "RegistryError", "errors", "load_ipython_extension"]
+
+if TYPE_CHECKING:
+    from jupyreg.registry import Registry
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Registry":
+        from jupyreg.registry import Registry
+
+        return Registry
+    raise AttributeError(f"module 'jupyreg' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyreg``: registers the ``%%register`` and ``%registry`` magics."""
+    from jupyreg.magics import load_ipython_extension as load
+
+    load(ipython)
