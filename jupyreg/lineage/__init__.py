@@ -1,0 +1,1 @@
+"""Lineage capture: git, notebook, data, hardware and environment, without MLflow."""
