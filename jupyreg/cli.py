@@ -1,0 +1,190 @@
+"""``jupyreg``: the registry's verbs for terminals and CI/CD.
+
+Exit codes: 0 success, 1 the registry refused the action (policy, approval, permission,
+invalid move), 2 bad usage (unknown model/version/request, malformed input),
+3 the registry could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exits with 2 as well
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"jupyreg: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jupyreg", description="A model registry that lives in the notebook.")
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+    parser.add_argument("--registry-uri", help="MLflow registry URI (default: the tracking URI)")
+    parser.add_argument(
+        "--user", help="who is acting (default: JUPYREG_USER, git user.email, OS user)"
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    def read(verb: str, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub.add_argument("--format", choices=["table", "json"], default="table")
+        return sub
+
+    def action(verb: str, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub.add_argument("--format", choices=["text", "json"], default="text")
+        return sub
+
+    read("list", "registered models with their Production and Staging versions")
+    read("versions", "versions of a model with stage, metrics and lineage").add_argument("name")
+    sub = read("compare", "versions side by side, field by field")
+    sub.add_argument("name")
+    sub.add_argument("versions", nargs="*", type=int)
+    sub = read("history", "stage changes, oldest first")
+    sub.add_argument("name")
+    sub.add_argument("version", nargs="?", type=int)
+    sub = read("requests", "promotion requests")
+    sub.add_argument("name", nargs="?")
+    sub.add_argument(
+        "--status",
+        default="pending",
+        choices=["pending", "approved", "rejected", "cancelled", "all"],
+    )
+    sub = read("check", "find (and --repair) disagreements between stages, aliases, history")
+    sub.add_argument("name", nargs="?")
+    sub.add_argument("--repair", action="store_true")
+
+    for verb, help_text in (
+        ("request", "ask for a stage change"),
+        ("promote", "apply a stage change allowed without approval"),
+    ):
+        sub = action(verb, help_text)
+        sub.add_argument("name")
+        sub.add_argument("version", type=int)
+        sub.add_argument("stage")
+        sub.add_argument("--reason", required=True)
+    for verb, help_text in (
+        ("approve", "approve a pending request (applies it when enough)"),
+        ("reject", "reject a pending request"),
+    ):
+        sub = action(verb, help_text)
+        sub.add_argument("request_id")
+        sub.add_argument("--comment", default="")
+    action("cancel", "withdraw your own pending request").add_argument("request_id")
+    sub = action("rollback", "put the previous Production version back")
+    sub.add_argument("name")
+    sub.add_argument("--reason", required=True)
+    sub = verbs.add_parser("demo", help="run the end-to-end demo in a fresh directory")
+    sub.add_argument("--dir", help="where to keep the demo registry (default: a temp dir)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> Any:
+    if args.verb == "demo":
+        from jupyreg.demo import run_demo
+
+        run_demo(args.dir)
+        return None
+    from jupyreg.registry import Registry
+
+    reg = Registry(args.tracking_uri, args.registry_uri, user=args.user)
+    match args.verb:
+        case "list":
+            return reg.models()
+        case "versions":
+            return reg.versions(args.name)
+        case "compare":
+            return reg.compare(args.name, args.versions or None).reset_index()
+        case "history":
+            return reg.history(args.name, args.version)
+        case "requests":
+            return reg.requests(args.name, None if args.status == "all" else args.status)
+        case "check":
+            return reg.check(args.name, repair=args.repair)
+        case "request":
+            return reg.request(args.name, args.version, args.stage, reason=args.reason)
+        case "promote":
+            return reg.transition(args.name, args.version, args.stage, reason=args.reason)
+        case "approve":
+            return reg.approve(args.request_id, comment=args.comment)
+        case "reject":
+            return reg.reject(args.request_id, comment=args.comment)
+        case "cancel":
+            return reg.cancel(args.request_id)
+        case "rollback":
+            return reg.rollback(args.name, reason=args.reason)
+    raise AssertionError(args.verb)
+
+
+def _render(result: Any, fmt: str) -> str:
+    from jupyreg.entities import ModelVersion
+    from jupyreg.lifecycle import Request
+
+    if isinstance(result, Request):
+        fields = {
+            "id": result.id,
+            "name": result.name,
+            "version": result.version,
+            "to_stage": result.to_stage,
+            "status": result.status,
+            "requested_by": result.requested_by,
+            "reason": result.reason,
+            "approved_by": [a.by for a in result.approvals],
+            "decided_by": result.decided_by,
+        }
+        if fmt == "json":
+            return json.dumps(fields)
+        return (
+            f"request {result.id}: {result.name} v{result.version} -> {result.to_stage} "
+            f"is {result.status}" + (f" (by {result.decided_by})" if result.decided_by else "")
+        )
+    if isinstance(result, ModelVersion):
+        fields = {
+            "name": result.name,
+            "version": result.version,
+            "stage": result.stage,
+            "aliases": list(result.aliases),
+        }
+        if fmt == "json":
+            return json.dumps(fields)
+        return f"{result.name} v{result.version} is now in {result.stage}"
+    if fmt == "json":
+        return result.to_json(orient="records", date_format="iso")
+    if result.empty:
+        return "(none)"
+    return result.to_string(index=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = _run(args)
+    except RegistryUnavailable as exc:
+        print(f"jupyreg: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except REFUSALS as exc:
+        print(f"jupyreg: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except RegistryError as exc:
+        print(f"jupyreg: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if result is not None:
+        print(_render(result, args.format))
+    if args.verb == "check" and not result.empty and not args.repair:
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

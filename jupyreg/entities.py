@@ -1,0 +1,35 @@
+"""What the Registry hands back to its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version with its lifecycle stage, metrics and lineage."""
+
+    name: str
+    version: int
+    stage: str
+    run_id: str | None
+    aliases: tuple[str, ...] = ()
+    created: datetime | None = None
+    author: str | None = None
+    description: str | None = None
+    source: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        """The URI plain MLflow loads this version with."""
+        return f"models:/{self.name}/{self.version}"
+
+    def __repr__(self) -> str:
+        return f"<ModelVersion {self.name} v{self.version} stage={self.stage}>"

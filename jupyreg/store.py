@@ -1,0 +1,318 @@
+"""The MLflow side of the registry: one client, error translation, batched reads, the lock.
+
+Everything here speaks MLflow; the Registry facade composes it with the lifecycle rules.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyreg import lifecycle
+from jupyreg.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    RegistryUnavailable,
+)
+
+_UNREACHABLE = re.compile(
+    r"Max retries exceeded|Connection refused|Failed to establish|unable to open database|"
+    r"Name or service not known|timed out|RemoteDisconnected|Connection aborted",
+    re.IGNORECASE,
+)
+_REQUEST_ID = re.compile(r"^[0-9a-f]{8}$")
+_SEARCH_PAGE = 1000
+
+
+@contextmanager
+def translated(what: str, uri: str) -> Iterator[None]:
+    """Turn MLflow/SQLAlchemy/HTTP failures into jupyreg errors with a next step."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RegistryError:
+        raise
+    except MlflowException as exc:
+        message = exc.message.splitlines()[0] if exc.message else str(exc)
+        code = exc.error_code
+        if _UNREACHABLE.search(exc.message or ""):
+            raise RegistryUnavailable(_unreachable(uri, message)) from None
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            raise NotFound(f"{what}: not found ({message})") from None
+        if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+            raise PermissionDenied(f"{what}: {message}") from None
+        if code == "INVALID_PARAMETER_VALUE":
+            raise InvalidArgument(f"{what}: {message}") from None
+        raise RegistryError(f"{what}: {message}") from None
+    except (OSError, ConnectionError) as exc:
+        raise RegistryUnavailable(_unreachable(uri, str(exc))) from None
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends
+        if type(exc).__module__.startswith(("sqlalchemy", "requests", "urllib3")):
+            raise RegistryUnavailable(_unreachable(uri, str(exc).splitlines()[0])) from None
+        raise
+
+
+def _unreachable(uri: str, detail: str) -> str:
+    return (
+        f"the registry at {uri} cannot be reached ({detail[:200]}); "
+        "check that the tracking server is running or the URI is right, then retry"
+    )
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else MLflow's default, with a relative SQLite path made absolute."""
+    import mlflow
+
+    return absolute_sqlite(mlflow.get_tracking_uri())
+
+
+def absolute_sqlite(uri: str) -> str:
+    """Pin ``sqlite:///relative.db`` to the current directory so a later chdir changes nothing."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(Path(uri[len(prefix) :]).absolute())
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :].split("?")[0])
+    return None
+
+
+def registry_lock(uri: str) -> AbstractContextManager[Any]:
+    """A cross-process lock beside an embedded SQLite registry, so each transition is one
+    serialised step on this machine. Remote stores serialise on the server instead."""
+    path = sqlite_path(uri)
+    if path is None:
+        return nullcontext()
+    from filelock import FileLock
+
+    return FileLock(str(path) + ".jupyreg.lock", timeout=120)
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass
+class VersionState:
+    """A model version as read from MLflow, with the jupyreg view of its tags."""
+
+    name: str
+    version: int
+    stage: str
+    tags: dict[str, str]
+    run_id: str | None
+    source: str | None
+    description: str | None
+    created_ms: int
+    user_id: str | None
+    legacy_stage: str
+
+    @classmethod
+    def of(cls, mv: Any) -> VersionState:
+        tags = dict(mv.tags or {})
+        legacy = mv.current_stage or lifecycle.NONE
+        return cls(
+            name=mv.name,
+            version=int(mv.version),
+            stage=tags.get(lifecycle.STAGE_TAG) or legacy,
+            tags=tags,
+            run_id=mv.run_id or None,
+            source=mv.source,
+            description=mv.description or None,
+            created_ms=int(mv.creation_timestamp or 0),
+            user_id=mv.user_id or None,
+            legacy_stage=legacy,
+        )
+
+    def events(self) -> list[lifecycle.TransitionEvent]:
+        return sorted(
+            (
+                lifecycle.TransitionEvent.from_tag(self.name, self.version, k, v)
+                for k, v in self.tags.items()
+                if k.startswith(lifecycle.EVENT_PREFIX)
+            ),
+            key=lambda e: e.id,
+        )
+
+    def requests(self) -> list[lifecycle.Request]:
+        return [
+            lifecycle.Request.from_tag(self.name, self.version, k, v)
+            for k, v in self.tags.items()
+            if k.startswith(lifecycle.REQUEST_PREFIX)
+        ]
+
+
+class Store:
+    """Thin wrapper of ``MlflowClient`` with jupyreg's read patterns."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+    def translated(self, what: str) -> AbstractContextManager[None]:
+        return translated(what, self.registry_uri)
+
+    def lock(self) -> AbstractContextManager[Any]:
+        return registry_lock(self.registry_uri)
+
+    # reads -------------------------------------------------------------------------
+
+    def registered_model(self, name: str) -> Any:
+        try:
+            with self.translated(f"registered model {name!r}"):
+                return self.client.get_registered_model(name)
+        except NotFound:
+            raise NotFound(
+                f"no registered model named {name!r}: reg.models() (or `jupyreg list`) "
+                "lists the registered models"
+            ) from None
+
+    def registered_models(self) -> list[Any]:
+        with self.translated("listing registered models"):
+            return _all_pages(
+                lambda token: self.client.search_registered_models(
+                    max_results=_SEARCH_PAGE, page_token=token
+                )
+            )
+
+    def versions(
+        self, name: str | None = None, filter_string: str | None = None
+    ) -> list[VersionState]:
+        """Every version (of ``name``), tags included, in a few paged round trips."""
+        clauses = [c for c in (name and f"name = {quote(name)}", filter_string) if c]
+        query = " AND ".join(clauses) or None
+        with self.translated(f"versions of {name!r}" if name else "model versions"):
+            found = _all_pages(
+                lambda token: self.client.search_model_versions(
+                    filter_string=query, max_results=_SEARCH_PAGE, page_token=token
+                )
+            )
+        return sorted((VersionState.of(mv) for mv in found), key=lambda s: (s.name, s.version))
+
+    def model_versions(self, name: str) -> dict[int, VersionState]:
+        """All versions of an existing model; NotFound if the model does not exist."""
+        states = {s.version: s for s in self.versions(name)}
+        if not states:
+            self.registered_model(name)  # raises NotFound for an unknown model
+        return states
+
+    def version(self, name: str, version: int) -> VersionState:
+        states = self.model_versions(name)
+        if version not in states:
+            known = ", ".join(str(v) for v in sorted(states)) or "none yet"
+            raise NotFound(
+                f"{name} has no version {version} (versions: {known}); "
+                f"reg.versions({name!r}) lists them"
+            )
+        return states[version]
+
+    def request_holder(self, request_id: str) -> VersionState:
+        """The version carrying request ``request_id``."""
+        if not _REQUEST_ID.match(request_id or ""):
+            raise NotFound(
+                f"no request {request_id!r}: request ids are 8 hex digits; "
+                "reg.requests() lists the pending ones"
+            )
+        key = lifecycle.REQUEST_PREFIX + request_id
+        holders = self.versions(filter_string=f"tags.`{key}` LIKE '%'")
+        if not holders:
+            raise NotFound(f"no request {request_id!r}: reg.requests() lists the pending ones")
+        return holders[0]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        model = self.registered_model(name)
+        return {alias: int(v) for alias, v in (model.aliases or {}).items()}
+
+    def runs(self, run_ids: list[str]) -> dict[str, Any]:
+        """Runs by id in batched searches (not one call per version)."""
+        ids = sorted({r for r in run_ids if r})
+        if not ids:
+            return {}
+        with self.translated("reading runs"):
+            experiments = [
+                e.experiment_id
+                for e in _all_pages(
+                    lambda token: self.client.search_experiments(
+                        max_results=_SEARCH_PAGE, page_token=token
+                    )
+                )
+            ]
+            runs: dict[str, Any] = {}
+            for start in range(0, len(ids), 100):
+                in_list = ", ".join(quote(r) for r in ids[start : start + 100])
+                for exp_start in range(0, len(experiments), 100):
+                    query = _RunQuery(
+                        self.client,
+                        experiments[exp_start : exp_start + 100],
+                        f"attributes.run_id IN ({in_list})",
+                    )
+                    runs.update((run.info.run_id, run) for run in _all_pages(query))
+        return runs
+
+    # writes ------------------------------------------------------------------------
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        with self.translated(f"tagging {name} v{version}"):
+            self.client.set_model_version_tag(name, str(version), key, value)
+
+    def set_legacy_stage(self, name: str, version: int, stage: str) -> None:
+        """Keep MLflow's deprecated ``current_stage`` in step (``models:/NAME/Production``)."""
+        with (
+            self.translated(f"setting the MLflow stage of {name} v{version}"),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            self.client.transition_model_version_stage(
+                name, str(version), stage, archive_existing_versions=False
+            )
+
+    def point_alias(self, name: str, alias: str, version: int | None) -> None:
+        if version is not None:
+            with self.translated(f"alias {alias!r} of {name}"):
+                self.client.set_registered_model_alias(name, alias, str(version))
+            return
+        try:
+            with self.translated(f"alias {alias!r} of {name}"):
+                self.client.delete_registered_model_alias(name, alias)
+        except NotFound:
+            pass  # already gone
+
+
+@dataclass(frozen=True)
+class _RunQuery:
+    client: Any
+    experiment_ids: list[str]
+    filter_string: str
+
+    def __call__(self, token: str | None) -> Any:
+        return self.client.search_runs(
+            experiment_ids=self.experiment_ids,
+            filter_string=self.filter_string,
+            max_results=_SEARCH_PAGE,
+            page_token=token,
+        )
+
+
+def _all_pages(fetch: Any) -> list[Any]:
+    results: list[Any] = []
+    token = None
+    while True:
+        page = fetch(token)
+        results.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return results

@@ -1,0 +1,130 @@
+"""Fixtures that start real things: SQLite registries in temp dirs, an `mlflow server`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's MLflow settings or identity."""
+    for var in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+        "JUPYREG_USER",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def sqlite_uri(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+@pytest.fixture
+def alice(sqlite_uri: str):
+    from jupyreg import Registry
+
+    return Registry(sqlite_uri, user="alice")
+
+
+@pytest.fixture
+def bob(sqlite_uri: str):
+    from jupyreg import Registry
+
+    return Registry(sqlite_uri, user="bob")
+
+
+@pytest.fixture(scope="session")
+def model():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    fitted = LogisticRegression(C=0.5).fit(x, y)
+    fitted.sample_input = x[:3]  # handy for predictions in tests
+    return fitted
+
+
+def register_versions(reg, model, name: str, count: int) -> list[int]:
+    return [
+        reg.register(
+            model, name, metrics={"val": {"auc": 0.8 + i / 100}, "test": {"auc": 0.79}}
+        ).version
+        for i in range(count)
+    ]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` process on 127.0.0.1 with a SQLite backend."""
+    root = tmp_path_factory.mktemp("server")
+    port = free_port()
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError((root / "server.log").read_text()[-3000:])
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -1,0 +1,344 @@
+"""Every Registry method against a real SQLite registry in a temp dir."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from jupyreg import Registry
+from jupyreg.errors import (
+    ApprovalRequired,
+    InvalidArgument,
+    InvalidTransition,
+    NotFound,
+    PolicyViolation,
+)
+from tests.conftest import register_versions
+
+NAME = "fraud-detector"
+
+
+def snapshot(uri: str, name: str = NAME) -> dict:
+    """Everything the lifecycle could have touched, to prove a refusal changed nothing."""
+    client = MlflowClient(uri, uri)
+    versions = client.search_model_versions(f"name = '{name}'")
+    return {
+        "aliases": dict(client.get_registered_model(name).aliases),
+        "versions": {
+            (mv.version, mv.current_stage, tuple(sorted(mv.tags.items()))) for mv in versions
+        },
+    }
+
+
+def promote_to_production(requester: Registry, approver: Registry, version: int) -> None:
+    requester.transition(NAME, version, "Staging", reason="candidate")
+    request = requester.request(NAME, version, "Production", reason="better auc")
+    approver.approve(request.id, comment="ok")
+
+
+def test_register_logs_model_metrics_params_and_tags(alice: Registry, model, sqlite_uri) -> None:
+    mv = alice.register(
+        model,
+        NAME,
+        metrics={"val": {"auc": 0.91}, "test": {"auc": 0.9}},
+        description="first",
+        tags={"team": "risk"},
+    )
+    assert (mv.name, mv.version, mv.stage, mv.author) == (NAME, 1, "None", "alice")
+    assert mv.metrics == {"val.auc": 0.91, "test.auc": 0.9}
+    assert mv.params["C"] == "0.5"
+    assert mv.description == "first"
+    assert mv.tags["team"] == "risk" and mv.tags["jupyreg.stage"] == "None"
+    assert "git" in mv.lineage and mv.tags["jupyreg.lineage"]
+    run = MlflowClient(sqlite_uri).get_run(mv.run_id)
+    assert run.data.metrics == {"val.auc": 0.91, "test.auc": 0.9}
+    assert run.info.status == "FINISHED"
+    assert alice.register(model, NAME).version == 2
+
+
+def test_registered_model_pins_requirements_without_inference(alice: Registry, model) -> None:
+    import sklearn
+
+    mv = alice.register(model, NAME)
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{NAME}/{mv.version}", tracking_uri=alice.tracking_uri
+    )
+    requirements = Path(local, "requirements.txt").read_text().split()
+    assert f"scikit-learn=={sklearn.__version__}" in requirements
+
+
+def test_registered_version_loads_and_predicts(alice: Registry, model) -> None:
+    mv = alice.register(model, NAME)
+    loaded = alice.load(NAME, version=mv.version)
+    assert list(loaded.predict(model.sample_input)) == list(model.predict(model.sample_input))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metrics": {"auc": math.nan}}, "'auc' is nan"),
+        ({"metrics": {"val": {"auc": "high"}}}, "'val.auc' must be a number"),
+        ({"metrics": [0.9]}, "metrics must be a dict"),
+        ({"tags": {"jupyreg.stage": "Production"}}, "reserved"),
+        ({"stage": "Production"}, "allowed moves are to Staging, Archived"),
+        ({"stage": "gold"}, "unknown stage 'gold'"),
+    ],
+)
+def test_bad_registration_writes_nothing(alice: Registry, model, sqlite_uri, kwargs, message):
+    with pytest.raises((InvalidArgument, InvalidTransition), match=message):
+        alice.register(model, NAME, **kwargs)
+    client = MlflowClient(sqlite_uri)
+    assert client.search_registered_models() == []
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_unsupported_object_names_what_is_supported(alice: Registry) -> None:
+    with pytest.raises(
+        InvalidArgument,
+        match="cannot register an object of type builtins.dict: supported are scikit-learn",
+    ):
+        alice.register({"weights": [1, 2]}, NAME)
+
+
+def test_register_into_staging(alice: Registry, model) -> None:
+    mv = alice.register(model, NAME, stage="staging", reason="smoke-tested")
+    assert mv.stage == "Staging" and mv.aliases == ("staging",)
+    assert alice.history(NAME)["reason"].tolist() == ["smoke-tested"]
+
+
+def test_models_and_versions_tables(alice: Registry, model) -> None:
+    register_versions(alice, model, NAME, 2)
+    alice.transition(NAME, 2, "Staging", reason="candidate")
+    models = alice.models()
+    assert models.to_dict("records")[0] | {"updated": None} == {
+        "name": NAME,
+        "latest_version": 2,
+        "production": None,
+        "staging": 2,
+        "description": "",
+        "updated": None,
+    }
+    versions = alice.versions(NAME)
+    assert versions["version"].tolist() == [1, 2]
+    assert versions["stage"].tolist() == ["None", "Staging"]
+    assert versions["aliases"].tolist() == ["", "staging"]
+    assert versions["author"].tolist() == ["alice", "alice"]
+    assert versions["val.auc"].tolist() == [0.8, 0.81]
+    assert {"git_commit", "git_dirty", "data", "gpu", "created"} <= set(versions.columns)
+
+
+def test_get_unknown_model_or_version_is_not_found(alice: Registry, model) -> None:
+    with pytest.raises(NotFound, match="no registered model named 'nope'"):
+        alice.get("nope", 1)
+    alice.register(model, NAME)
+    with pytest.raises(NotFound, match="has no version 7 \\(versions: 1\\)"):
+        alice.get(NAME, 7)
+    with pytest.raises(InvalidArgument, match="version must be a number"):
+        alice.get(NAME, "latest")
+
+
+def test_production_needs_an_approval(alice: Registry, model, sqlite_uri) -> None:
+    register_versions(alice, model, NAME, 1)
+    alice.transition(NAME, 1, "Staging", reason="candidate")
+    before = snapshot(sqlite_uri)
+    with pytest.raises(ApprovalRequired, match="needs 1 approval.*reg.request"):
+        alice.transition(NAME, 1, "Production", reason="ship it")
+    assert snapshot(sqlite_uri) == before
+
+
+def test_request_approve_applies_transition_everywhere(alice, bob, model, sqlite_uri) -> None:
+    register_versions(alice, model, NAME, 1)
+    alice.transition(NAME, 1, "Staging", reason="candidate")
+    request = alice.request(NAME, 1, "production", reason="beats baseline")
+    assert request.status == "pending" and request.to_stage == "Production"
+    assert alice.requests(NAME)["id"].tolist() == [request.id]
+    decided = bob.approve(request.id, comment="lgtm")
+    assert decided.status == "approved" and decided.decided_by == "bob"
+    client = MlflowClient(sqlite_uri, sqlite_uri)
+    mv = client.get_model_version(NAME, "1")
+    assert mv.current_stage == "Production" and mv.tags["jupyreg.stage"] == "Production"
+    assert client.get_registered_model(NAME).aliases == {"production": 1}
+    history = alice.history(NAME)
+    assert history[["version", "from_stage", "to_stage", "author"]].values.tolist() == [
+        [1, "None", "Staging", "alice"],
+        [1, "Staging", "Production", "bob"],
+    ]
+    assert history["request_id"].isna().tolist() == [True, False]
+    assert history["request_id"].iloc[1] == request.id
+    assert alice.requests(NAME).empty
+    assert alice.requests(NAME, status="approved")["approved_by"].tolist() == ["bob"]
+    with mlflow.tracking._tracking_service.utils._use_tracking_uri(sqlite_uri):
+        for uri in (f"models:/{NAME}/Production", f"models:/{NAME}@production"):
+            assert len(mlflow.pyfunc.load_model(uri).predict(model.sample_input)) == 3
+    assert len(alice.load(NAME).predict(model.sample_input)) == 3
+
+
+def test_new_production_archives_the_previous_with_its_own_event(alice, bob, model, sqlite_uri):
+    register_versions(alice, model, NAME, 2)
+    promote_to_production(alice, bob, 1)
+    promote_to_production(alice, bob, 2)
+    stages = alice.versions(NAME)[["version", "stage", "aliases"]].values.tolist()
+    assert stages == [[1, "Archived", ""], [2, "Production", "production"]]
+    archived = alice.history(NAME, 1).iloc[-1]
+    assert (archived["from_stage"], archived["to_stage"], archived["author"]) == (
+        "Production",
+        "Archived",
+        "bob",
+    )
+    assert archived["reason"] == "replaced by v2 in Production"
+    assert (
+        MlflowClient(sqlite_uri, sqlite_uri).get_model_version(NAME, "1").current_stage
+        == "Archived"
+    )
+
+
+def test_self_approval_is_refused_and_changes_nothing(alice, model, sqlite_uri) -> None:
+    register_versions(alice, model, NAME, 1)
+    alice.transition(NAME, 1, "Staging", reason="candidate")
+    request = alice.request(NAME, 1, "Production", reason="ship")
+    before = snapshot(sqlite_uri)
+    with pytest.raises(PolicyViolation, match="alice cannot approve their own request"):
+        alice.approve(request.id)
+    assert snapshot(sqlite_uri) == before
+
+
+def test_approved_or_rejected_request_cannot_be_decided_again(alice, bob, model, sqlite_uri):
+    carol = Registry(sqlite_uri, user="carol")
+    register_versions(alice, model, NAME, 2)
+    promote_to_production(alice, bob, 1)
+    approved = alice.requests(NAME, status="approved")["id"].iloc[0]
+    with pytest.raises(PolicyViolation, match=f"request {approved} is already approved by bob"):
+        carol.approve(approved)
+    alice.transition(NAME, 2, "Staging", reason="candidate")
+    request = alice.request(NAME, 2, "Production", reason="ship")
+    assert bob.reject(request.id, comment="test auc too low").status == "rejected"
+    before = snapshot(sqlite_uri)
+    with pytest.raises(PolicyViolation, match="already rejected by bob"):
+        carol.approve(request.id)
+    assert snapshot(sqlite_uri) == before
+    assert alice.get(NAME, 2).stage == "Staging"
+
+
+def test_duplicate_pending_request_and_cancel(alice, bob, model) -> None:
+    register_versions(alice, model, NAME, 1)
+    alice.transition(NAME, 1, "Staging", reason="candidate")
+    request = alice.request(NAME, 1, "Production", reason="ship")
+    with pytest.raises(PolicyViolation, match=f"request {request.id} .* is already pending"):
+        alice.request(NAME, 1, "Production", reason="again")
+    with pytest.raises(PolicyViolation, match="only the requester"):
+        bob.cancel(request.id)
+    assert alice.cancel(request.id).status == "cancelled"
+    assert alice.requests(NAME).empty
+
+
+@pytest.mark.parametrize("bad_id", ["deadbeef", "x'; drop", ""])
+def test_unknown_request_id_is_not_found(bob, bad_id) -> None:
+    with pytest.raises(NotFound, match="no request"):
+        bob.approve(bad_id)
+
+
+def test_bad_stage_invalid_move_and_empty_reason(alice, model, sqlite_uri) -> None:
+    register_versions(alice, model, NAME, 1)
+    before = snapshot(sqlite_uri)
+    with pytest.raises(InvalidTransition, match="unknown stage 'Prod'"):
+        alice.transition(NAME, 1, "Prod", reason="x")
+    with pytest.raises(
+        InvalidTransition, match="from None the allowed moves are to Staging, Archived"
+    ):
+        alice.request(NAME, 1, "Production", reason="x")
+    for call in (
+        lambda: alice.transition(NAME, 1, "Staging", reason=" "),
+        lambda: alice.request(NAME, 1, "Staging", reason=""),
+        lambda: alice.rollback(NAME, reason=None),
+    ):
+        with pytest.raises(InvalidArgument, match="needs a reason"):
+            call()
+    with pytest.raises(NotFound):
+        alice.transition("nope", 1, "Staging", reason="x")
+    with pytest.raises(NotFound, match="no version 9"):
+        alice.request(NAME, 9, "Staging", reason="x")
+    assert snapshot(sqlite_uri) == before
+
+
+def test_rollback_restores_previous_production(alice, bob, model) -> None:
+    register_versions(alice, model, NAME, 2)
+    with pytest.raises(InvalidTransition, match="no earlier Production version"):
+        alice.rollback(NAME, reason="oops")
+    promote_to_production(alice, bob, 1)
+    promote_to_production(alice, bob, 2)
+    mv = alice.rollback(NAME, reason="v2 drifts")
+    assert (mv.version, mv.stage, mv.aliases) == (1, "Production", ("production",))
+    assert alice.get(NAME, 2).stage == "Archived"
+    last = alice.history(NAME).tail(2)[["version", "from_stage", "to_stage", "reason"]]
+    assert last.values.tolist() == [
+        [2, "Production", "Archived", "rolled back to v1: v2 drifts"],
+        [1, "Archived", "Production", "rollback: v2 drifts"],
+    ]
+
+
+def test_stage_at_answers_from_history(alice, bob, model) -> None:
+    register_versions(alice, model, NAME, 2)
+    before = datetime.now(UTC)
+    time.sleep(0.01)
+    promote_to_production(alice, bob, 1)
+    middle = datetime.now(UTC)
+    time.sleep(0.01)
+    promote_to_production(alice, bob, 2)
+    assert alice.stage_at(NAME, "production", before) is None
+    assert alice.stage_at(NAME, "Production", middle) == 1
+    assert alice.stage_at(NAME, "Production", datetime.now(UTC).isoformat()) == 2
+    assert alice.stage_at(NAME, "Staging", middle) is None
+
+
+def test_compare_marks_fields_that_differ(alice, model) -> None:
+    alice.register(model, NAME, metrics={"val": {"auc": 0.8}, "test": {"auc": 0.7}})
+    alice.register(model, NAME, metrics={"val": {"auc": 0.9}, "test": {"auc": 0.7}})
+    frame = alice.compare(NAME)
+    assert list(frame.columns) == [1, 2, "differs"]
+    assert frame.loc["metrics.val.auc"].tolist() == [0.8, 0.9, True]
+    assert frame.loc["metrics.test.auc"].tolist() == [0.7, 0.7, False]
+    assert frame.loc["params.C", "differs"] == False  # noqa: E712
+    assert list(alice.compare(NAME, [2]).columns) == [2, "differs"]
+    with pytest.raises(NotFound, match="no version 5"):
+        alice.compare(NAME, [1, 5])
+
+
+def test_check_finds_and_repairs_out_of_band_changes(alice, bob, model, sqlite_uri) -> None:
+    register_versions(alice, model, NAME, 3)
+    promote_to_production(alice, bob, 1)
+    assert alice.check().empty
+    client = MlflowClient(sqlite_uri, sqlite_uri)
+    client.set_registered_model_alias(NAME, "production", "2")  # alias moved by hand
+    client.transition_model_version_stage(NAME, "3", "Staging")  # plain MLflow stage
+    client.set_model_version_tag(NAME, "1", "jupyreg.stage", "Archived")  # tag edited
+    problems = alice.check(NAME)
+    assert sorted(problems["problem"]) == [
+        "alias 'production' points at 2, should be 1",
+        "alias 'staging' points at None, should be 3",
+        "in Staging without any history event",
+        "stage tag says Archived, history says Production",
+    ]
+    alice.check(NAME, repair=True)
+    assert alice.check(NAME).empty
+    assert client.get_registered_model(NAME).aliases == {"production": 1, "staging": 3}
+    assert alice.history(NAME, 3)["reason"].tolist() == [
+        "adopted by check --repair: stage was set outside jupyreg"
+    ]
+
+
+def test_identity_comes_from_argument_then_environment(sqlite_uri, monkeypatch) -> None:
+    assert Registry(sqlite_uri, user="dana").user == "dana"
+    monkeypatch.setenv("JUPYREG_USER", "erin")
+    assert Registry(sqlite_uri).user == "erin"
+
+
+def test_default_uri_is_mlflow_default_in_cwd(workdir, monkeypatch) -> None:
+    assert Registry().registry_uri == f"sqlite:///{workdir / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///other.db")
+    assert Registry().tracking_uri == f"sqlite:///{workdir / 'other.db'}"
