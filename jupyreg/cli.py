@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -166,8 +168,15 @@ def _render(result: Any, fmt: str) -> str:
     return result.to_string(index=False)
 
 
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines (database migrations...) would drown the CLI's one-line output."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_mlflow()
     try:
         result = _run(args)
     except RegistryUnavailable as exc:

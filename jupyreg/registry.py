@@ -191,6 +191,7 @@ class Registry:
                     run_id=run_id,
                     tags=version_tags,
                     description=description,
+                    model_id=info.model_id,
                 )
             except BaseException:
                 self._end_run(run_id, RunStatus.to_string(RunStatus.FAILED))

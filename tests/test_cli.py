@@ -1,0 +1,142 @@
+"""The `jupyreg` CLI: every verb, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyreg.cli import main
+from tests.conftest import register_versions
+
+NAME = "fraud-detector"
+
+
+@pytest.fixture
+def cli(sqlite_uri, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+    def run(*argv: str, user: str = "alice") -> tuple[int, str, str]:
+        code = main(["--tracking-uri", sqlite_uri, "--user", user, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def two_versions(alice, model) -> None:
+    register_versions(alice, model, NAME, 2)
+
+
+def test_reads_print_tables_and_parseable_json(cli, two_versions) -> None:
+    code, out, _ = cli("list")
+    assert code == 0 and NAME in out
+    code, out, _ = cli("list", "--format", "json")
+    assert json.loads(out)[0]["name"] == NAME
+    code, out, _ = cli("versions", NAME, "--format", "json")
+    assert [row["version"] for row in json.loads(out)] == [1, 2]
+    code, out, _ = cli("compare", NAME, "1", "2", "--format", "json")
+    rows = {row["field"]: row for row in json.loads(out)}
+    assert rows["metrics.val.auc"]["differs"] is True
+    for verb in (
+        ["history", NAME],
+        ["history", NAME, "1"],
+        ["requests"],
+        ["requests", NAME],
+        ["check"],
+        ["check", NAME],
+    ):
+        code, out, _ = cli(*verb, "--format", "json")
+        assert code == 0 and json.loads(out) == []
+
+
+def test_request_approve_promote_rollback_flow(cli, two_versions) -> None:
+    assert cli("promote", NAME, "1", "staging", "--reason", "candidate")[0] == 0
+    code, _, err = cli("promote", NAME, "1", "Production", "--reason", "ship")
+    assert code == 1 and "needs 1 approval" in err
+    code, out, _ = cli("request", NAME, "1", "Production", "--reason", "ship", "--format", "json")
+    request_id = json.loads(out)["id"]
+    code, out, _ = cli("requests", "--format", "json")
+    assert [r["id"] for r in json.loads(out)] == [request_id]
+    code, _, err = cli("approve", request_id)
+    assert code == 1 and "own request" in err
+    code, out, _ = cli("approve", request_id, "--comment", "lgtm", user="bob")
+    assert code == 0 and "approved" in out
+    cli("promote", NAME, "2", "Staging", "--reason", "next")
+    _, out, _ = cli("request", NAME, "2", "Production", "--reason", "better", "--format", "json")
+    assert cli("reject", json.loads(out)["id"], "--comment", "no", user="bob")[0] == 0
+    _, out, _ = cli("request", NAME, "2", "Production", "--reason", "again", "--format", "json")
+    assert cli("approve", json.loads(out)["id"], user="bob")[0] == 0
+    code, out, _ = cli("rollback", NAME, "--reason", "v2 regressed")
+    assert code == 0 and "v1 is now in Production" in out
+    _, out, _ = cli("history", NAME, "--format", "json")
+    assert [(e["version"], e["to_stage"]) for e in json.loads(out)][-2:] == [
+        (2, "Archived"),
+        (1, "Production"),
+    ]
+    _, out, _ = cli("requests", NAME, "--status", "all", "--format", "json")
+    assert sorted(r["status"] for r in json.loads(out)) == ["approved", "approved", "rejected"]
+
+
+def test_cancel_and_check_exit_codes(cli, two_versions, sqlite_uri) -> None:
+    cli("promote", NAME, "1", "Staging", "--reason", "candidate")
+    _, out, _ = cli("request", NAME, "1", "Production", "--reason", "x", "--format", "json")
+    request_id = json.loads(out)["id"]
+    assert cli("cancel", request_id, user="bob")[0] == 1
+    assert cli("cancel", request_id)[0] == 0
+    from mlflow import MlflowClient
+
+    MlflowClient(sqlite_uri, sqlite_uri).set_registered_model_alias(NAME, "staging", "2")
+    code, out, _ = cli("check", NAME)
+    assert code == 1 and "alias 'staging' points at 2, should be 1" in out
+    assert cli("check", NAME, "--repair")[0] == 0
+    assert cli("check", NAME)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["versions", "nope"], "no registered model named 'nope'"),
+        (["approve", "deadbeef"], "no request 'deadbeef'"),
+        (["promote", NAME, "1", "gold", "--reason", "x"], "unknown stage 'gold'"),
+        (["promote", NAME, "9", "Staging", "--reason", "x"], "no version 9"),
+        (["promote", NAME, "1", "Staging", "--reason", " "], "needs a reason"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code(cli, two_versions, argv, message) -> None:
+    code, out, err = cli(*argv)
+    expected = 1 if "unknown stage" in message else 2
+    assert code == expected, err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(cli) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli("promote", NAME, "1")
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        cli("frobnicate")
+    assert exited.value.code == 2
+
+
+def test_installed_entry_point_runs(sqlite_uri, two_versions) -> None:
+    jupyreg = Path(sys.executable).parent / "jupyreg"
+    out = subprocess.run(
+        [str(jupyreg), "--tracking-uri", sqlite_uri, "versions", NAME, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 2
+    out = subprocess.run(
+        [str(jupyreg), "--tracking-uri", sqlite_uri, "approve", "0000beef"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and out.stderr.startswith("jupyreg: error: no request")
