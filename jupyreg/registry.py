@@ -432,6 +432,20 @@ class Registry:
             with _use_tracking_uri(self.tracking_uri):
                 return mlflow.pyfunc.load_model(location)
 
+    # panels ------------------------------------------------------------------------
+
+    def compare_panel(self, name: str, versions: Iterable[int | str] | None = None) -> Any:
+        """An ipywidgets panel comparing versions side by side (see ``jupyreg.widgets``)."""
+        from jupyreg.widgets import compare_panel
+
+        return compare_panel(self, name, versions)
+
+    def promotion_panel(self, name: str) -> Any:
+        """An ipywidgets panel to request, approve and reject promotions of ``name``."""
+        from jupyreg.widgets import promotion_panel
+
+        return promotion_panel(self, name)
+
     # the lifecycle -----------------------------------------------------------------
 
     def transition(
