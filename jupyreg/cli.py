@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jupyreg.commands import add_verbs, run_verb
 from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -37,56 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--user", help="who is acting (default: JUPYREG_USER, git user.email, OS user)"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-
-    def read(verb: str, help_text: str) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(verb, help=help_text, description=help_text)
-        sub.add_argument("--format", choices=["table", "json"], default="table")
-        return sub
-
-    def action(verb: str, help_text: str) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(verb, help=help_text, description=help_text)
-        sub.add_argument("--format", choices=["text", "json"], default="text")
-        return sub
-
-    read("list", "registered models with their Production and Staging versions")
-    read("versions", "versions of a model with stage, metrics and lineage").add_argument("name")
-    sub = read("compare", "versions side by side, field by field")
-    sub.add_argument("name")
-    sub.add_argument("versions", nargs="*", type=int)
-    sub = read("history", "stage changes, oldest first")
-    sub.add_argument("name")
-    sub.add_argument("version", nargs="?", type=int)
-    sub = read("requests", "promotion requests")
-    sub.add_argument("name", nargs="?")
-    sub.add_argument(
-        "--status",
-        default="pending",
-        choices=["pending", "approved", "rejected", "cancelled", "all"],
-    )
-    sub = read("check", "find (and --repair) disagreements between stages, aliases, history")
-    sub.add_argument("name", nargs="?")
-    sub.add_argument("--repair", action="store_true")
-
-    for verb, help_text in (
-        ("request", "ask for a stage change"),
-        ("promote", "apply a stage change allowed without approval"),
-    ):
-        sub = action(verb, help_text)
-        sub.add_argument("name")
-        sub.add_argument("version", type=int)
-        sub.add_argument("stage")
-        sub.add_argument("--reason", required=True)
-    for verb, help_text in (
-        ("approve", "approve a pending request (applies it when enough)"),
-        ("reject", "reject a pending request"),
-    ):
-        sub = action(verb, help_text)
-        sub.add_argument("request_id")
-        sub.add_argument("--comment", default="")
-    action("cancel", "withdraw your own pending request").add_argument("request_id")
-    sub = action("rollback", "put the previous Production version back")
-    sub.add_argument("name")
-    sub.add_argument("--reason", required=True)
+    add_verbs(verbs, formats=True)
     sub = verbs.add_parser("demo", help="run the end-to-end demo in a fresh directory")
     sub.add_argument("--dir", help="where to keep the demo registry (default: a temp dir)")
     return parser
@@ -100,33 +52,9 @@ def _run(args: argparse.Namespace) -> Any:
         return None
     from jupyreg.registry import Registry
 
-    reg = Registry(args.tracking_uri, args.registry_uri, user=args.user)
-    match args.verb:
-        case "list":
-            return reg.models()
-        case "versions":
-            return reg.versions(args.name)
-        case "compare":
-            return reg.compare(args.name, args.versions or None).reset_index()
-        case "history":
-            return reg.history(args.name, args.version)
-        case "requests":
-            return reg.requests(args.name, None if args.status == "all" else args.status)
-        case "check":
-            return reg.check(args.name, repair=args.repair)
-        case "request":
-            return reg.request(args.name, args.version, args.stage, reason=args.reason)
-        case "promote":
-            return reg.transition(args.name, args.version, args.stage, reason=args.reason)
-        case "approve":
-            return reg.approve(args.request_id, comment=args.comment)
-        case "reject":
-            return reg.reject(args.request_id, comment=args.comment)
-        case "cancel":
-            return reg.cancel(args.request_id)
-        case "rollback":
-            return reg.rollback(args.name, reason=args.reason)
-    raise AssertionError(args.verb)
+    registry = Registry(args.tracking_uri, args.registry_uri, user=args.user)
+    result = run_verb(registry, args)
+    return result.reset_index() if args.verb == "compare" else result
 
 
 def _render(result: Any, fmt: str) -> str:

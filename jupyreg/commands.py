@@ -1,0 +1,99 @@
+"""The registry's verbs, shared by the ``jupyreg`` CLI and the ``%registry`` magic.
+
+Each front end builds its own parser (its error handling differs) from ``add_verbs`` and
+hands the parsed arguments to ``run_verb``, which only translates them to Registry calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jupyreg.registry import Registry
+
+REQUEST_STATUSES = ["pending", "approved", "rejected", "cancelled", "all"]
+
+
+def add_verbs(verbs: Any, formats: bool) -> None:
+    """Add every registry verb to ``verbs`` (an argparse subparsers action).
+
+    ``formats`` adds ``--format`` (table/json for reads, text/json for actions) for the CLI.
+    """
+
+    def verb(name: str, help_text: str, output: list[str] | None = None) -> Any:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        if formats and output:
+            sub.add_argument("--format", choices=output, default=output[0])
+        return sub
+
+    def read(name: str, help_text: str) -> Any:
+        return verb(name, help_text, ["table", "json"])
+
+    def action(name: str, help_text: str) -> Any:
+        return verb(name, help_text, ["text", "json"])
+
+    read("list", "registered models with their Production and Staging versions")
+    read("versions", "versions of a model with stage, metrics and lineage").add_argument("name")
+    sub = read("compare", "versions side by side, field by field")
+    sub.add_argument("name")
+    sub.add_argument("versions", nargs="*", type=int)
+    sub = read("history", "stage changes, oldest first")
+    sub.add_argument("name")
+    sub.add_argument("version", nargs="?", type=int)
+    sub = read("requests", "promotion requests (pending unless --status says otherwise)")
+    sub.add_argument("name", nargs="?")
+    sub.add_argument("--status", default="pending", choices=REQUEST_STATUSES)
+    sub = read("check", "find (and --repair) disagreements between stages, aliases, history")
+    sub.add_argument("name", nargs="?")
+    sub.add_argument("--repair", action="store_true")
+    for name, help_text in (
+        ("request", "ask for a stage change"),
+        ("promote", "apply a stage change the policy allows without approval"),
+    ):
+        sub = action(name, help_text)
+        sub.add_argument("name")
+        sub.add_argument("version", type=int)
+        sub.add_argument("stage")
+        sub.add_argument("--reason", required=True)
+    for name, help_text in (
+        ("approve", "approve a pending request (applies it once approved)"),
+        ("reject", "reject a pending request"),
+    ):
+        sub = action(name, help_text)
+        sub.add_argument("request_id")
+        sub.add_argument("--comment", default="")
+    action("cancel", "withdraw your own pending request").add_argument("request_id")
+    sub = action("rollback", "put the previous Production version back")
+    sub.add_argument("name")
+    sub.add_argument("--reason", required=True)
+
+
+def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
+    """The Registry call for a parsed verb; returns what the call returned."""
+    match args.verb:
+        case "list":
+            return registry.models()
+        case "versions":
+            return registry.versions(args.name)
+        case "compare":
+            return registry.compare(args.name, args.versions or None)
+        case "history":
+            return registry.history(args.name, args.version)
+        case "requests":
+            return registry.requests(args.name, None if args.status == "all" else args.status)
+        case "check":
+            return registry.check(args.name, repair=args.repair)
+        case "request":
+            return registry.request(args.name, args.version, args.stage, reason=args.reason)
+        case "promote":
+            return registry.transition(args.name, args.version, args.stage, reason=args.reason)
+        case "approve":
+            return registry.approve(args.request_id, comment=args.comment)
+        case "reject":
+            return registry.reject(args.request_id, comment=args.comment)
+        case "cancel":
+            return registry.cancel(args.request_id)
+        case "rollback":
+            return registry.rollback(args.name, reason=args.reason)
+    raise ValueError(f"unknown verb {args.verb!r}")
