@@ -8,12 +8,14 @@ reading the distributions' RECORD files (cached for the life of the process).
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import pickle
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import importlib.metadata as metadata
 
 _IGNORED_TOP_LEVEL = frozenset({"__main__", "builtins", "jupyreg", "mlflow"})
 _IGNORED_DISTRIBUTIONS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing", "jupyreg"})
@@ -112,6 +114,8 @@ def _import_path(module: str) -> str | None:
 
 
 def _resolve_by_name(path: str) -> bool:
+    import importlib.metadata as metadata  # lazily: it costs ~15 ms to import
+
     name = path.rpartition(".")[2]
     for candidate in dict.fromkeys((name, name.replace("_", "-"))):
         try:
@@ -125,6 +129,8 @@ def _resolve_by_name(path: str) -> bool:
 
 
 def _resolve_by_scan(paths: set[str]) -> None:
+    import importlib.metadata as metadata
+
     found: dict[str, set[str]] = {path: set() for path in paths}
     for dist in metadata.distributions():
         for path in paths:
@@ -143,6 +149,8 @@ def _installs(dist: metadata.Distribution, path: str) -> bool:
 
 
 def _pin(dist_name: str) -> str | None:
+    import importlib.metadata as metadata
+
     try:
         return f"{dist_name}=={metadata.version(dist_name)}"
     except metadata.PackageNotFoundError:

@@ -1,0 +1,118 @@
+"""``capture()``: one call that records where a model came from.
+
+Each part (notebook, git, data, hardware, environment) degrades on its own: a missing
+tool or an unexpected error gives None fields and a warning, never an exception, so a
+registration is never blocked by lineage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyreg.lineage.data import DataCapture, capture_data
+from jupyreg.lineage.environment import EnvironmentCapture, capture_environment
+from jupyreg.lineage.git import GitCapture, capture_git
+from jupyreg.lineage.hardware import HardwareCapture, capture_hardware
+from jupyreg.lineage.notebook import NotebookCapture, capture_notebook
+from jupyreg.lineage.record import Lineage
+from jupyreg.lineage.scrub import Scrubber
+
+DIFF_ARTIFACT = "jupyreg/git.diff"
+NOTEBOOK_ARTIFACT = "jupyreg/notebook.ipynb"
+PACKAGES_ARTIFACT = "jupyreg/installed-packages.txt"
+
+T = TypeVar("T")
+
+
+def capture(
+    data: Sequence[str | os.PathLike[str]] | None = None,
+    notebook: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    user_ns: Mapping[str, Any] | None = None,
+    model: Any = None,
+) -> Lineage:
+    """Capture git, notebook, data, hardware and environment lineage from ``cwd``.
+
+    ``data``: dataset paths; None means every output DVC tracks in the repository.
+    ``notebook``: the notebook path, else it is discovered (``user_ns`` helps in VS Code).
+    ``model``: the model object, for its pinned requirements.
+    """
+    captured_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    here = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    warnings: list[str] = []
+    nb = _safely(
+        "notebook",
+        lambda: capture_notebook(notebook, here, user_ns),
+        NotebookCapture(None, {"path": None, "sha256": None, "source": None}),
+        warnings,
+    )
+    git = _safely("git", lambda: capture_git(here, nb.path), GitCapture({}), warnings)
+    datasets = _safely(
+        "data", lambda: capture_data(data, here, cache_file()), DataCapture(), warnings
+    )
+    hardware = _safely("hardware", capture_hardware, HardwareCapture({}), warnings)
+    environment = _safely(
+        "environment",
+        lambda: capture_environment(model),
+        EnvironmentCapture({}, [], []),
+        warnings,
+    )
+    for part in (nb, git, datasets, hardware):
+        warnings.extend(part.warnings)
+
+    if nb.path is not None and git.root is not None:
+        nb.info["path"] = _relative_or_absolute(nb.path, git.root)
+    record = {
+        "git": git.info,
+        "notebook": nb.info,
+        "data": datasets.entries,
+        "hardware": hardware.info,
+        "environment": environment.info,
+        "warnings": warnings,
+        "captured_at": captured_at,
+    }
+    artifacts = {
+        DIFF_ARTIFACT: git.diff,
+        NOTEBOOK_ARTIFACT: nb.snapshot,
+        PACKAGES_ARTIFACT: "".join(f"{line}\n" for line in environment.installed).encode(),
+    }
+    scrubber = Scrubber.from_environ()
+    record = scrubber.record(record)
+    return Lineage(
+        record=record,
+        warnings=tuple(record["warnings"]),
+        artifacts={name: scrubber.bytes(content) for name, content in artifacts.items() if content},
+        requirements=tuple(environment.requirements),
+    )
+
+
+def cache_file() -> Path | None:
+    """jupyreg's md5 cache: ``$JUPYREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/jupyreg``."""
+    configured = os.environ.get("JUPYREG_CACHE_DIR")
+    if configured:
+        return Path(configured, "md5.sqlite")
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home directory
+        return None
+    return Path(base, "jupyreg", "md5.sqlite")
+
+
+def _safely(section: str, produce: Callable[[], T], fallback: T, warnings: list[str]) -> T:
+    """Run one part of the capture; an unexpected error becomes a warning."""
+    try:
+        return produce()
+    except Exception as exc:  # lineage must never block a registration
+        warnings.append(f"{section}: capture failed ({type(exc).__name__}: {exc})")
+        return fallback
+
+
+def _relative_or_absolute(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
