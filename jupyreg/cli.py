@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jupyreg.commands import add_verbs, run_verb
+from jupyreg.commands import add_verbs, describe, run_verb
 from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -73,12 +73,7 @@ def _render(result: Any, fmt: str) -> str:
             "approved_by": [a.by for a in result.approvals],
             "decided_by": result.decided_by,
         }
-        if fmt == "json":
-            return json.dumps(fields)
-        return (
-            f"request {result.id}: {result.name} v{result.version} -> {result.to_stage} "
-            f"is {result.status}" + (f" (by {result.decided_by})" if result.decided_by else "")
-        )
+        return json.dumps(fields) if fmt == "json" else describe(result)
     if isinstance(result, ModelVersion):
         fields = {
             "name": result.name,
@@ -86,9 +81,7 @@ def _render(result: Any, fmt: str) -> str:
             "stage": result.stage,
             "aliases": list(result.aliases),
         }
-        if fmt == "json":
-            return json.dumps(fields)
-        return f"{result.name} v{result.version} is now in {result.stage}"
+        return json.dumps(fields) if fmt == "json" else describe(result)
     if fmt == "json":
         return result.to_json(orient="records", date_format="iso")
     if result.empty:

@@ -97,3 +97,16 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
         case "rollback":
             return registry.rollback(args.name, reason=args.reason)
     raise ValueError(f"unknown verb {args.verb!r}")
+
+
+def describe(result: Any) -> str:
+    """One line saying what an action did (a Request decided, a version moved)."""
+    from jupyreg.lifecycle import Request
+
+    if isinstance(result, Request):
+        by = f" (by {result.decided_by})" if result.decided_by else ""
+        return (
+            f"request {result.id}: {result.name} v{result.version} -> {result.to_stage} "
+            f"is {result.status}{by}"
+        )
+    return f"{result.name} v{result.version} is now in {result.stage}"

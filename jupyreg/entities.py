@@ -33,3 +33,13 @@ class ModelVersion:
 
     def __repr__(self) -> str:
         return f"<ModelVersion {self.name} v{self.version} stage={self.stage}>"
+
+    def __str__(self) -> str:
+        from jupyreg.display import version_text
+
+        return version_text(self)
+
+    def _repr_html_(self) -> str:
+        from jupyreg.display import version_html
+
+        return version_html(self)

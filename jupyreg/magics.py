@@ -1,0 +1,205 @@
+"""``%%register`` / ``%register`` / ``%registry``: thin IPython front ends over Registry.
+
+Settings are traits of the ``JupyReg`` class: ``%config JupyReg.tracking_uri = "..."``.
+Precedence: ``%config`` > ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` >
+``[tool.jupyreg]`` in the project's pyproject.toml > MLflow's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Unicode, observe
+from traitlets.config import Configurable
+
+from jupyreg.commands import add_verbs, describe, run_verb
+from jupyreg.config import project_settings
+from jupyreg.errors import RegistryError, RegistryUnavailable
+
+if TYPE_CHECKING:
+    from jupyreg.registry import Registry
+
+
+class _HelpShown(Exception):
+    """argparse printed help (``-h``); nothing else to do."""
+
+
+class _MagicParser(argparse.ArgumentParser):
+    """argparse whose errors are IPython UsageErrors (one line, no traceback)."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:
+        if message:
+            raise UsageError(message.strip())
+        raise _HelpShown
+
+
+def _registry_parser() -> argparse.ArgumentParser:
+    parser = _MagicParser(prog="%registry", description="The model registry's verbs.")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_MagicParser)
+    add_verbs(verbs, formats=False)
+    verbs.add_parser("panel", help="the promotion panel of a model").add_argument("name")
+    return parser
+
+
+def usage_error(exc: RegistryError) -> UsageError:
+    """A registry error as a one-line message the notebook shows without a traceback."""
+    return UsageError(f"{type(exc).__name__}: {exc}")
+
+
+@magics_class
+class JupyReg(Magics, Configurable):
+    """jupyreg's magics and their settings."""
+
+    tracking_uri = Unicode(
+        None, allow_none=True, help="MLflow tracking URI (default: MLflow's)"
+    ).tag(config=True)
+    registry_uri = Unicode(
+        None, allow_none=True, help="MLflow registry URI (default: the tracking URI)"
+    ).tag(config=True)
+    user = Unicode(
+        None, allow_none=True, help="who acts (default: JUPYREG_USER, git user.email, OS user)"
+    ).tag(config=True)
+
+    def __init__(self, shell: Any) -> None:
+        Configurable.__init__(self, config=shell.config)
+        Magics.__init__(self, shell=shell)
+        shell.configurables.append(self)
+        self._registry: Registry | None = None
+        self._kept_lineage: dict[tuple[str, int], Any] = {}
+
+    @observe("tracking_uri", "registry_uri", "user")
+    def _settings_changed(self, change: Any) -> None:
+        self._registry = None
+
+    def get_registry(self) -> Registry:
+        """The Registry these settings point at (built once, rebuilt when they change)."""
+        if self._registry is None:
+            from jupyreg.registry import Registry
+
+            try:
+                settings = project_settings()
+                tracking = (
+                    self.tracking_uri
+                    or os.environ.get("MLFLOW_TRACKING_URI")
+                    or settings.get("tracking_uri")
+                )
+                registry = (
+                    self.registry_uri
+                    or os.environ.get("MLFLOW_REGISTRY_URI")
+                    or settings.get("registry_uri")
+                )
+                self._registry = Registry(
+                    tracking, registry, user=self.user or settings.get("user")
+                )
+            except RegistryError as exc:
+                raise usage_error(exc) from None
+        return self._registry
+
+    @magic_arguments()
+    @argument("name", help="registered model name, e.g. fraud-detector")
+    @argument("--model", default="model", help="variable holding the model (default: model)")
+    @argument("--metrics", help="variable holding a metrics dict, e.g. {'val': {'auc': 0.9}}")
+    @argument("--params", help="variable holding a params dict (default: model.get_params())")
+    @argument("--data", nargs="+", metavar="PATH", help="datasets (default: every DVC output)")
+    @argument("--stage", help="stage to move the new version to, e.g. Staging")
+    @argument("--reason", help="why (recorded with the stage change)")
+    @argument("--description", help="description of the version")
+    @argument("--notebook", help="this notebook's path, when jupyreg cannot find it")
+    @line_cell_magic("register")
+    def register_magic(self, line: str, cell: str | None = None) -> Any:
+        """Register a model as a new version, with its lineage.
+
+        As a cell magic, runs the cell first, then registers the variable named by
+        --model; if the cell raises, nothing is registered. As a line magic, registers an
+        existing variable. Captures git commit and diff, notebook, DVC dataset hashes,
+        GPU and environment, and shows a summary with every capture warning.
+        """
+        try:
+            args = parse_argstring(self.register_magic, line)
+        except ValueError as exc:  # unbalanced quotes
+            raise UsageError(f"%register: {exc}") from None
+        if cell is not None and not self.shell.run_cell(cell, store_history=False).success:
+            return None
+        model = self._variable(args.model, "--model")
+        metrics = self._variable(args.metrics, "--metrics") if args.metrics else None
+        params = self._variable(args.params, "--params") if args.params else None
+        key = (args.name, id(model))
+        try:
+            version = self.get_registry().register(
+                model,
+                args.name,
+                metrics=metrics,
+                params=params,
+                data=args.data,
+                description=args.description,
+                stage=args.stage,
+                reason=args.reason,
+                notebook=args.notebook,
+                lineage=self._kept_lineage.get(key),
+                user_ns=self.shell.user_ns,
+            )
+        except RegistryError as exc:
+            if getattr(exc, "lineage", None) is not None:
+                self._kept_lineage[key] = exc.lineage  # type: ignore[attr-defined]
+            if isinstance(exc, RegistryUnavailable):
+                raise UsageError(
+                    f"RegistryUnavailable: {exc}. Nothing was registered; the model is still "
+                    f"in `{args.model}`: run `%register {args.name} --model {args.model}` to retry"
+                ) from None
+            raise usage_error(exc) from None
+        self._kept_lineage.pop(key, None)
+        return version
+
+    @line_magic("registry")
+    def registry_magic(self, line: str) -> Any:
+        """The registry's verbs in the notebook.
+
+        %registry list | versions NAME | compare NAME [V ...] | history NAME [V]
+        %registry requests [NAME] [--status pending|approved|rejected|cancelled|all]
+        %registry request NAME V STAGE --reason TEXT
+        %registry approve ID [--comment TEXT] | reject ID [--comment TEXT] | cancel ID
+        %registry promote NAME V STAGE --reason TEXT | rollback NAME --reason TEXT
+        %registry check [NAME] [--repair] | panel NAME
+        """
+        try:
+            args = _registry_parser().parse_args(shlex.split(line))
+        except ValueError as exc:  # unbalanced quotes
+            raise UsageError(f"%registry: {exc}") from None
+        except _HelpShown:
+            return None
+        registry = self.get_registry()
+        try:
+            if args.verb == "panel":
+                return registry.promotion_panel(args.name)
+            if args.verb == "compare":
+                return registry.compare_panel(args.name, args.versions or None)
+            result = run_verb(registry, args)
+        except RegistryError as exc:
+            raise usage_error(exc) from None
+        if args.verb in ("request", "approve", "reject", "cancel", "promote", "rollback"):
+            print(describe(result))
+            return None
+        return result
+
+    def _variable(self, name: str, option: str) -> Any:
+        if not name.isidentifier():
+            raise UsageError(f"{option}: {name!r} is not a variable name")
+        if name not in self.shell.user_ns:
+            raise UsageError(
+                f"{option}: no variable {name!r} in the notebook; "
+                f"assign it in the cell or pass {option} NAME"
+            )
+        return self.shell.user_ns[name]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(JupyReg(ipython))
