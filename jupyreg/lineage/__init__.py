@@ -4,7 +4,7 @@ Pure capture: this package never imports MLflow, and imports DVC, pandas or pynv
 lazily, so ``import jupyreg.lineage`` takes milliseconds.
 """
 
-from jupyreg.lineage.capture import capture
+from jupyreg.lineage.capturing import capture
 from jupyreg.lineage.record import Lineage
 
 __all__ = ["Lineage", "capture"]
