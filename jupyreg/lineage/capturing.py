@@ -66,28 +66,46 @@ def capture(
 
     if nb.path is not None and git.root is not None:
         nb.info["path"] = _relative_or_absolute(nb.path, git.root)
-    record = {
-        "git": git.info,
-        "notebook": nb.info,
-        "data": datasets.entries,
-        "hardware": hardware.info,
-        "environment": environment.info,
-        "warnings": warnings,
-        "captured_at": captured_at,
-    }
-    artifacts = {
-        DIFF_ARTIFACT: git.diff,
-        NOTEBOOK_ARTIFACT: nb.snapshot,
-        PACKAGES_ARTIFACT: "".join(f"{line}\n" for line in environment.installed).encode(),
-    }
     scrubber = Scrubber.from_environ()
-    record = scrubber.record(record)
+    artifacts = _scrubbed_artifacts(
+        {
+            DIFF_ARTIFACT: git.diff,
+            NOTEBOOK_ARTIFACT: nb.snapshot,
+            PACKAGES_ARTIFACT: "".join(f"{line}\n" for line in environment.installed).encode(),
+        },
+        scrubber,
+        warnings,
+    )
+    record = scrubber.record(
+        {
+            "git": git.info,
+            "notebook": nb.info,
+            "data": datasets.entries,
+            "hardware": hardware.info,
+            "environment": environment.info,
+            "warnings": warnings,
+            "captured_at": captured_at,
+        }
+    )
     return Lineage(
         record=record,
         warnings=tuple(record["warnings"]),
-        artifacts={name: scrubber.bytes(content) for name, content in artifacts.items() if content},
+        artifacts=artifacts,
         requirements=tuple(environment.requirements),
     )
+
+
+def _scrubbed_artifacts(
+    artifacts: dict[str, bytes | None], scrubber: Scrubber, warnings: list[str]
+) -> dict[str, bytes]:
+    """Artifacts with secrets redacted; the user is told, since their code holds a secret."""
+    scrubbed = {}
+    for name, content in artifacts.items():
+        if content:
+            scrubbed[name] = scrubber.bytes(content)
+            if scrubbed[name] != content:
+                warnings.append(f"secrets: credentials found in {name} were redacted")
+    return scrubbed
 
 
 def cache_file() -> Path | None:

@@ -70,14 +70,13 @@ class _Recorded:
 
 def _recorded(path: Path, outputs: list[dvcfiles.Output], root: Path) -> _Recorded | None:
     """What DVC recorded for ``path``: as an output, or as a file in a tracked directory."""
-    for output in outputs:
-        verb = "`dvc repro`" if ":" in output.source else "`dvc add`"
-        if output.path == path:
-            return _Recorded(output.md5, output.source, verb, output.legacy)
-        if output.path in path.parents:
-            md5 = dvcfiles.recorded_in_directory(root, output, path)
-            return _Recorded(md5, output.source, verb, output.legacy)
-    return None
+    exact = next((output for output in outputs if output.path == path), None)
+    output = exact or next((output for output in outputs if output.path in path.parents), None)
+    if output is None:
+        return None
+    md5 = output.md5 if exact else dvcfiles.recorded_in_directory(root, output, path)
+    verb = "`dvc repro`" if ":" in output.source else "`dvc add`"
+    return _Recorded(md5, output.source, verb, output.legacy)
 
 
 def _measure(

@@ -8,6 +8,7 @@ of the running Jupyter servers matched on this kernel's id.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -93,8 +94,8 @@ def _resolve_session_path(name: str, cwd: Path) -> Path | None:
     candidate = Path(name)
     if candidate.is_absolute():
         return candidate if candidate.is_file() else None
-    roots = [cwd, *(Path(s["root_dir"]) for s in _running_servers() if s.get("root_dir"))]
-    for path in (root / candidate for root in roots):
+    server_roots = (root for server in _running_servers() if (root := _root_dir(server)))
+    for path in (root / candidate for root in itertools.chain([cwd], server_roots)):
         if path.is_file():
             return path
     nearby = cwd / candidate.name  # a kernel starts in its notebook's directory
@@ -113,7 +114,8 @@ def _from_sessions_api(warnings: list[str]) -> Path | None:
             continue
         for session in sessions:
             if (session.get("kernel") or {}).get("id") == kernel_id and session.get("path"):
-                path = Path(server.get("root_dir") or ".") / session["path"]
+                root = _root_dir(server)
+                path = root / session["path"] if root else Path(session["path"])
                 if path.is_file():
                     return path
     return None
@@ -150,6 +152,12 @@ def _running_servers() -> Iterator[dict[str, Any]]:
             continue
         if isinstance(info, dict) and _alive(info.get("pid")):
             yield info
+
+
+def _root_dir(server: Mapping[str, Any]) -> Path | None:
+    """The directory a server's paths are relative to (``notebook_dir`` in Notebook < 7)."""
+    root = server.get("root_dir") or server.get("notebook_dir")
+    return Path(root) if root else None
 
 
 def _alive(pid: Any) -> bool:

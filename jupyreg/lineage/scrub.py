@@ -71,9 +71,6 @@ class Scrubber:
             data = data.replace(secret, REDACTED.encode())
         return _URL_USERINFO_BYTES.sub(rb"\1\2", data)
 
-    def contains_secret(self, data: bytes) -> bool:
-        return any(secret in data for secret in self._encoded)
-
     def record(self, value: Any) -> Any:
         """A copy of a JSON-like value with every string scrubbed."""
         if isinstance(value, str):

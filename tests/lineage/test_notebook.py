@@ -161,3 +161,19 @@ def test_no_kernel_means_no_sessions_lookup(
     runtime, _ = sessions_server
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
     assert capture(cwd=git_repo, data=[]).record["notebook"]["path"] is None
+
+
+def test_jpy_session_name_relative_to_the_server_root(
+    git_repo: Path,
+    sessions_server: tuple[Path, type[_Sessions]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Jupyter Server may give the notebook's path relative to its root directory."""
+    runtime, _ = sessions_server
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("JPY_SESSION_NAME", f"{git_repo.name}/train.ipynb")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    info = capture(cwd=elsewhere, data=[]).record["notebook"]
+    assert (info["path"], info["source"]) == (str(git_repo / "train.ipynb"), "JPY_SESSION_NAME")

@@ -68,6 +68,8 @@ def test_no_secret_reaches_tags_record_or_artifacts(
             assert secret.encode() not in blob
     assert lineage.record["git"]["remote"] == "https://example.com/x.git"
     assert b"https://example.com/data.csv" in lineage.artifacts["jupyreg/git.diff"]
+    assert "secrets: credentials found in jupyreg/git.diff were redacted" in lineage.warnings
+    assert "secrets: credentials found in jupyreg/notebook.ipynb were redacted" in lineage.warnings
     # No environment variable is captured wholesale, not even an innocent one.
     assert b"innocent-marker-value" not in b"".join(everything_captured(lineage))
 
