@@ -28,6 +28,7 @@ def scrub_url(url: str) -> str:
     """``url`` without credentials: userinfo (ssh keeps its user name), query and fragment."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return _URL_USERINFO.sub(r"\1\2", url)
     if not parts.scheme or not parts.netloc:
@@ -35,8 +36,8 @@ def scrub_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     if parts.username and parts.scheme.endswith("ssh"):
         host = f"{parts.username}@{host}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -150,6 +150,8 @@ def test_remote_credentials_are_removed(git_repo: Path) -> None:
         ("ssh://git@host:2222/x.git", "ssh://git@host:2222/x.git"),
         ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
         ("/srv/git/repo.git", "/srv/git/repo.git"),
+        ("https://user:pw@host:notaport/x.git", "https://host:notaport/x.git"),
+        ("https://[::1]:8443/x.git", "https://[::1]:8443/x.git"),
     ],
 )
 def test_scrub_url(url: str, scrubbed: str) -> None:
