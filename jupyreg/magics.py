@@ -127,8 +127,8 @@ class JupyReg(Magics, Configurable):
             args = parse_argstring(self.register_magic, line)
         except ValueError as exc:  # unbalanced quotes
             raise UsageError(f"%register: {exc}") from None
-        if cell is not None and not self.shell.run_cell(cell, store_history=False).success:
-            return None
+        if cell is not None:
+            self._run_cell(cell)
         model = self._variable(args.model, "--model")
         metrics = self._variable(args.metrics, "--metrics") if args.metrics else None
         params = self._variable(args.params, "--params") if args.params else None
@@ -189,6 +189,12 @@ class JupyReg(Magics, Configurable):
             print(describe(result))
             return None
         return result
+
+    def _run_cell(self, cell: str) -> None:
+        """Run the training code in the user namespace; its exception propagates so the
+        cell fails as usual (and "Run all" stops) with nothing registered."""
+        code = compile(self.shell.transform_cell(cell), "<%%register cell>", "exec")
+        exec(code, self.shell.user_global_ns, self.shell.user_ns)
 
     def _variable(self, name: str, option: str) -> Any:
         if not name.isidentifier():

@@ -63,8 +63,8 @@ def test_line_magic_registers_an_existing_variable(shell, magics) -> None:
 
 
 def test_a_failing_cell_registers_nothing(shell, magics, sqlite_uri) -> None:
-    result = shell.run_cell_magic("register", f"{NAME} --model clf", "raise ValueError('boom')")
-    assert result is None
+    with pytest.raises(ValueError, match="boom"):
+        shell.run_cell_magic("register", f"{NAME} --model clf", "raise ValueError('boom')")
     assert registered(sqlite_uri) == []
 
 
