@@ -42,8 +42,8 @@ def capture(
     ``model``: the model object, for its pinned requirements.
     """
     captured_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    here = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
     warnings: list[str] = []
+    here = _directory(cwd, warnings)
     nb = _safely(
         "notebook",
         lambda: capture_notebook(notebook, here, user_ns),
@@ -127,6 +127,15 @@ def _safely(section: str, produce: Callable[[], T], fallback: T, warnings: list[
     except Exception as exc:  # lineage must never block a registration
         warnings.append(f"{section}: capture failed ({type(exc).__name__}: {exc})")
         return fallback
+
+
+def _directory(cwd: str | os.PathLike[str] | None, warnings: list[str]) -> Path:
+    """The absolute capture directory (not resolved: DVC keys its state by this path)."""
+    try:
+        return Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    except OSError as exc:  # the working directory was deleted under the kernel
+        warnings.append(f"capture: no working directory ({exc.strerror or exc})")
+        return Path(os.sep)
 
 
 def _relative_or_absolute(path: Path, root: Path) -> str:

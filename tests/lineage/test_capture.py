@@ -87,3 +87,12 @@ print(json.dumps([at_import, after_capture]))
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == [[], []]
+
+
+def test_deleted_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    lineage = capture(data=[])
+    assert any(w.startswith("capture: no working directory") for w in lineage.warnings)
