@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace) -> Any:
 
 def _render(result: Any, fmt: str) -> str:
     from jupyreg.entities import ModelVersion
-    from jupyreg.lifecycle import Request
+    from jupyreg.lifecycle import Policy, Request
 
     if isinstance(result, Request):
         fields = {
@@ -82,6 +82,8 @@ def _render(result: Any, fmt: str) -> str:
             "aliases": list(result.aliases),
         }
         return json.dumps(fields) if fmt == "json" else describe(result)
+    if isinstance(result, Policy):
+        return json.dumps(result.to_dict(), indent=None if fmt == "json" else 2, sort_keys=True)
     if fmt == "json":
         return result.to_json(orient="records", date_format="iso")
     if result.empty:
@@ -110,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jupyreg: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if result is not None:
-        print(_render(result, args.format))
+        print(_render(result, getattr(args, "format", "text")))
     if args.verb == "check" and not result.empty and not args.repair:
         return EXIT_REFUSED
     return EXIT_OK

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from jupyreg.errors import InvalidArgument
+
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
 
@@ -67,6 +69,39 @@ def add_verbs(verbs: Any, formats: bool) -> None:
     sub = action("rollback", "put the previous Production version back")
     sub.add_argument("name")
     sub.add_argument("--reason", required=True)
+    policy = verb("policy", "show or change a model's promotion policy")
+    which = policy.add_subparsers(dest="policy_verb", required=True)
+    which.add_parser("show", help="the policy in force").add_argument("name")
+    change = which.add_parser("set", help="change settings of the policy in force")
+    change.add_argument("name")
+    change.add_argument(
+        "--approvals",
+        action="append",
+        metavar="STAGE=N",
+        default=[],
+        help="approvals needed to enter STAGE (repeatable)",
+    )
+    for flag in (
+        "allow-self-approval",
+        "require-clean-git",
+        "require-data-hashes",
+        "require-test-metrics",
+    ):
+        change.add_argument(f"--{flag}", choices=["true", "false"])
+    change.add_argument(
+        "--threshold",
+        action="append",
+        metavar="'METRIC OP NUMBER'",
+        dest="thresholds",
+        help="e.g. 'test.auc >= 0.85' (repeatable; replaces)",
+    )
+    change.add_argument(
+        "--not-worse",
+        action="append",
+        metavar="METRIC",
+        dest="not_worse_than_production",
+        help="must not be worse than the current Production on METRIC",
+    )
 
 
 def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
@@ -96,7 +131,36 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
             return registry.cancel(args.request_id)
         case "rollback":
             return registry.rollback(args.name, reason=args.reason)
+        case "policy" if args.policy_verb == "show":
+            return registry.policy(args.name)
+        case "policy":
+            return registry.set_policy(args.name, **policy_changes(args))
     raise ValueError(f"unknown verb {args.verb!r}")
+
+
+def policy_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings ``policy set`` changes, in Policy's terms."""
+    changes: dict[str, Any] = {}
+    if args.approvals:
+        approvals = {}
+        for item in args.approvals:
+            stage, _, count = item.partition("=")
+            if not count.strip().isdigit():
+                raise InvalidArgument(f"--approvals {item!r}: use STAGE=N, e.g. Production=2")
+            approvals[stage] = int(count)
+        changes["approvals"] = approvals
+    for key in (
+        "allow_self_approval",
+        "require_clean_git",
+        "require_data_hashes",
+        "require_test_metrics",
+    ):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key) == "true"
+    for key in ("thresholds", "not_worse_than_production"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    return changes
 
 
 def describe(result: Any) -> str:

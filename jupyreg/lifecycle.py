@@ -8,10 +8,12 @@ Entities serialise to and from MLflow model-version tags (DESIGN.md §5).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from jupyreg.errors import InvalidArgument, InvalidTransition, PolicyViolation
 
@@ -85,39 +87,198 @@ def check_move(name: str, version: int | None, current: str, target: str) -> Non
         )
 
 
+_THRESHOLD = re.compile(r"^\s*([A-Za-z0-9_.\-/ ]+?)\s*(>=|<=|>|<|==)\s*([-+0-9.eE]+)\s*$")
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+}
+_LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse", "latency")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Metric direction by name: losses, errors and latencies improve downwards."""
+    return any(word in metric.lower() for word in _LOWER_IS_BETTER)
+
+
+def parse_threshold(text: str) -> tuple[str, str, float]:
+    match = _THRESHOLD.match(str(text))
+    if not match:
+        raise InvalidArgument(
+            f"threshold {text!r} is not of the form 'METRIC OP NUMBER', e.g. 'test.auc >= 0.85'"
+        )
+    try:
+        return match.group(1).strip(), match.group(2), float(match.group(3))
+    except ValueError:
+        raise InvalidArgument(f"threshold {text!r}: {match.group(3)!r} is not a number") from None
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Per-model promotion rules, stored as the ``jupyreg.policy`` tag."""
+    """Per-model promotion rules, stored as the ``jupyreg.policy`` tag.
+
+    Gates (clean git, dataset hashes, test metrics, thresholds, not worse than the current
+    Production) apply to moves into ``gated_stages``; they are checked when a move is
+    requested and again when it is applied.
+    """
 
     approvals: Mapping[str, int] = field(default_factory=lambda: {PRODUCTION: 1})
     allow_self_approval: bool = False
     exclusive: tuple[str, ...] = (PRODUCTION,)
+    gated_stages: tuple[str, ...] = (PRODUCTION,)
+    require_clean_git: bool = False
+    require_data_hashes: bool = False
+    require_test_metrics: bool = False
+    thresholds: tuple[str, ...] = ()
+    not_worse_than_production: tuple[str, ...] = ()
 
     def approvals_for(self, stage: str) -> int:
         return int(self.approvals.get(stage, 0))
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "approvals": dict(self.approvals),
-                "allow_self_approval": self.allow_self_approval,
-                "exclusive": list(self.exclusive),
-            },
-            sort_keys=True,
+    def gates(self, target: str) -> bool:
+        """Whether any gate applies to a move into ``target``."""
+        return target in self.gated_stages and bool(
+            self.require_clean_git
+            or self.require_data_hashes
+            or self.require_test_metrics
+            or self.thresholds
+            or self.not_worse_than_production
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["approvals"] = dict(self.approvals)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> Policy:
-        if not text:
-            return cls()
-        raw = json.loads(text)
-        default = cls()
-        return cls(
-            approvals={normalize_stage(k): int(v) for k, v in raw.get("approvals", {}).items()}
-            or dict(default.approvals),
-            allow_self_approval=bool(raw.get("allow_self_approval", False)),
-            exclusive=tuple(normalize_stage(s) for s in raw.get("exclusive", default.exclusive)),
-        )
+        return cls.from_mapping(json.loads(text)) if text else cls()
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> Policy:
+        """A policy from JSON or ``[tool.jupyreg.policy]``; unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown policy setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = dict(raw)
+        if "approvals" in values:
+            values["approvals"] = {
+                normalize_stage(k): int(v) for k, v in dict(values["approvals"]).items()
+            }
+        for key in ("exclusive", "gated_stages"):
+            if key in values:
+                values[key] = tuple(normalize_stage(s) for s in values[key])
+        for key in ("thresholds", "not_worse_than_production"):
+            if key in values:
+                items = values[key]
+                values[key] = (items,) if isinstance(items, str) else tuple(map(str, items))
+        for key in (
+            "allow_self_approval",
+            "require_clean_git",
+            "require_data_hashes",
+            "require_test_metrics",
+        ):
+            if key in values and not isinstance(values[key], bool):
+                raise InvalidArgument(f"policy setting {key} must be true or false")
+        policy = cls(**values)
+        for threshold in policy.thresholds:
+            parse_threshold(threshold)
+        return policy
+
+    def failing_gates(
+        self,
+        target: str,
+        tags: Mapping[str, str],
+        metrics: Mapping[str, float],
+        production: tuple[int, Mapping[str, float]] | None,
+    ) -> list[str]:
+        """Every gate a version fails for a move to ``target``, each with the actual values.
+
+        ``tags`` are the version's tags, ``metrics`` its run's metrics, ``production`` the
+        current Production version's number and metrics (None when there is none)."""
+        if not self.gates(target):
+            return []
+        failures = []
+        if self.require_clean_git:
+            dirty = tags.get("jupyreg.git.dirty")
+            if dirty is None:
+                failures.append("clean git: no git state was recorded for this version")
+            elif dirty != "false":
+                failures.append(
+                    f"clean git: registered from a dirty working tree (jupyreg.git.dirty={dirty})"
+                )
+        if self.require_data_hashes:
+            failures.extend(_data_gate_failures(tags))
+        if self.require_test_metrics and not any(m.startswith("test.") for m in metrics):
+            recorded = ", ".join(sorted(metrics)) or "none"
+            failures.append(f"test metrics: no test.* metric recorded (metrics: {recorded})")
+        for threshold in self.thresholds:
+            metric, op, bound = parse_threshold(threshold)
+            if metric not in metrics:
+                failures.append(f"threshold {metric} {op} {bound:g}: {metric} not recorded")
+            elif not _COMPARE[op](metrics[metric], bound):
+                failures.append(
+                    f"threshold {metric} {op} {bound:g}: {metric} = {metrics[metric]:g}"
+                )
+        if production is not None:
+            failures.extend(_regressions(self.not_worse_than_production, metrics, *production))
+        return failures
+
+
+def _data_gate_failures(tags: Mapping[str, str]) -> list[str]:
+    indices = sorted(
+        {
+            int(k.split(".")[2])
+            for k in tags
+            if k.startswith("jupyreg.data.") and k.split(".")[2].isdigit()
+        }
+    )
+    if not indices:
+        return ["dataset hashes: no dataset hash recorded for this version"]
+    failures = []
+    for n in indices:
+        path = tags.get(f"jupyreg.data.{n}.path", f"dataset {n}")
+        if not tags.get(f"jupyreg.data.{n}.md5"):
+            failures.append(f"dataset hashes: {path} has no hash (missing at registration)")
+        elif tags.get(f"jupyreg.data.{n}.stale") == "true":
+            failures.append(
+                f"dataset hashes: {path} was stale at registration (DVC recorded "
+                f"{tags.get(f'jupyreg.data.{n}.recorded_md5')}, workspace had "
+                f"{tags.get(f'jupyreg.data.{n}.md5')}): run `dvc add` / `dvc commit` and retrain"
+            )
+    return failures
+
+
+def _regressions(
+    names: tuple[str, ...],
+    metrics: Mapping[str, float],
+    version: int,
+    current: Mapping[str, float],
+) -> list[str]:
+    failures = []
+    for metric in names:
+        if metric not in metrics:
+            failures.append(f"not worse than Production: {metric} not recorded")
+        elif metric in current:
+            worse = (
+                metrics[metric] > current[metric]
+                if lower_is_better(metric)
+                else metrics[metric] < current[metric]
+            )
+            if worse:
+                failures.append(
+                    f"not worse than Production: {metric} = {metrics[metric]:g} is worse "
+                    f"than Production v{version}'s {current[metric]:g}"
+                )
+    return failures
 
 
 @dataclass(frozen=True)

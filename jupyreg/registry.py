@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle
+from jupyreg.config import project_settings
 from jupyreg.entities import ModelVersion
 from jupyreg.errors import (
     ApprovalRequired,
@@ -461,6 +462,7 @@ class Registry:
                 self._store.version(name, number)
             policy = self._policy(name)
             moves = lifecycle.plan_transition(name, number, target, _stages(states), policy, why)
+            self._check_gates(name, number, target, states, policy)
             needed = policy.approvals_for(target)
             if needed:
                 raise ApprovalRequired(
@@ -479,8 +481,10 @@ class Registry:
         target = lifecycle.normalize_stage(stage)
         why = lifecycle.require_reason(reason, "a promotion request")
         with self._store.lock():
-            state = self._store.version(name, number)
+            states = self._store.model_versions(name)
+            state = states.get(number) or self._store.version(name, number)
             lifecycle.check_move(name, number, state.stage, target)
+            self._check_gates(name, number, target, states, self._policy(name))
             for existing in state.requests():
                 if existing.status == lifecycle.PENDING and existing.to_stage == target:
                     raise PolicyViolation(
@@ -524,6 +528,7 @@ class Registry:
                     policy,
                     request.reason,
                 )
+                self._check_gates(holder.name, holder.version, request.to_stage, states, policy)
                 self._apply(
                     holder.name, states, moves, preferred=holder.version, request_id=request.id
                 )
@@ -598,14 +603,63 @@ class Registry:
                 changed.append(alias)
         return changed
 
+    def policy(self, name: str) -> Policy:
+        """The model's promotion policy: its ``jupyreg.policy`` tag, else
+        ``[tool.jupyreg.policy]`` of the project's pyproject.toml, else the default."""
+        return self._policy(name)
+
+    def set_policy(self, name: str, policy: Policy | None = None, **settings: Any) -> Policy:
+        """Store a policy on the model: ``policy`` as given, or the current one with
+        ``settings`` changed (e.g. ``thresholds=["test.auc >= 0.85"]``)."""
+        if policy is None:
+            policy = Policy.from_mapping({**self._policy(name).to_dict(), **settings})
+        elif settings:
+            raise InvalidArgument("pass either a Policy or settings, not both")
+        with self._store.lock(), self._store.translated(f"setting the policy of {name}"):
+            self._store.registered_model(name)
+            self._store.client.set_registered_model_tag(
+                name, lifecycle.POLICY_TAG, policy.to_json()
+            )
+        return policy
+
     def _policy(self, name: str, missing_ok: bool = False) -> Policy:
         try:
             model = self._store.registered_model(name)
         except NotFound:
-            if missing_ok:
-                return Policy()
-            raise
-        return Policy.from_json((model.tags or {}).get(lifecycle.POLICY_TAG))
+            if not missing_ok:
+                raise
+            tagged = None
+        else:
+            tagged = (model.tags or {}).get(lifecycle.POLICY_TAG)
+        if tagged:
+            return Policy.from_json(tagged)
+        return Policy.from_mapping(project_settings().get("policy", {}))
+
+    def _check_gates(
+        self,
+        name: str,
+        number: int,
+        target: str,
+        states: Mapping[int, VersionState],
+        policy: Policy,
+    ) -> None:
+        """Raise PolicyViolation listing every gate the version fails for ``target``."""
+        if not policy.gates(target):
+            return
+        holders = [v for v, s in states.items() if s.stage == lifecycle.PRODUCTION and v != number]
+        runs = self._store.runs([states[v].run_id or "" for v in (number, *holders)])
+
+        def metrics(version: int) -> dict[str, float]:
+            run = runs.get(states[version].run_id or "")
+            return dict(run.data.metrics) if run is not None else {}
+
+        production = (holders[0], metrics(holders[0])) if holders else None
+        failures = policy.failing_gates(target, states[number].tags, metrics(number), production)
+        if failures:
+            raise PolicyViolation(
+                f"{name} v{number} cannot go to {target}: {len(failures)} gate(s) failed: "
+                + "; ".join(failures)
+            )
 
     # consistency -------------------------------------------------------------------
 
@@ -758,10 +812,14 @@ def _model_version(state: VersionState, run: Any, aliases: Mapping[str, int]) ->
 
 def _lineage_summary(tags: Mapping[str, str]) -> dict[str, Any]:
     dirty = tags.get("jupyreg.git.dirty")
+    indices = sorted(
+        int(key.split(".")[2])
+        for key in tags
+        if key.startswith("jupyreg.data.") and key.endswith(".md5") and key.count(".") == 3
+    )
     data = [
         f"{tags.get(f'jupyreg.data.{n}.path', '?')}:{tags[f'jupyreg.data.{n}.md5'][:8]}"
-        for n in range(100)
-        if f"jupyreg.data.{n}.md5" in tags
+        for n in indices
     ]
     gpus = tags.get("jupyreg.gpu.count")
     gpu = f"{gpus}x {tags.get('jupyreg.gpu.name', '')}".strip() if gpus and gpus != "0" else ""
