@@ -8,6 +8,7 @@ invalid move), 2 bad usage (unknown model/version/request, malformed input),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     add_verbs(verbs, formats=True)
+    sub = verbs.add_parser("watch", help="run a command or post a message when a stage changes")
+    sub.add_argument("name")
+    sub.add_argument("--stage", default="Production")
+    target = sub.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--exec",
+        dest="command",
+        metavar="CMD",
+        help="shell command; gets JUPYREG_MODEL, JUPYREG_VERSION, JUPYREG_STAGE, "
+        "JUPYREG_PREVIOUS_VERSION",
+    )
+    target.add_argument("--post", metavar="URL", help="post a Slack-compatible JSON message")
+    sub.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    sub.add_argument("--count", type=int, help="stop after this many changes")
+    sub.add_argument("--state-file", help="remember the last version seen across restarts")
+    hooks = verbs.add_parser("webhooks", help="MLflow webhooks for stage changes")
+    hook_verbs = hooks.add_subparsers(dest="webhooks_verb", required=True)
+    add = hook_verbs.add_parser("add", help="deliver signed stage-change events to URL")
+    add.add_argument("url")
+    add.add_argument("--secret", help="HMAC secret; verify with jupyreg.webhooks.verify")
+    add.add_argument(
+        "--events",
+        nargs="+",
+        help="MLflow events (default: alias created/deleted, version tag set)",
+    )
+    add.add_argument("--name")
+    listing = hook_verbs.add_parser("list", help="registered webhooks")
+    listing.add_argument("--format", choices=["table", "json"], default="table")
     sub = verbs.add_parser("demo", help="run the end-to-end demo in a fresh directory")
     sub.add_argument("--dir", help="where to keep the demo registry (default: a temp dir)")
     return parser
@@ -53,8 +82,42 @@ def _run(args: argparse.Namespace) -> Any:
     from jupyreg.registry import Registry
 
     registry = Registry(args.tracking_uri, args.registry_uri, user=args.user)
+    if args.verb == "watch":
+        return _watch(registry, args)
+    if args.verb == "webhooks":
+        if args.webhooks_verb == "list":
+            return registry.webhooks()
+        hook = registry.add_webhook(
+            args.url, secret=args.secret, events=args.events, name=args.name
+        )
+        print(
+            f"webhook {hook.webhook_id} delivers {', '.join(map(str, hook.events))} to {hook.url}"
+        )
+        return None
     result = run_verb(registry, args)
     return result.reset_index() if args.verb == "compare" else result
+
+
+def _watch(registry: Any, args: argparse.Namespace) -> None:
+    from jupyreg.lifecycle import normalize_stage
+    from jupyreg.watch import post_message, run_command, watch
+
+    # the watcher retries by itself; MLflow's own backoff would hide a restart for minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    stage = normalize_stage(args.stage)
+    registry.holder(args.name, stage)  # fail fast on an unknown model
+    act = run_command(args.command) if args.command else post_message(args.post)
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(
+            registry,
+            args.name,
+            stage,
+            act,
+            interval=args.interval,
+            count=args.count,
+            state_file=args.state_file,
+        )
 
 
 def _render(result: Any, fmt: str) -> str:

@@ -35,5 +35,9 @@ class RegistryUnavailable(RegistryError):
     """The tracking/registry store cannot be reached."""
 
 
+class InvalidSignature(RegistryError):
+    """A webhook delivery whose signature, timestamp or delivery id does not check out."""
+
+
 REFUSALS = (InvalidTransition, ApprovalRequired, PolicyViolation, PermissionDenied)
 """Errors that mean "the registry refused the action" (CLI exit code 1)."""

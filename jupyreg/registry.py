@@ -424,14 +424,61 @@ class Registry:
             number = aliases[alias]
         else:
             target = lifecycle.normalize_stage(stage or lifecycle.PRODUCTION)
-            holders = [v for v, s in self._store.model_versions(name).items() if s.stage == target]
-            if not holders:
+            holder = self.holder(name, target)
+            if holder is None:
                 raise NotFound(f"{name} has no version in {target}")
-            number = max(holders)
+            number = holder
         with self._store.translated(f"loading {name} v{number}"):
             location = self._store.client.get_model_version_download_uri(name, str(number))
             with _use_tracking_uri(self.tracking_uri):
                 return mlflow.pyfunc.load_model(location)
+
+    def holder(self, name: str, stage: str = "Production") -> int | None:
+        """The version now in ``stage`` (the newest one if several are), else None."""
+        target = lifecycle.normalize_stage(stage)
+        holders = [v for v, s in self._store.model_versions(name).items() if s.stage == target]
+        return max(holders, default=None)
+
+    # CI/CD -------------------------------------------------------------------------
+
+    def add_webhook(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        events: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> Any:
+        """Register an MLflow webhook (signed with ``secret``) for stage-change events;
+        ``jupyreg.webhooks`` says which event means what and verifies deliveries."""
+        from jupyreg.webhooks import DEFAULT_EVENTS
+
+        chosen = list(events or DEFAULT_EVENTS)
+        with self._store.translated(f"creating a webhook for {url}"):
+            return self._store.client.create_webhook(
+                name=name or f"jupyreg-{len(self._store.client.list_webhooks()) + 1}",
+                url=url,
+                events=chosen,
+                secret=secret,
+                description="jupyreg stage changes",
+            )
+
+    def webhooks(self) -> pd.DataFrame:
+        import pandas as pd
+
+        with self._store.translated("listing webhooks"):
+            hooks = list(self._store.client.list_webhooks())
+        rows = [
+            {
+                "id": h.webhook_id,
+                "name": h.name,
+                "url": h.url,
+                "status": str(h.status),
+                "events": ",".join(str(e) for e in h.events),
+            }
+            for h in hooks
+        ]
+        return pd.DataFrame(rows, columns=["id", "name", "url", "status", "events"])
 
     # panels ------------------------------------------------------------------------
 

@@ -82,49 +82,76 @@ def register_versions(reg, model, name: str, count: int) -> list[int]:
     ]
 
 
+WEBHOOK_ENV = {
+    # deliver MLflow webhooks to receivers on 127.0.0.1, without the 60 s webhook cache
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "0",
+}
+
+
+class MlflowServer:
+    """A real `mlflow server` process on 127.0.0.1 with a SQLite backend; restartable on
+    the same port and database."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **WEBHOOK_ENV, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        )
+        log.close()
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError((self.root / "server.log").read_text()[-3000:])
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` process on 127.0.0.1 with a SQLite backend."""
-    root = tmp_path_factory.mktemp("server")
-    port = free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError((root / "server.log").read_text()[-3000:])
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    """The URL of a real `mlflow server` shared by a test module."""
+    server = MlflowServer(tmp_path_factory.mktemp("server"))
+    server.start()
+    yield server.url
+    server.stop()

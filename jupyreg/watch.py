@@ -1,0 +1,140 @@
+"""``jupyreg watch``: act each time the version holding a stage changes.
+
+Polling the registry (rather than waiting for webhooks) works with any MLflow backend
+and survives tracking-server restarts: an unreachable registry is reported and retried.
+With a state file, a restarted watcher neither misses a change nor repeats a handled one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from jupyreg.errors import RegistryUnavailable
+
+if TYPE_CHECKING:
+    from jupyreg.registry import Registry
+
+
+@dataclass(frozen=True)
+class StageChange:
+    name: str
+    stage: str
+    version: int | None
+    previous_version: int | None
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "JUPYREG_MODEL": self.name,
+            "JUPYREG_STAGE": self.stage,
+            "JUPYREG_VERSION": "" if self.version is None else str(self.version),
+            "JUPYREG_PREVIOUS_VERSION": (
+                "" if self.previous_version is None else str(self.previous_version)
+            ),
+        }
+
+    def message(self) -> str:
+        was = f" (was v{self.previous_version})" if self.previous_version else ""
+        if self.version is None:
+            return f"{self.name}: no version is in {self.stage} any more{was}"
+        return f"{self.name} v{self.version} entered {self.stage}{was}"
+
+
+def run_command(command: str) -> Callable[[StageChange], None]:
+    """An action running ``command`` in a shell with the change in its environment."""
+
+    def act(change: StageChange) -> None:
+        done = subprocess.run(command, shell=True, env={**os.environ, **change.environment()})
+        if done.returncode:
+            print(f"jupyreg watch: command exited {done.returncode}", file=sys.stderr)
+
+    return act
+
+
+def post_message(url: str) -> Callable[[StageChange], None]:
+    """An action posting a Slack-compatible ``{"text": ...}`` message to ``url``."""
+
+    def act(change: StageChange) -> None:
+        body = json.dumps({"text": change.message(), **change.environment()}).encode()
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except OSError as exc:
+            print(f"jupyreg watch: posting to {url} failed: {exc}", file=sys.stderr)
+
+    return act
+
+
+class _State:
+    """The last version seen in the stage, kept in a file when one is given."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.known = False
+        self.version: int | None = None
+        if path is not None and path.exists():
+            self.version = json.loads(path.read_text()).get("version")
+            self.known = True
+
+    def remember(self, version: int | None) -> None:
+        self.version, self.known = version, True
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": version}))
+            tmp.replace(self.path)
+
+
+def watch(
+    registry: Registry,
+    name: str,
+    stage: str,
+    act: Callable[[StageChange], None],
+    *,
+    interval: float = 5.0,
+    count: int | None = None,
+    state_file: str | os.PathLike[str] | None = None,
+    log: TextIO = sys.stderr,
+) -> int:
+    """Call ``act`` once per change of the version in ``stage``; return after ``count``
+    changes (never, if None). The version found at start is the baseline, not a change,
+    unless a state file remembers an earlier one."""
+    state = _State(Path(state_file) if state_file else None)
+    fired = 0
+    unreachable = started = False
+    while count is None or fired < count:
+        try:
+            current = registry.holder(name, stage)
+        except RegistryUnavailable as exc:
+            if not unreachable:
+                print(f"jupyreg watch: {exc}; retrying every {interval:g} s", file=log)
+            unreachable = True
+            time.sleep(interval)
+            continue
+        if unreachable:
+            print("jupyreg watch: the registry is back", file=log)
+            unreachable = False
+        if not started:
+            started = True
+            print(f"jupyreg watch: watching {name} {stage} (now v{current})", file=log, flush=True)
+        if not state.known:
+            state.remember(current)
+        elif current != state.version:
+            change = StageChange(name, stage, current, state.version)
+            print(f"jupyreg watch: {change.message()}", file=log, flush=True)
+            act(change)
+            state.remember(current)
+            fired += 1
+            continue
+        time.sleep(interval)
+    return fired
