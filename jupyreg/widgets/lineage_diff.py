@@ -1,0 +1,232 @@
+"""What changed in a version's lineage against another, and whether Production's data is stale.
+
+Works on the flat lineage fields of ``Registry.compare`` (tag names without ``jupyreg.``):
+``git.commit``, ``git.dirty``, ``data.<n>.path``, ``data.<n>.md5``, ``gpu.count``,
+``gpu.name``. Any of them may be missing (versions registered by plain MLflow have none).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_DATA_FIELD = re.compile(r"^data\.(\d+)\.(path|md5)$")
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+SHORT_SHA = 8
+
+
+@dataclass(frozen=True)
+class GitChange:
+    """Commits of two versions and the files changed between them (None: unknown, see note)."""
+
+    base: str | None
+    other: str | None
+    base_dirty: bool | None
+    other_dirty: bool | None
+    files: tuple[str, ...] | None
+    note: str
+
+    @property
+    def changed(self) -> bool | None:
+        if self.base is None or self.other is None:
+            return None
+        return self.base != self.other or bool(self.base_dirty or self.other_dirty)
+
+
+@dataclass(frozen=True)
+class DatasetChange:
+    """One dataset path: its md5 in each version, and ``status``: added, removed,
+    unchanged, changed, or unknown (a version recorded the path but no hash)."""
+
+    path: str
+    base_md5: str | None
+    other_md5: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class HardwareChange:
+    """GPU summary of each version ("none", "2x A100", or None when not recorded)."""
+
+    base: str | None
+    other: str | None
+
+    @property
+    def changed(self) -> bool | None:
+        if self.base is None or self.other is None:
+            return None
+        return self.base != self.other
+
+
+@dataclass(frozen=True)
+class LineageDiff:
+    base: int
+    other: int
+    git: GitChange
+    datasets: tuple[DatasetChange, ...]
+    hardware: HardwareChange
+
+    @property
+    def datasets_changed(self) -> bool | None:
+        """None when neither version recorded a dataset hash."""
+        if not self.datasets:
+            return None
+        return any(d.status != "unchanged" for d in self.datasets)
+
+
+@dataclass(frozen=True)
+class StaleDataset:
+    """A dataset whose md5 in a version differs from what DVC records in the workspace now."""
+
+    path: str
+    trained_md5: str
+    workspace_md5: str
+    source: str
+
+
+FilesBetween = Callable[[str, str], tuple[str, ...] | None]
+
+
+def diff_lineage(
+    base: int,
+    base_fields: Mapping[str, Any],
+    other: int,
+    other_fields: Mapping[str, Any],
+    files_between: FilesBetween,
+) -> LineageDiff:
+    """``other``'s lineage against ``base``'s; ``files_between(a, b)`` names the files
+    changed between two commits (see ``changed_files``)."""
+    return LineageDiff(
+        base=base,
+        other=other,
+        git=_git_change(base_fields, other_fields, files_between),
+        datasets=_dataset_changes(datasets(base_fields), datasets(other_fields)),
+        hardware=HardwareChange(gpu_summary(base_fields), gpu_summary(other_fields)),
+    )
+
+
+def datasets(fields: Mapping[str, Any]) -> dict[str, str | None]:
+    """Dataset path -> md5 (None when the hash is missing) from ``data.<n>.*`` fields."""
+    found: dict[int, dict[str, str]] = {}
+    for key, value in fields.items():
+        match = _DATA_FIELD.match(key)
+        if match:
+            found.setdefault(int(match.group(1)), {})[match.group(2)] = str(value)
+    return {
+        entry.get("path", f"dataset {n}"): entry.get("md5") for n, entry in sorted(found.items())
+    }
+
+
+def gpu_summary(fields: Mapping[str, Any]) -> str | None:
+    count = fields.get("gpu.count")
+    if count is None:
+        return None
+    if str(count) == "0":
+        return "none"
+    return f"{count}x {fields.get('gpu.name') or 'GPU'}"
+
+
+def changed_files(base: str, other: str, cwd: Path) -> tuple[str, ...] | None:
+    """``git diff --name-only base other`` in the repo at ``cwd``; None when either commit
+    (or the repo) is not there. Commits are checked to be hex so git never sees an option."""
+    if not (_COMMIT.match(base) and _COMMIT.match(other)):
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "diff", "--name-only", base, other, "--"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return tuple(line for line in done.stdout.splitlines() if line)
+
+
+def stale_datasets(fields: Mapping[str, Any], cwd: Path) -> list[StaleDataset]:
+    """Datasets of a version whose md5 differs from what the ``.dvc`` files at ``cwd``'s DVC
+    root record now (reads the files; DVC itself is not imported)."""
+    trained = {path: md5 for path, md5 in datasets(fields).items() if md5}
+    if not trained:
+        return []
+    from jupyreg.lineage import dvcfiles
+
+    root = dvcfiles.find_root(cwd)
+    if root is None:
+        return []
+    outputs, _ = dvcfiles.tracked_outputs(root)
+    stale = []
+    for path, md5 in trained.items():
+        target = Path(os.path.normpath(root / path))
+        exact = next((o for o in outputs if o.path == target), None)
+        if exact is not None:
+            recorded, source = exact.md5, exact.source
+        else:
+            holder = next((o for o in outputs if o.path in target.parents), None)
+            if holder is None:
+                continue
+            recorded = dvcfiles.recorded_in_directory(root, holder, target)
+            source = holder.source
+        if recorded and str(recorded) != md5:  # YAML reads an all-digit md5 as a number
+            stale.append(StaleDataset(path, md5, str(recorded), source))
+    return stale
+
+
+def _git_change(
+    base: Mapping[str, Any], other: Mapping[str, Any], files_between: FilesBetween
+) -> GitChange:
+    base_commit, other_commit = base.get("git.commit"), other.get("git.commit")
+    base_dirty, other_dirty = _flag(base.get("git.dirty")), _flag(other.get("git.dirty"))
+    files: tuple[str, ...] | None = None
+    if base_commit is None or other_commit is None:
+        note = "unknown: no git commit recorded"
+    elif base_commit == other_commit:
+        files, note = (), "same commit"
+    else:
+        files = files_between(str(base_commit), str(other_commit))
+        note = (
+            f"{len(files)} file(s) changed"
+            if files is not None
+            else "files changed: unknown (the commits are not in the git repository here)"
+        )
+    if base_dirty or other_dirty:
+        note += "; plus uncommitted changes"
+    return GitChange(
+        base=str(base_commit)[:SHORT_SHA] if base_commit else None,
+        other=str(other_commit)[:SHORT_SHA] if other_commit else None,
+        base_dirty=base_dirty,
+        other_dirty=other_dirty,
+        files=files,
+        note=note,
+    )
+
+
+def _dataset_changes(
+    base: Mapping[str, str | None], other: Mapping[str, str | None]
+) -> tuple[DatasetChange, ...]:
+    changes = []
+    for path in sorted(set(base) | set(other)):
+        old, new = base.get(path), other.get(path)
+        if path not in base:
+            status = "added"
+        elif path not in other:
+            status = "removed"
+        elif old is None or new is None:
+            status = "unknown"
+        else:
+            status = "unchanged" if old == new else "changed"
+        changes.append(DatasetChange(path, old, new, status))
+    return tuple(changes)
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else str(value).lower() == "true"
