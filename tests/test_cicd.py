@@ -7,9 +7,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,43 +20,6 @@ from tests.conftest import MlflowServer, register_versions
 NAME = "fraud-detector"
 SECRET = "webhook-secret"
 JUPYREG = Path(sys.executable).parent / "jupyreg"
-
-
-class Receiver:
-    """A real HTTP server collecting (headers, body) of every POST."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((dict(self.headers), body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, predicate, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [item for item in list(self.received) if predicate(item)]
-            if found:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"nothing matching arrived; got {len(self.received)} deliveries")
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.server.shutdown()
 
 
 @pytest.fixture
