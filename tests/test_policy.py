@@ -162,3 +162,18 @@ def test_policy_cli(workdir, alice, model, sqlite_uri, capsys) -> None:
     assert '"require_clean_git": true' in shown and '"test.auc >= 0.85"' in shown
     assert main([*base, "set", NAME, "--approvals", "Production=two"]) == 2
     assert main([*base, "set", NAME, "--threshold", "nonsense"]) == 2
+
+
+def test_two_approvals_count_distinct_reviewers(workdir, alice, bob, model, sqlite_uri) -> None:
+    carol = Registry(sqlite_uri, user="carol")
+    alice.register(model, NAME)
+    alice.set_policy(NAME, approvals={"Production": 2})
+    alice.transition(NAME, 1, "Staging", reason="candidate")
+    request = alice.request(NAME, 1, "Production", reason="ship")
+    assert bob.approve(request.id).status == "pending"
+    with pytest.raises(PolicyViolation, match="bob has already approved"):
+        bob.approve(request.id)
+    assert alice.get(NAME, 1).stage == "Staging"
+    assert carol.approve(request.id).status == "approved"
+    assert alice.get(NAME, 1).stage == "Production"
+    assert alice.requests(NAME, status="approved")["approved_by"].tolist() == ["bob,carol"]
