@@ -179,19 +179,17 @@ class PromotionController:
         )
 
     def _act(self, action: Callable[[], Any], describe: Callable[[Any], str]) -> bool:
+        """Run ``action``; refresh either way (a refusal often means the panel was stale)."""
         try:
-            result = action()
+            self.outcome = Outcome(True, describe(action()))
         except RegistryError as exc:
             self.outcome = Outcome(False, one_line(exc))
-            return False
-        self.outcome = Outcome(True, describe(result))
+        done = self.outcome.ok
         try:
             self.refresh()
         except RegistryError as exc:
-            self.outcome = Outcome(
-                False, f"{self.outcome.text}; refreshing failed: {one_line(exc)}"
-            )
-        return True
+            self.outcome = Outcome(False, f"{self.outcome.text}; refresh failed: {one_line(exc)}")
+        return done
 
 
 def _text(value: Any) -> str | None:

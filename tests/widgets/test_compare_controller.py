@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import NAME, promote, register, set_tags
 
 from jupyreg.errors import NotFound
 from jupyreg.widgets.comparison import CompareController
+from tests.widgets.panel_helpers import NAME, promote, register, set_tags
 
 
 @pytest.fixture
