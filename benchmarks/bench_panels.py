@@ -1,0 +1,215 @@
+"""Benchmark the panels' data reads against reading each version one by one.
+
+    .venv/bin/python benchmarks/bench_panels.py [--versions N] [--repeat R] [--smoke] [--embedded]
+
+Starts a local ``mlflow server`` (SQLite backend; ``--embedded``: the SQLite file itself,
+no server), seeds N versions (default 200) with
+plain ``MlflowClient`` calls (a run with metrics and params, a model version with lineage
+tags), puts one in Production through jupyreg, then measures in one warm process:
+
+1. building the compare controller's data for all N versions (target <= 1 s);
+2. building the promotion controller's data;
+3. the anchor: one ``get_model_version`` + ``get_run`` per version, the way a naive panel
+   would read them; and prints each time with its ratio to the anchor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from jupyreg import Registry  # noqa: E402 - after making the checkout importable
+from jupyreg.widgets.comparison import CompareController  # noqa: E402
+from jupyreg.widgets.promotion import PromotionController  # noqa: E402
+
+NAME = "bench-model"
+BIN = Path(sys.executable).parent
+ANCHOR = "anchor: get_model_version + get_run per version"
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+    """Run the benchmark, print a table, and return ``{measure: {median, min, max}}``."""
+    args = _parse(argv)
+    count = 10 if args.smoke else args.versions
+    repeat = args.repeat or (1 if args.smoke else 5)
+    store = _embedded if args.embedded else _server
+    with tempfile.TemporaryDirectory(prefix="bench-panels-") as tmp, store(Path(tmp)) as url:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=url, registry_uri=url)
+        seeded = _seed(client, count)
+        Registry(url, user="alice").transition(NAME, count, "Staging", reason="bench")
+        request = Registry(url, user="alice").request(NAME, count, "Production", reason="bench")
+        Registry(url, user="bob").approve(request.id)
+        registry = Registry(url, user="bob")
+        CompareController(registry, NAME).chart_png()  # warm: imports pandas, matplotlib
+        results = {
+            f"compare controller, {count} versions": _time(lambda: _compare_data(registry), repeat),
+            "compare chart (PNG)": _time(CompareController(registry, NAME).chart_png, repeat),
+            "promotion controller": _time(lambda: PromotionController(registry, NAME), repeat),
+            ANCHOR: _time(lambda: _one_by_one(client, seeded), repeat),
+        }
+    _report(results, count, repeat, "embedded SQLite" if args.embedded else "a local mlflow server")
+    return results
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=0, help="default 5 (smoke: 1)")
+    parser.add_argument("--smoke", action="store_true", help="10 versions, one repetition")
+    parser.add_argument("--embedded", action="store_true", help="a SQLite file, no server")
+    return parser.parse_args(argv)
+
+
+def _compare_data(registry: Registry) -> None:
+    """What the compare panel computes before drawing: rows, deltas, lineage diff, hint."""
+    controller = CompareController(registry, NAME)
+    controller.rows()
+    controller.lineage_diffs()
+    controller.stale_hint()
+
+
+def _one_by_one(client: object, versions: Sequence[tuple[str, str]]) -> None:
+    for version, run_id in versions:
+        client.get_model_version(NAME, version)  # type: ignore[attr-defined]
+        client.get_run(run_id)  # type: ignore[attr-defined]
+
+
+def _seed(client: object, count: int) -> list[tuple[str, str]]:
+    """``count`` versions created with plain MLflow calls, each with its run and lineage."""
+    from mlflow.entities import Metric, Param
+
+    experiment = client.create_experiment(NAME)  # type: ignore[attr-defined]
+    client.create_registered_model(NAME)  # type: ignore[attr-defined]
+    seeded = []
+    for i in range(count):
+        run = client.create_run(experiment)  # type: ignore[attr-defined]
+        run_id = run.info.run_id
+        metrics = {"val.auc": 0.8 + i / 2000, "val.loss": 0.5 - i / 2000, "test.auc": 0.79}
+        client.log_batch(  # type: ignore[attr-defined]
+            run_id,
+            metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+            params=[Param("C", str(1 + i % 3)), Param("max_iter", "100")],
+        )
+        commit = f"{i:040x}"
+        lineage = {
+            "git": {"commit": commit, "dirty": i % 2 == 0},
+            "data": [{"path": "data/train.csv", "md5": f"{i // 10:032x}"}],
+            "hardware": {"gpu_count": 1, "gpus": [{"name": "NVIDIA H100"}]},
+        }
+        mv = client.create_model_version(  # type: ignore[attr-defined]
+            NAME,
+            f"s3://bench/models/{i}",
+            run_id=run_id,
+            tags={
+                "jupyreg.stage": "None",
+                "jupyreg.author": "alice",
+                "jupyreg.git.commit": commit,
+                "jupyreg.git.dirty": "true" if i % 2 == 0 else "false",
+                "jupyreg.data.0.path": "data/train.csv",
+                "jupyreg.data.0.md5": lineage["data"][0]["md5"],
+                "jupyreg.gpu.count": "1",
+                "jupyreg.gpu.name": "NVIDIA H100",
+                "jupyreg.lineage": json.dumps(lineage),
+            },
+        )
+        seeded.append((mv.version, run_id))
+    return seeded
+
+
+@contextmanager
+def _embedded(root: Path) -> Iterator[str]:
+    yield f"sqlite:///{root / 'mlflow.db'}"
+
+
+@contextmanager
+def _server(root: Path) -> Iterator[str]:
+    """A local ``mlflow server`` on a free port with a SQLite backend."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(root / "server.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                f"sqlite:///{root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        )
+        try:
+            _wait_healthy(url, process, root)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], root: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError((root / "server.log").read_text()[-3000:])
+        time.sleep(0.3)
+
+
+def _time(action: Callable[[], object], repeat: int) -> dict[str, float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def _report(results: dict[str, dict[str, float]], count: int, repeat: int, store: str) -> None:
+    anchor = results[ANCHOR]["median"]
+    print(f"{count} versions over {store}, median of {repeat}")
+    print(f"{'measure':<52} {'median s':>9} {'min s':>8} {'max s':>8} {'/ anchor':>9}")
+    for measure, r in results.items():
+        print(
+            f"{measure:<52} {r['median']:9.3f} {r['min']:8.3f} {r['max']:8.3f} "
+            f"{r['median'] / anchor:9.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
