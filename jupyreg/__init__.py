@@ -26,6 +26,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'jupyreg' has no attribute {name!r}")
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """jupyter_server: the REST API of the JupyterLab sidebar lives in ``jupyreg.lab``."""
+    return [{"module": "jupyreg.lab"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """JupyterLab: the built sidebar (``jupyreg/labextension``, built from ``labextension/``)."""
+    return [{"src": "labextension", "dest": "jupyreg"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyreg``: registers the ``%%register`` and ``%registry`` magics."""
     from jupyreg.magics import load_ipython_extension as load

@@ -1,0 +1,149 @@
+"""REST handlers under ``/jupyreg/api``: each parses the request, calls ``Registry`` in a
+worker thread and serialises the answer. Registry errors become
+``{"error": TypeName, "message": ...}`` with the status of ``serialize.error_status``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado.ioloop import IOLoop
+
+from jupyreg.errors import InvalidArgument, RegistryError
+from jupyreg.lab.serialize import (
+    error_body,
+    error_status,
+    records,
+    request_record,
+    version_records,
+)
+from jupyreg.lab.settings import JupyRegServer
+
+
+class RegistryCallFailed(tornado.web.HTTPError):
+    """A registry error on its way to ``write_error``."""
+
+    def __init__(self, error: RegistryError) -> None:
+        super().__init__(error_status(error), reason=type(error).__name__)
+        self.error = error
+
+
+class RegistryHandler(APIHandler):
+    def initialize(self, settings: JupyRegServer) -> None:
+        self.jupyreg = settings
+
+    async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
+        """``Registry.<verb>(*args, **kwargs)`` in a worker thread (MLflow calls block)."""
+
+        def run() -> Any:
+            method: Callable[..., Any] = getattr(self.jupyreg.registry(), verb)
+            return method(*args, **kwargs)
+
+        try:
+            return await IOLoop.current().run_in_executor(None, run)
+        except RegistryError as error:
+            raise RegistryCallFailed(error) from error
+
+    def body(self) -> dict[str, Any]:
+        try:
+            body = self.get_json_body() or {}
+        except tornado.web.HTTPError:
+            raise RegistryCallFailed(InvalidArgument("the request body is not JSON")) from None
+        if not isinstance(body, dict):
+            raise RegistryCallFailed(InvalidArgument("the request body must be a JSON object"))
+        return body
+
+    def reply(self, payload: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(payload))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        failure = exc_info[1] if exc_info else None
+        if isinstance(failure, RegistryCallFailed):
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(error_body(failure.error)))
+        else:
+            super().write_error(status_code, **kwargs)
+
+
+class IdentityHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        registry = await IOLoop.current().run_in_executor(None, self.jupyreg.registry)
+        self.reply({"user": registry.user})
+
+
+class ModelsHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply({"models": records(await self.call("models"))})
+
+
+class VersionsHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        self.reply({"name": name, "versions": version_records(await self.call("versions", name))})
+
+
+class HistoryHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        version = self.get_query_argument("version", None)
+        self.reply({"name": name, "history": records(await self.call("history", name, version))})
+
+
+class RequestsHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        name = self.get_query_argument("name", None) or None
+        status = self.get_query_argument("status", "pending")
+        frame = await self.call("requests", name, None if status == "all" else status)
+        self.reply({"requests": records(frame)})
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.body()
+        request = await self.call(
+            "request",
+            _text(body, "name"),
+            body.get("version"),
+            _text(body, "stage"),
+            reason=body.get("reason"),
+        )
+        self.reply({"request": request_record(request)}, status=201)
+
+
+class DecisionHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def post(self, request_id: str, decision: str) -> None:
+        comment = self.body().get("comment")
+        request = await self.call(decision, request_id, comment=comment)
+        self.reply({"request": request_record(request)})
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise RegistryCallFailed(InvalidArgument(f"the request body needs a non-empty {key!r}"))
+    return value
+
+
+def setup_handlers(web_app: Any, settings: JupyRegServer) -> None:
+    base = url_path_join(web_app.settings["base_url"], "jupyreg", "api")
+    routes = [
+        ("identity", IdentityHandler),
+        ("models", ModelsHandler),
+        ("models/(?P<name>[^/]+)/versions", VersionsHandler),
+        ("models/(?P<name>[^/]+)/history", HistoryHandler),
+        ("requests", RequestsHandler),
+        ("requests/(?P<request_id>[^/]+)/(?P<decision>approve|reject)", DecisionHandler),
+    ]
+    web_app.add_handlers(
+        ".*$",
+        [(url_path_join(base, path), handler, {"settings": settings}) for path, handler in routes],
+    )

@@ -1,0 +1,48 @@
+"""A real jupyter_server (pytest-jupyter) with the jupyreg extension on a seeded SQLite registry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pytest_jupyter.jupyter_server import *  # noqa: F403 - jp_fetch, jp_serverapp and their hooks
+
+from tests.conftest import register_versions
+
+MODEL = "fraud-detector"
+
+
+@pytest.fixture
+def seeded(alice, model) -> dict[str, Any]:
+    """fraud-detector v1 (Staging, with alice's pending Production request) and v2 (None)."""
+    register_versions(alice, model, MODEL, 2)
+    alice.transition(MODEL, 1, "Staging", reason="best validation AUC")
+    request = alice.request(MODEL, 1, "Production", reason="beats the baseline")
+    return {"name": MODEL, "request_id": request.id}
+
+
+@pytest.fixture
+def jp_server_config(sqlite_uri: str):
+    """The server acts as bob on the test's registry."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyreg": True}},
+        "JupyRegServer": {"tracking_uri": sqlite_uri, "user": "bob"},
+    }
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """``await api("GET", "models")`` -> (status, JSON body); never raises on 4xx/5xx."""
+
+    async def call(method: str, *path: str, body: Any = None, **kwargs: Any):
+        if body is not None:
+            kwargs["body"] = json.dumps(body)
+        elif method == "POST":
+            kwargs["body"] = "{}"
+        response = await jp_fetch(
+            "jupyreg", "api", *path, method=method, raise_error=False, **kwargs
+        )
+        return response.code, json.loads(response.body or b"null")
+
+    return call

@@ -1,0 +1,174 @@
+"""The REST API of the JupyterLab sidebar against a real jupyter_server and SQLite registry."""
+
+from __future__ import annotations
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from jupyreg.errors import PolicyViolation
+
+
+async def test_models_lists_the_seeded_model(seeded, api):
+    status, body = await api("GET", "models")
+    assert status == 200
+    [model] = body["models"]
+    assert model["name"] == seeded["name"]
+    assert model["latest_version"] == 2
+    assert model["staging"] == 1
+    assert model["production"] is None
+
+
+async def test_versions_carry_stage_aliases_metrics_and_lineage_summary(seeded, api):
+    status, body = await api("GET", "models", seeded["name"], "versions")
+    assert status == 200
+    v1, v2 = body["versions"]
+    assert (v1["version"], v1["stage"], v1["aliases"]) == (1, "Staging", ["staging"])
+    assert (v2["version"], v2["stage"], v2["aliases"]) == (2, "None", [])
+    assert v1["metrics"] == {"val.auc": pytest.approx(0.8), "test.auc": pytest.approx(0.79)}
+    assert v1["author"] == "alice"
+    assert v1["created"].endswith("Z")
+    assert {"git_commit", "git_dirty", "data", "gpu"} <= set(v1)
+
+
+async def test_history_lists_stage_changes_oldest_first(seeded, alice, api):
+    alice.transition(seeded["name"], 2, "Staging", reason="second try")
+    status, body = await api("GET", "models", seeded["name"], "history")
+    assert status == 200
+    assert [(e["version"], e["from_stage"], e["to_stage"]) for e in body["history"]] == [
+        (1, "None", "Staging"),
+        (2, "None", "Staging"),
+    ]
+    assert body["history"][0]["author"] == "alice"
+    assert body["history"][0]["reason"] == "best validation AUC"
+
+    status, body = await api("GET", "models", seeded["name"], "history", params={"version": "2"})
+    assert [e["version"] for e in body["history"]] == [2]
+
+
+async def test_requests_lists_pending_then_all(seeded, alice, api):
+    status, body = await api("GET", "requests")
+    assert status == 200
+    [pending] = body["requests"]
+    assert pending["id"] == seeded["request_id"]
+    assert (pending["version"], pending["to_stage"], pending["requested_by"]) == (
+        1,
+        "Production",
+        "alice",
+    )
+    alice.cancel(seeded["request_id"])
+    assert (await api("GET", "requests"))[1]["requests"] == []
+    status, body = await api("GET", "requests", params={"status": "all", "name": seeded["name"]})
+    assert [r["status"] for r in body["requests"]] == ["cancelled"]
+
+
+async def test_post_request_files_a_pending_request_as_the_server_user(seeded, alice, api):
+    status, body = await api(
+        "POST",
+        "requests",
+        body={"name": seeded["name"], "version": 2, "stage": "staging", "reason": "try v2"},
+    )
+    assert status == 201
+    assert body["request"]["requested_by"] == "bob"
+    assert body["request"]["to_stage"] == "Staging"
+    assert body["request"]["status"] == "pending"
+    pending = alice.requests(seeded["name"])
+    assert set(pending["id"]) == {seeded["request_id"], body["request"]["id"]}
+
+
+async def test_post_approve_moves_the_version_to_production(seeded, alice, api):
+    status, body = await api(
+        "POST", "requests", seeded["request_id"], "approve", body={"comment": "lgtm"}
+    )
+    assert status == 200
+    assert body["request"]["status"] == "approved"
+    assert body["request"]["decided_by"] == "bob"
+    assert alice.get(seeded["name"], 1).stage == "Production"
+    last = alice.history(seeded["name"]).iloc[-1]
+    assert (last["to_stage"], last["author"], last["request_id"]) == (
+        "Production",
+        "bob",
+        seeded["request_id"],
+    )
+    status, body = await api("GET", "models", seeded["name"], "versions")
+    assert body["versions"][0]["stage"] == "Production"
+    assert body["versions"][0]["aliases"] == ["production"]
+
+
+async def test_post_reject_keeps_the_stage_and_records_the_comment(seeded, alice, api):
+    status, body = await api(
+        "POST", "requests", seeded["request_id"], "reject", body={"comment": "needs test data"}
+    )
+    assert status == 200
+    assert (body["request"]["status"], body["request"]["comment"]) == (
+        "rejected",
+        "needs test data",
+    )
+    assert alice.get(seeded["name"], 1).stage == "Staging"
+
+
+async def test_self_approval_is_refused_with_the_api_message(seeded, bob, api):
+    _, filed = await api(
+        "POST",
+        "requests",
+        body={"name": seeded["name"], "version": 2, "stage": "Staging", "reason": "mine"},
+    )
+    request_id = filed["request"]["id"]
+    status, body = await api("POST", "requests", request_id, "approve", body={})
+    assert status == 409
+    with pytest.raises(PolicyViolation) as refused:
+        bob.approve(request_id)
+    assert body == {"error": "PolicyViolation", "message": str(refused.value)}
+    assert bob.get(seeded["name"], 2).stage == "None"
+
+
+async def test_unknown_model_version_and_request_are_json_errors(seeded, api):
+    status, body = await api("GET", "models", "no-such-model", "versions")
+    assert status == 404
+    assert body["error"] == "NotFound"
+    assert "no-such-model" in body["message"]
+
+    status, body = await api("POST", "requests", "deadbeef", "approve", body={})
+    assert (status, body["error"]) == (404, "NotFound")
+
+    status, body = await api("GET", "models", seeded["name"], "history", params={"version": "abc"})
+    assert (status, body["error"]) == (400, "InvalidArgument")
+
+    status, body = await api(
+        "POST",
+        "requests",
+        body={"name": seeded["name"], "version": 99, "stage": "Staging", "reason": "x"},
+    )
+    assert (status, body["error"]) == (404, "NotFound")
+
+
+async def test_malformed_bodies_are_bad_requests(seeded, api):
+    status, body = await api("POST", "requests", body={"version": 1, "stage": "Staging"})
+    assert (status, body["error"]) == (400, "InvalidArgument")
+    status, body = await api("POST", "requests", body=[1, 2])
+    assert (status, body["error"]) == (400, "InvalidArgument")
+    status, body = await api(
+        "POST", "requests", body={"name": seeded["name"], "version": 2, "stage": "Staging"}
+    )
+    assert (status, body["error"]) == (400, "InvalidArgument")
+    assert "reason" in body["message"]
+
+
+async def test_an_unknown_stage_is_a_refusal(seeded, api):
+    status, body = await api(
+        "POST",
+        "requests",
+        body={"name": seeded["name"], "version": 2, "stage": "Heaven", "reason": "x"},
+    )
+    assert (status, body["error"]) == (409, "InvalidTransition")
+
+
+async def test_unauthenticated_calls_are_refused(seeded, jp_fetch):
+    for method, path, body in [
+        ("GET", ("models",), None),
+        ("POST", ("requests", seeded["request_id"], "approve"), "{}"),
+    ]:
+        with pytest.raises(HTTPClientError) as refused:
+            await jp_fetch(
+                "jupyreg", "api", *path, method=method, body=body, headers={"Authorization": ""}
+            )
+        assert refused.value.code in (401, 403)
