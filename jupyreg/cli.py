@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jupyreg.commands import add_verbs, describe, run_verb
-from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable
+from jupyreg.errors import REFUSALS, InvalidArgument, RegistryError, RegistryUnavailable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -68,6 +68,45 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     listing = hook_verbs.add_parser("list", help="registered webhooks")
     listing.add_argument("--format", choices=["table", "json"], default="table")
+    sub = verbs.add_parser(
+        "server",
+        help="start an MLflow tracking server with jupyreg's "
+        "lifecycle and authentication (--app-name jupyreg)",
+    )
+    sub.add_argument("--backend-store-uri", default="sqlite:///mlflow.db")
+    sub.add_argument(
+        "--artifacts-destination",
+        default="./mlartifacts",
+        help="local folder or s3://bucket/prefix (MLFLOW_S3_ENDPOINT_URL for S3-compatible stores)",
+    )
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=5000)
+    sub.add_argument("--workers", type=int, default=2)
+    sub.add_argument(
+        "--auth-database-uri",
+        help="users and permissions database (default: MLflow's sqlite:///basic_auth.db)",
+    )
+    sub.add_argument(
+        "--default-permission", default="READ", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
+    )
+    sub.add_argument(
+        "--approvers",
+        nargs="+",
+        metavar="USER",
+        help="users who may approve Production changes besides MANAGE holders",
+    )
+    users = verbs.add_parser(
+        "users",
+        help="manage users of a jupyreg server (as an admin: MLFLOW_TRACKING_USERNAME / _PASSWORD)",
+    )
+    user_verbs = users.add_subparsers(dest="users_verb", required=True)
+    add = user_verbs.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--password", required=True)
+    grant = user_verbs.add_parser("grant", help="grant a permission on a registered model")
+    grant.add_argument("username")
+    grant.add_argument("model")
+    grant.add_argument("permission", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"])
     sub = verbs.add_parser("demo", help="run the end-to-end demo in a fresh directory")
     sub.add_argument("--dir", help="where to keep the demo registry (default: a temp dir)")
     return parser
@@ -79,6 +118,21 @@ def _run(args: argparse.Namespace) -> Any:
 
         run_demo(args.dir)
         return None
+    if args.verb == "server":
+        from jupyreg.server.launch import run_server
+
+        run_server(
+            args.backend_store_uri,
+            args.artifacts_destination,
+            args.host,
+            args.port,
+            args.workers,
+            args.auth_database_uri,
+            args.default_permission,
+            approvers=args.approvers,
+        )
+    if args.verb == "users":
+        return _users(args)
     from jupyreg.registry import Registry
 
     registry = Registry(args.tracking_uri, args.registry_uri, user=args.user)
@@ -96,6 +150,26 @@ def _run(args: argparse.Namespace) -> Any:
         return None
     result = run_verb(registry, args)
     return result.reset_index() if args.verb == "compare" else result
+
+
+def _users(args: argparse.Namespace) -> None:
+    from mlflow.server.auth.client import AuthServiceClient
+
+    from jupyreg.store import translated
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or not uri.startswith(("http://", "https://")):
+        raise InvalidArgument("users live on a jupyreg server: pass --tracking-uri http://...")
+    client = AuthServiceClient(uri)
+    with translated("managing users", uri):
+        if args.users_verb == "add":
+            client.create_user(args.username, args.password)
+            print(f"created user {args.username}")
+        else:
+            client.grant_user_permission(
+                args.username, "registered_model", args.model, args.permission
+            )
+            print(f"{args.username} has {args.permission} on {args.model}")
 
 
 def _watch(registry: Any, args: argparse.Namespace) -> None:

@@ -7,9 +7,17 @@ import os
 import subprocess
 
 
-def resolve_user(user: str | None = None) -> str:
-    """``user``, else ``JUPYREG_USER``, else git's ``user.email``, else the OS user."""
-    for candidate in (user, os.environ.get("JUPYREG_USER"), _git_email()):
+def resolve_user(user: str | None = None, authenticated: str | None = None) -> str:
+    """``user``, else the user a server authenticates, else ``JUPYREG_USER``, else git's
+    ``user.email``, else the OS user."""
+    sources = (
+        lambda: user,
+        lambda: authenticated,
+        lambda: os.environ.get("JUPYREG_USER"),
+        _git_email,
+    )
+    for source in sources:
+        candidate = source()
         if candidate and candidate.strip():
             return candidate.strip()
     try:

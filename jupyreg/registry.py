@@ -30,6 +30,7 @@ from jupyreg.flavors import choose_flavor
 from jupyreg.identity import resolve_user
 from jupyreg.lifecycle import Move, Policy, Request, TransitionEvent
 from jupyreg.metrics import flatten_metrics, model_params
+from jupyreg.remote import LifecycleServer, discover
 from jupyreg.store import Store, VersionState, absolute_sqlite, default_tracking_uri
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Registry:
         )
         self.tracking_uri = tracking
         self.registry_uri = absolute_sqlite(registry) if registry else tracking
-        self.user = resolve_user(user)
+        self.user = resolve_user(user, authenticated=_authenticated_user(self.registry_uri))
         self._store = Store(self.tracking_uri, self.registry_uri)
 
     def __repr__(self) -> str:
@@ -197,8 +198,7 @@ class Registry:
             except BaseException:
                 self._end_run(run_id, RunStatus.to_string(RunStatus.FAILED))
                 raise
-            self._end_run(run_id, RunStatus.to_string(RunStatus.FINISHED))
-            return VersionState.of(mv)
+            return VersionState.of(mv)  # the run was finished when log_model's block closed
 
     def _end_run(self, run_id: str, status: str) -> None:
         with suppress(Exception):  # the store may be the very thing that failed
@@ -503,7 +503,10 @@ class Registry:
         number = _version_number(version)
         target = lifecycle.normalize_stage(stage)
         why = lifecycle.require_reason(reason, "a stage change")
-        with self._store.lock():
+        if server := self._server():
+            done = server.call("transition", name=name, version=number, stage=target, reason=why)
+            return self.get(done["name"], done["version"])
+        with self._store.lock(name):
             states = self._store.model_versions(name)
             if number not in states:
                 self._store.version(name, number)
@@ -527,7 +530,11 @@ class Registry:
         number = _version_number(version)
         target = lifecycle.normalize_stage(stage)
         why = lifecycle.require_reason(reason, "a promotion request")
-        with self._store.lock():
+        if server := self._server():
+            return _request_from(
+                server.call("request", name=name, version=number, stage=target, reason=why)
+            )
+        with self._store.lock(name):
             states = self._store.model_versions(name)
             state = states.get(number) or self._store.version(name, number)
             lifecycle.check_move(name, number, state.stage, target)
@@ -553,9 +560,18 @@ class Registry:
         """Withdraw one's own pending request."""
         return self._decide(request_id, "cancel", "")
 
+    def get_request(self, request_id: str) -> Request:
+        """A request by id, whatever its status."""
+        holder = self._store.request_holder(request_id)
+        key = lifecycle.REQUEST_PREFIX + request_id
+        return Request.from_tag(holder.name, holder.version, key, holder.tags[key])
+
     def _decide(self, request_id: str, verb: str, comment: str) -> Request:
-        with self._store.lock():
-            holder = self._store.request_holder(request_id)
+        if server := self._server():
+            return _request_from(server.call(verb, request_id=request_id, comment=comment))
+        name = self._store.request_holder(request_id).name
+        with self._store.lock(name):
+            holder = self._store.request_holder(request_id)  # fresh, under the lock
             key = lifecycle.REQUEST_PREFIX + request_id
             request = Request.from_tag(holder.name, holder.version, key, holder.tags[key])
             policy = self._policy(holder.name)
@@ -586,7 +602,10 @@ class Registry:
         """Put the previous Production version back (it was approved before), archiving
         the current one; both moves get their own history event."""
         why = lifecycle.require_reason(reason, "a rollback")
-        with self._store.lock():
+        if server := self._server():
+            done = server.call("rollback", name=name, reason=why)
+            return self.get(done["name"], done["version"])
+        with self._store.lock(name):
             states = self._store.model_versions(name)
             stages = _stages(states)
             current = [v for v, s in stages.items() if s == lifecycle.PRODUCTION]
@@ -662,12 +681,21 @@ class Registry:
             policy = Policy.from_mapping({**self._policy(name).to_dict(), **settings})
         elif settings:
             raise InvalidArgument("pass either a Policy or settings, not both")
-        with self._store.lock(), self._store.translated(f"setting the policy of {name}"):
+        if server := self._server():
+            return Policy.from_mapping(
+                server.call("policy", name=name, policy=policy.to_dict())["policy"]
+            )
+        with self._store.lock(name), self._store.translated(f"setting the policy of {name}"):
             self._store.registered_model(name)
             self._store.client.set_registered_model_tag(
                 name, lifecycle.POLICY_TAG, policy.to_json()
             )
         return policy
+
+    def _server(self) -> LifecycleServer | None:
+        """The jupyreg endpoints when the registry is a ``--app-name jupyreg`` server."""
+        with self._store.translated(f"contacting {self.registry_uri}"):
+            return discover(self.registry_uri)
 
     def _policy(self, name: str, missing_ok: bool = False) -> Policy:
         try:
@@ -718,10 +746,13 @@ class Registry:
         """
         import pandas as pd
 
+        if repair and (server := self._server()):
+            problems = server.call("repair", name=name)["problems"]
+            return pd.DataFrame(problems, columns=["name", "version", "problem", "repaired"])
         names = [name] if name else [m.name for m in self._store.registered_models()]
         problems: list[dict[str, Any]] = []
         for model in names:
-            with self._store.lock() if repair else nullcontext():
+            with self._store.lock(model) if repair else nullcontext():
                 problems.extend(self._check_model(model, repair))
         return pd.DataFrame(problems, columns=["name", "version", "problem", "repaired"])
 
@@ -813,6 +844,18 @@ class Registry:
         return [
             _model_version(s, runs.get(s.run_id or ""), aliases) for _, s in sorted(states.items())
         ]
+
+
+def _authenticated_user(uri: str) -> str | None:
+    """The user a tracking server will authenticate (MLflow's basic-auth credentials)."""
+    if uri.startswith(("http://", "https://")):
+        return os.environ.get("MLFLOW_TRACKING_USERNAME") or None
+    return None
+
+
+def _request_from(body: Mapping[str, Any]) -> Request:
+    key = lifecycle.REQUEST_PREFIX + body["id"]
+    return Request.from_tag(body["name"], int(body["version"]), key, body["tag"])
 
 
 def _version_number(version: int | str) -> int:

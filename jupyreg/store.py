@@ -5,6 +5,7 @@ Everything here speaks MLflow; the Registry facade composes it with the lifecycl
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Iterator
@@ -88,15 +89,37 @@ def sqlite_path(uri: str) -> Path | None:
     return None
 
 
-def registry_lock(uri: str) -> AbstractContextManager[Any]:
-    """A cross-process lock beside an embedded SQLite registry, so each transition is one
-    serialised step on this machine. Remote stores serialise on the server instead."""
+def registry_lock(uri: str, name: str) -> AbstractContextManager[Any]:
+    """The lock that makes each lifecycle step on model ``name`` one serialised step:
+    a file lock beside an embedded SQLite registry (processes on one machine), a
+    PostgreSQL advisory lock per model (any number of processes and server replicas).
+    A remote tracking server serialises on its side instead."""
     path = sqlite_path(uri)
-    if path is None:
-        return nullcontext()
-    from filelock import FileLock
+    if path is not None:
+        from filelock import FileLock
 
-    return FileLock(str(path) + ".jupyreg.lock", timeout=120)
+        return FileLock(str(path) + ".jupyreg.lock", timeout=120)
+    if uri.startswith(("postgresql", "postgres:")):
+        return _advisory_lock(uri, name)
+    return nullcontext()
+
+
+@contextmanager
+def _advisory_lock(uri: str, name: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    with _engine(uri).begin() as connection:
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"jupyreg:{name}"}
+        )
+        yield
+
+
+@functools.cache
+def _engine(uri: str) -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(uri, pool_pre_ping=True)
 
 
 def quote(value: str) -> str:
@@ -166,8 +189,8 @@ class Store:
     def translated(self, what: str) -> AbstractContextManager[None]:
         return translated(what, self.registry_uri)
 
-    def lock(self) -> AbstractContextManager[Any]:
-        return registry_lock(self.registry_uri)
+    def lock(self, name: str) -> AbstractContextManager[Any]:
+        return registry_lock(self.registry_uri, name)
 
     # reads -------------------------------------------------------------------------
 

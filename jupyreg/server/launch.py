@@ -1,0 +1,89 @@
+"""``jupyreg server``: start ``mlflow server --app-name jupyreg`` with sensible defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyreg.server.actions import APPROVERS_ENV
+
+AUTH_CONFIG = """\
+[mlflow]
+default_permission = {default_permission}
+database_uri = {database_uri}
+admin_username = {admin_username}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
+
+
+def server_command(
+    backend_store_uri: str,
+    artifacts_destination: str,
+    host: str,
+    port: int,
+    workers: int,
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--app-name",
+        "jupyreg",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        artifacts_destination,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def server_environment(
+    auth_database_uri: str | None,
+    default_permission: str,
+    admin_username: str,
+    approvers: list[str] | None,
+) -> dict[str, str]:
+    """The server's environment: a stable Flask secret (shared by its workers), an auth
+    config naming the users database, and the approvers list."""
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+    if auth_database_uri:
+        folder = Path(tempfile.mkdtemp(prefix="jupyreg-auth-"))
+        config = folder / "basic_auth.ini"
+        config.write_text(
+            AUTH_CONFIG.format(
+                default_permission=default_permission,
+                database_uri=auth_database_uri,
+                admin_username=admin_username,
+            )
+        )
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+    if approvers:
+        env[APPROVERS_ENV] = ",".join(approvers)
+    return env
+
+
+def run_server(
+    backend_store_uri: str = "sqlite:///mlflow.db",
+    artifacts_destination: str = "./mlartifacts",
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 2,
+    auth_database_uri: str | None = None,
+    default_permission: str = "READ",
+    admin_username: str = "admin",
+    approvers: list[str] | None = None,
+) -> None:
+    """Replace this process with the tracking server (so signals reach it directly)."""
+    command = server_command(backend_store_uri, artifacts_destination, host, port, workers)
+    env = server_environment(auth_database_uri, default_permission, admin_username, approvers)
+    os.execve(command[0], command, env)
