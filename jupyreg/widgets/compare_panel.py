@@ -20,6 +20,7 @@ class ComparePanel(w.VBox):
         self.controller = controller
         self.version_select = w.SelectMultiple(description="versions", rows=6)
         self.metric_select = w.SelectMultiple(description="chart", rows=6)
+        self.differences_only = w.Checkbox(description="only differences", indent=False)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.hint = w.HTML()
         self.status = w.HTML()
@@ -31,7 +32,13 @@ class ComparePanel(w.VBox):
             [
                 w.HTML(f"<b>Compare {escape(controller.name)}</b>"),
                 self.hint,
-                w.HBox([self.version_select, self.metric_select, self.refresh_button]),
+                w.HBox(
+                    [
+                        self.version_select,
+                        self.metric_select,
+                        w.VBox([self.refresh_button, self.differences_only]),
+                    ]
+                ),
                 self.status,
                 self.table,
                 self.chart,
@@ -40,6 +47,7 @@ class ComparePanel(w.VBox):
         )
         self.version_select.observe(self._on_versions, names="value")
         self.metric_select.observe(self._on_metrics, names="value")
+        self.differences_only.observe(lambda _: self.render(), names="value")
         self.refresh_button.on_click(self._on_refresh)
         self.render()
 
@@ -67,7 +75,7 @@ class ComparePanel(w.VBox):
         header = ["", *(f"v{v} ({c.stage(v)})" for v in c.selected)]
         rows: list[list[str]] = []
         section = None
-        for row in c.rows():
+        for row in c.rows(only_differences=self.differences_only.value):
             if row.section != section:
                 section = row.section
                 rows.append([f"<td colspan='{len(header)}'><b>{section}</b></td>"])

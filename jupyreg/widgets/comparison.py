@@ -165,14 +165,15 @@ class CompareController:
         """The column other cells are compared with to highlight differences."""
         return self.baseline if self.baseline in self.selected else self.selected[0]
 
-    def rows(self) -> list[Row]:
+    def rows(self, only_differences: bool = False) -> list[Row]:
         """Every field any selected version has, by section; one cell per selected version."""
         present = {f for v in self.selected for f in self.fields[v]}
         ordered = [f for f in _VERSION_FIELDS if f in present]
         ordered += sorted(f for f in present if _is_metric(f))
         ordered += sorted(f for f in present if f.startswith("params."))
         ordered += sorted(f for f in present - set(ordered))
-        return [self._row(field) for field in ordered]
+        rows = [self._row(field) for field in ordered]
+        return [r for r in rows if r.differs] if only_differences else rows
 
     def _row(self, field: str) -> Row:
         reference = self.fields[self.reference].get(field)

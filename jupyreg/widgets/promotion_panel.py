@@ -117,7 +117,7 @@ class PromotionPanel(w.VBox):
         self.pending.children = self.pending_rows or [w.HTML("<i>none</i>")]
         self.timeline.value = (
             markup.table(
-                ["when", "version", "who", "from → to", "reason"],
+                ["when (UTC)", "version", "who", "from → to", "reason"],
                 [
                     [
                         e.at.strftime("%Y-%m-%d %H:%M:%S") if e.at else "?",

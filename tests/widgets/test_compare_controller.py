@@ -206,3 +206,18 @@ def test_no_stale_hint_without_production_or_dvc(alice, bob, model, workdir):
     assert CompareController(alice, NAME).stale_hint() is None
     promote(alice, bob, version)
     assert CompareController(alice, NAME).stale_hint() is None  # no .dvc here
+
+
+def test_versions_registered_by_plain_mlflow_compare_without_errors(alice, model):
+    from mlflow import MlflowClient
+
+    first = alice.get(NAME, register(alice, model, {"auc": 0.8}))
+    client = MlflowClient(tracking_uri=alice.tracking_uri, registry_uri=alice.registry_uri)
+    client.create_model_version(NAME, first.source, run_id=first.run_id)
+    controller = CompareController(alice, NAME)
+    assert controller.selected == [1, 2]
+    assert controller.stage(2) == "None"
+    (diff,) = controller.lineage_diffs()
+    assert diff.git.changed is None and diff.hardware.changed is None
+    assert diff.datasets_changed is None
+    assert controller.delta("auc", 2).direction == "same"  # same run, same metrics

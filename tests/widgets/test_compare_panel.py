@@ -43,6 +43,8 @@ def test_selecting_versions_changes_the_columns(alice, model):
     assert DIFFERS_STYLE not in row_html(panel.table.value, "val.auc")
     panel.version_select.value = (1, 2, 3)
     assert DIFFERS_STYLE in row_html(panel.table.value, "val.auc")
+    panel.differences_only.value = True
+    assert ">val.auc</td>" in panel.table.value and ">solver</td>" not in panel.table.value
     assert panel.lineage.value.count("against v1") == 2
 
 
