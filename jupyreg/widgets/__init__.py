@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
-    from jupyreg.widgets.compare_panel import ComparePanel
-    from jupyreg.widgets.promotion_panel import PromotionPanel
+    from jupyreg.widgets.compare_view import ComparePanel
+    from jupyreg.widgets.promotion_view import PromotionPanel
 
 __all__ = ["compare_panel", "promotion_panel"]
 
@@ -25,7 +25,7 @@ def compare_panel(
 
     Raises the registry's error (e.g. ``NotFound``) when the model or a version is unknown.
     """
-    from jupyreg.widgets.compare_panel import ComparePanel
+    from jupyreg.widgets.compare_view import ComparePanel
     from jupyreg.widgets.comparison import CompareController
 
     return ComparePanel(CompareController(registry, name, versions))
@@ -34,6 +34,6 @@ def compare_panel(
 def promotion_panel(registry: Registry, name: str) -> PromotionPanel:
     """Stage holders, promotion requests with approve / reject, and the history timeline."""
     from jupyreg.widgets.promotion import PromotionController
-    from jupyreg.widgets.promotion_panel import PromotionPanel
+    from jupyreg.widgets.promotion_view import PromotionPanel
 
     return PromotionPanel(PromotionController(registry, name))

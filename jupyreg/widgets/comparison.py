@@ -161,8 +161,10 @@ class CompareController:
         return self.selected[0] if self.selected else None
 
     @property
-    def reference(self) -> int:
+    def reference(self) -> int | None:
         """The column other cells are compared with to highlight differences."""
+        if not self.selected:
+            return None
         return self.baseline if self.baseline in self.selected else self.selected[0]
 
     def rows(self, only_differences: bool = False) -> list[Row]:
@@ -176,7 +178,7 @@ class CompareController:
         return [r for r in rows if r.differs] if only_differences else rows
 
     def _row(self, field: str) -> Row:
-        reference = self.fields[self.reference].get(field)
+        reference = self.fields[self.reference or self.selected[0]].get(field)
         section, label = _section(field)
         cells = []
         for version in self.selected:
@@ -221,6 +223,8 @@ class CompareController:
     def lineage_diffs(self) -> list[LineageDiff]:
         """Each selected version's lineage against the reference column."""
         base = self.reference
+        if base is None:
+            return []
         return [
             diff_lineage(base, self.fields[base], v, self.fields[v], self._changed_files)
             for v in self.selected

@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from mlflow import MlflowClient
 
+from jupyreg.errors import NotFound
 from jupyreg.widgets import compare_panel
 from jupyreg.widgets.markup import DIFFERS_STYLE
 from tests.widgets.panel_helpers import NAME, promote, register
@@ -88,3 +90,34 @@ def test_importing_the_package_loads_no_widget_or_plot_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_panels_of_a_model_without_versions_render(alice, model):
+    MlflowClient(tracking_uri=alice.tracking_uri).create_registered_model(NAME)
+    panel = compare_panel(alice, NAME)
+    assert "no versions" in panel.table.value and panel.lineage.value == ""
+    promotion = alice.promotion_panel(NAME)
+    assert promotion.version.options == () and promotion.pending_rows == []
+
+
+def test_unknown_model_raises_for_the_magic_to_report(alice):
+    with pytest.raises(NotFound, match="no registered model"):
+        alice.compare_panel("nope")
+    with pytest.raises(NotFound, match="no registered model"):
+        alice.promotion_panel("nope")
+
+
+def test_registry_magic_returns_the_panels(alice, bob, model, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyreg.widgets.compare_view import ComparePanel
+    from jupyreg.widgets.promotion_view import PromotionPanel
+
+    for auc in (0.8, 0.9, 0.95):
+        register(alice, model, {"val.auc": auc})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", alice.tracking_uri)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyreg")
+    shown = shell.run_line_magic("registry", f"compare {NAME} 1 3")
+    assert isinstance(shown, ComparePanel) and shown.controller.selected == [1, 3]
+    assert isinstance(shell.run_line_magic("registry", f"panel {NAME}"), PromotionPanel)

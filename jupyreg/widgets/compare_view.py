@@ -72,6 +72,8 @@ class ComparePanel(w.VBox):
 
     def _table(self) -> str:
         c = self.controller
+        if not c.selected:
+            return "<i>no versions registered yet</i>"
         header = ["", *(f"v{v} ({c.stage(v)})" for v in c.selected)]
         rows: list[list[str]] = []
         section = None
