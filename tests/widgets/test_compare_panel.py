@@ -107,17 +107,22 @@ def test_unknown_model_raises_for_the_magic_to_report(alice):
         alice.promotion_panel("nope")
 
 
-def test_registry_magic_returns_the_panels(alice, bob, model, monkeypatch):
+def test_registry_magic_returns_the_panels(alice, model, sqlite_uri):
     from IPython.core.interactiveshell import InteractiveShell
 
+    from jupyreg.magics import JupyReg
     from jupyreg.widgets.compare_view import ComparePanel
     from jupyreg.widgets.promotion_view import PromotionPanel
 
     for auc in (0.8, 0.9, 0.95):
         register(alice, model, {"val.auc": auc})
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", alice.tracking_uri)
     shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jupyreg")
-    shown = shell.run_line_magic("registry", f"compare {NAME} 1 3")
-    assert isinstance(shown, ComparePanel) and shown.controller.selected == [1, 3]
-    assert isinstance(shell.run_line_magic("registry", f"panel {NAME}"), PromotionPanel)
+    magics = JupyReg(shell)
+    shell.register_magics(magics)
+    try:
+        shell.run_line_magic("config", f"JupyReg.tracking_uri = {sqlite_uri!r}")
+        shown = shell.run_line_magic("registry", f"compare {NAME} 1 3")
+        assert isinstance(shown, ComparePanel) and shown.controller.selected == [1, 3]
+        assert isinstance(shell.run_line_magic("registry", f"panel {NAME}"), PromotionPanel)
+    finally:
+        shell.configurables.remove(magics)
