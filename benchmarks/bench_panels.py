@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         CompareController(registry, NAME).chart_png()  # warm: imports pandas, matplotlib
         results = {
             f"compare controller, {count} versions": _time(lambda: _compare_data(registry), repeat),
+            f"compare, all {count} versions selected": _time(
+                lambda: _compare_data(registry, select_all=True), repeat
+            ),
             "compare chart (PNG)": _time(CompareController(registry, NAME).chart_png, repeat),
             "promotion controller": _time(lambda: PromotionController(registry, NAME), repeat),
             ANCHOR: _time(lambda: _one_by_one(client, seeded), repeat),
@@ -77,9 +80,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _compare_data(registry: Registry) -> None:
+def _compare_data(registry: Registry, select_all: bool = False) -> None:
     """What the compare panel computes before drawing: rows, deltas, lineage diff, hint."""
     controller = CompareController(registry, NAME)
+    if select_all:
+        controller.select(controller.versions)
     controller.rows()
     controller.lineage_diffs()
     controller.stale_hint()

@@ -78,6 +78,8 @@ class CompareController:
         self.name = name
         self.cwd = Path(cwd or os.getcwd())
         self.fields: dict[int, dict[str, Any]] = {}
+        self.versions: list[int] = []  # oldest first
+        self.production: int | None = None
         self.selected: list[int] = []
         self.chart_metrics: list[str] = []
         self._files_between: dict[tuple[str, str], tuple[str, ...] | None] = {}
@@ -103,23 +105,16 @@ class CompareController:
             for version in frame.columns
             if version != "differs"
         }
+        self.versions = sorted(self.fields)
+        holders = [v for v in self.versions if self.stage(v) == lifecycle.PRODUCTION]
+        self.production = holders[-1] if holders else None
         self._files_between.clear()
         kept = [v for v in self.selected if v in self.fields]
         self.selected = kept or self.default_selection()
         self.chart_metrics = [m for m in self.chart_metrics if m in self.metric_names()]
 
-    @property
-    def versions(self) -> list[int]:
-        """Every version of the model, oldest first."""
-        return sorted(self.fields)
-
     def stage(self, version: int) -> str:
         return str(self.fields[version].get("stage", lifecycle.NONE))
-
-    @property
-    def production(self) -> int | None:
-        holders = [v for v in self.versions if self.stage(v) == lifecycle.PRODUCTION]
-        return holders[-1] if holders else None
 
     def default_selection(self) -> list[int]:
         newest_first = self.versions[::-1]
