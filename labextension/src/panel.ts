@@ -131,7 +131,7 @@ export class RegistryPanel extends Widget implements IRegistryActions {
 
   /** The count on the sidebar tab (style/base.css draws it from data-jupyreg-pending). */
   private showPending(count: number): void {
-    this.title.dataset = { 'jupyreg-pending': String(count) };
+    this.title.dataset = { ...this.title.dataset, 'jupyreg-pending': String(count) };
     this.title.caption =
       count > 0 ? `Model Registry (${count} pending approvals)` : 'Model Registry';
   }

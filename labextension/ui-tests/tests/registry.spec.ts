@@ -1,0 +1,86 @@
+/**
+ * The Model Registry sidebar and the compare widget in real JupyterLab + Chromium.
+ * start-server.sh seeded fraud-detector v1 (Staging, alice's pending Production request)
+ * and v2; the server acts as bob.
+ */
+import { expect, galata, test } from '@jupyterlab/galata';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const MODEL = 'fraud-detector';
+const SCREENSHOTS = path.resolve(__dirname, '..', 'screenshots');
+const WIDGETS = path.resolve(__dirname, '..', '..', '..', 'jupyreg', 'widgets');
+
+test.use({ autoGoto: true });
+
+async function openRegistry(page: any) {
+  await page.sidebar.openTab('jupyreg-registry');
+  const panel = page.locator('#jupyreg-registry');
+  await expect(panel).toBeVisible();
+  return panel;
+}
+
+function stageInPython(version: number): string {
+  const code = [
+    'import os, jupyreg',
+    `print(jupyreg.Registry(os.environ["MLFLOW_TRACKING_URI"]).get("${MODEL}", ${version}).stage)`
+  ].join('\n');
+  return execFileSync(process.env.JUPYREG_PYTHON!, ['-c', code], {
+    env: {
+      ...process.env,
+      MLFLOW_TRACKING_URI: `sqlite:///${process.env.JUPYREG_UI_RUN_DIR}/mlflow.db`
+    },
+    encoding: 'utf-8'
+  }).trim();
+}
+
+test('the sidebar lists the seeded model and its versions', async ({ page }) => {
+  const panel = await openRegistry(page);
+  const model = panel.locator(`.jp-jupyreg-model[data-model="${MODEL}"]`);
+  await expect(model).toBeVisible();
+  await expect(model.locator('.jp-jupyreg-model-meta')).toContainText('Staging v1');
+  await expect(panel.locator('.jp-jupyreg-count-badge')).toHaveText('1');
+
+  await model.locator('.jp-jupyreg-model-header').click();
+  const v1 = model.locator('.jp-jupyreg-version[data-version="1"]');
+  await expect(v1.locator('.jp-jupyreg-stage-badge')).toHaveText('Staging');
+  await expect(v1.locator('.jp-jupyreg-metrics')).toContainText('test.auc');
+  await expect(model.locator('.jp-jupyreg-version[data-version="2"]')).toBeVisible();
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar-models.png') });
+});
+
+test('approving the pending request moves v1 to Production', async ({ page, request }) => {
+  const panel = await openRegistry(page);
+  const model = panel.locator(`.jp-jupyreg-model[data-model="${MODEL}"]`);
+  await model.locator('.jp-jupyreg-model-header').click();
+  const badge = model.locator('.jp-jupyreg-version[data-version="1"] .jp-jupyreg-stage-badge');
+  await expect(badge).toHaveText('Staging');
+
+  const card = panel.locator('.jp-jupyreg-request').filter({ hasText: `${MODEL} v1` });
+  await card.locator('.jp-jupyreg-comment').fill('looks good');
+  await card.getByRole('button', { name: 'Approve' }).click();
+
+  await expect(badge).toHaveText('Production');
+  await expect(panel.locator('.jp-jupyreg-count-badge')).toHaveText('0');
+  await expect(panel.locator('.jp-jupyreg-status')).toContainText('approved');
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar-approved.png') });
+
+  const reply = await request.get(`/jupyreg/api/models/${MODEL}/versions`);
+  expect(reply.ok()).toBeTruthy();
+  const { versions } = await reply.json();
+  expect(versions.find((v: any) => v.version === 1).stage).toBe('Production');
+  expect(stageInPython(1)).toBe('Production');
+});
+
+test('%registry compare renders the compare widget in a notebook', async ({ page }) => {
+  test.fixme(!fs.existsSync(WIDGETS), 'jupyreg.widgets (compare_panel) is not in the tree yet');
+  await page.notebook.createNew('compare.ipynb');
+  await page.notebook.setCell(0, 'code', `%load_ext jupyreg\n%registry compare ${MODEL}`);
+  await page.notebook.run();
+  const widget = page.locator('.jp-OutputArea-output .widget-vbox').first();
+  await expect(widget).toBeVisible({ timeout: 60_000 });
+  await expect(widget).toContainText(`Compare ${MODEL}`);
+  await expect(page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')).toHaveCount(0);
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'notebook-compare.png') });
+});
