@@ -81,13 +81,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _compare_data(registry: Registry, select_all: bool = False) -> None:
-    """What the compare panel computes before drawing: rows, deltas, lineage diff, hint."""
+    """What the compare panel computes before drawing: rows, deltas, lineage diff (the
+    stale-Production hint is part of building the controller)."""
     controller = CompareController(registry, NAME)
     if select_all:
         controller.select(controller.versions)
     controller.rows()
     controller.lineage_diffs()
-    controller.stale_hint()
 
 
 def _one_by_one(client: object, versions: Sequence[tuple[str, str]]) -> None:

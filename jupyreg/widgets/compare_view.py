@@ -47,7 +47,7 @@ class ComparePanel(w.VBox):
         )
         self.version_select.observe(self._on_versions, names="value")
         self.metric_select.observe(self._on_metrics, names="value")
-        self.differences_only.observe(lambda _: self.render(), names="value")
+        self.differences_only.observe(self._on_differences_only, names="value")
         self.refresh_button.on_click(self._on_refresh)
         self.render()
 
@@ -64,7 +64,7 @@ class ComparePanel(w.VBox):
             self.metric_select.value = tuple(c.chart_metrics)
         finally:
             self._rendering = False
-        hint = c.stale_hint()
+        hint = c.stale_hint
         self.hint.value = f"<span style='color:#b45309'>⚠ {escape(hint)}</span>" if hint else ""
         self.table.value = self._table()
         self.chart.value = c.chart_png()
@@ -103,6 +103,9 @@ class ComparePanel(w.VBox):
     def _on_metrics(self, change: dict[str, Any]) -> None:
         if not self._rendering:
             self._try(lambda: self.controller.choose_metrics(change["new"]))
+
+    def _on_differences_only(self, _: Any = None) -> None:
+        self.table.value = self._table()
 
     def _on_refresh(self, _: Any = None) -> None:
         self._try(self.controller.refresh)

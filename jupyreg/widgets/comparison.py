@@ -80,6 +80,7 @@ class CompareController:
         self.fields: dict[int, dict[str, Any]] = {}
         self.versions: list[int] = []  # oldest first
         self.production: int | None = None
+        self.stale_hint: str | None = None
         self.selected: list[int] = []
         self.chart_metrics: list[str] = []
         self._files_between: dict[tuple[str, str], tuple[str, ...] | None] = {}
@@ -109,6 +110,7 @@ class CompareController:
         holders = [v for v in self.versions if self.stage(v) == lifecycle.PRODUCTION]
         self.production = holders[-1] if holders else None
         self._files_between.clear()
+        self.stale_hint = self._stale_hint()
         kept = [v for v in self.selected if v in self.fields]
         self.selected = kept or self.default_selection()
         self.chart_metrics = [m for m in self.chart_metrics if m in self.metric_names()]
@@ -231,7 +233,7 @@ class CompareController:
             self._files_between[(base, other)] = changed_files(base, other, self.cwd)
         return self._files_between[(base, other)]
 
-    def stale_hint(self) -> str | None:
+    def _stale_hint(self) -> str | None:
         """Says so when Production was trained on data whose DVC hash has since changed."""
         production = self.production
         if production is None:

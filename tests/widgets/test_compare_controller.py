@@ -193,19 +193,19 @@ def test_stale_production_hint_when_dvc_records_other_data(alice, bob, model, wo
     )
     promote(alice, bob, version)
     write_dvc(workdir, "data/train.csv", new)
-    hint = CompareController(alice, NAME).stale_hint()
+    hint = CompareController(alice, NAME).stale_hint
     assert "Production v1" in hint and "data/train.csv" in hint and new[:8] in hint
     set_tags(alice, version, jupyreg__data__0__md5=new)
-    assert CompareController(alice, NAME).stale_hint() is None
+    assert CompareController(alice, NAME).stale_hint is None
 
 
 def test_no_stale_hint_without_production_or_dvc(alice, bob, model, workdir):
     version = register(
         alice, model, {"auc": 0.8}, jupyreg__data__0__path="d.csv", jupyreg__data__0__md5="1" * 32
     )
-    assert CompareController(alice, NAME).stale_hint() is None
+    assert CompareController(alice, NAME).stale_hint is None
     promote(alice, bob, version)
-    assert CompareController(alice, NAME).stale_hint() is None  # no .dvc here
+    assert CompareController(alice, NAME).stale_hint is None  # no .dvc here
 
 
 def test_versions_registered_by_plain_mlflow_compare_without_errors(alice, model):
