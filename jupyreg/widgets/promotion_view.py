@@ -10,6 +10,9 @@ import ipywidgets as w
 from jupyreg.widgets import markup
 from jupyreg.widgets.promotion import PendingRequest, PromotionController
 
+TIMELINE_ROWS = 200
+HOLDERS_SHOWN = 6
+
 
 class PendingRow(w.HBox):
     """One pending request: what it asks, a comment box, Approve and Reject."""
@@ -50,6 +53,12 @@ class PendingRow(w.HBox):
                 self.note,
             ]
         )
+
+    def close_all(self) -> None:
+        """Close the row and its widgets, so re-rendering leaks no widget in the kernel."""
+        for child in self.children:
+            child.close()
+        self.close()
 
 
 class PromotionPanel(w.VBox):
@@ -104,8 +113,7 @@ class PromotionPanel(w.VBox):
         outcome = c.outcome
         self.status.value = markup.message(outcome.ok, outcome.text) if outcome else ""
         self.holders.value = " · ".join(
-            f"{markup.stage_badge(stage)} "
-            + (", ".join(f"v{v}" for v in versions) if versions else "—")
+            f"{markup.stage_badge(stage)} {_listing(versions)}"
             for stage, versions in c.holders().items()
         )
         chosen = self.version.value
@@ -113,6 +121,8 @@ class PromotionPanel(w.VBox):
         if chosen in c.stages:
             self.version.value = chosen
         self._on_version()
+        for row in self.pending_rows:
+            row.close_all()
         self.pending_rows = [PendingRow(self, p) for p in c.pending]
         self.pending.children = self.pending_rows or [w.HTML("<i>none</i>")]
         self.timeline.value = (
@@ -126,8 +136,14 @@ class PromotionPanel(w.VBox):
                         f"{e.from_stage} → {e.to_stage}",
                         e.reason + (f" (request {e.request_id})" if e.request_id else ""),
                     ]
-                    for e in c.timeline
+                    for e in c.timeline[:TIMELINE_ROWS]
                 ],
+            )
+            + (
+                f"<small>newest {TIMELINE_ROWS} of {len(c.timeline)} changes; "
+                f"reg.history({c.name!r}) has them all</small>"
+                if len(c.timeline) > TIMELINE_ROWS
+                else ""
             )
             if c.timeline
             else "<i>no stage changes yet</i>"
@@ -144,3 +160,12 @@ class PromotionPanel(w.VBox):
         if action(self.version.value, self.stage.value, self.reason.value):
             self.reason.value = ""
         self.render()
+
+
+def _listing(versions: list[int]) -> str:
+    """``v1, v2`` — or the newest few and a count, for stages holding many versions."""
+    if not versions:
+        return "—"
+    shown = ", ".join(f"v{v}" for v in versions[-HOLDERS_SHOWN:])
+    hidden = len(versions) - HOLDERS_SHOWN
+    return f"{shown} (+{hidden} older)" if hidden > 0 else shown

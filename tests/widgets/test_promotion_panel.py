@@ -69,6 +69,7 @@ def test_reviewer_approves_and_the_timeline_gains_the_event(staged, bob):
     row.approve_button.click()
     assert stage_of(bob, 1) == "Production"
     assert panel.pending_rows == []
+    assert row.approve_button.comm is None  # the old row was closed, not leaked
     assert len(panel.controller.timeline) == before + 1
     latest = panel.controller.timeline[0]
     assert (latest.version, latest.to_stage, latest.author) == (1, "Production", "bob")
