@@ -221,3 +221,37 @@ def test_versions_registered_by_plain_mlflow_compare_without_errors(alice, model
     assert diff.git.changed is None and diff.hardware.changed is None
     assert diff.datasets_changed is None
     assert controller.delta("auc", 2).direction == "same"  # same run, same metrics
+
+
+def mlflow_calls(build) -> int:
+    """How many MlflowClient reads ``build()`` makes (a counting wrapper, no mock)."""
+    from mlflow import MlflowClient
+
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        for attr in dir(MlflowClient):
+            if attr.startswith(("get_", "search_")):
+                original = getattr(MlflowClient, attr)
+
+                def counted(*args, _original=original, _attr=attr, **kwargs):
+                    calls.append(_attr)
+                    return _original(*args, **kwargs)
+
+                patch.setattr(MlflowClient, attr, counted)
+        build()
+    return len(calls)
+
+
+def test_round_trips_do_not_grow_with_the_number_of_versions(alice, model):
+    from jupyreg.widgets.promotion import PromotionController
+
+    def panels():
+        CompareController(alice, NAME).select(range(1, len(alice.versions(NAME)) + 1))
+        PromotionController(alice, NAME)
+
+    register(alice, model, {"auc": 0.8})
+    register(alice, model, {"auc": 0.9})
+    few = mlflow_calls(panels)
+    for auc in (0.91, 0.92, 0.93):
+        register(alice, model, {"auc": auc})
+    assert 0 < few == mlflow_calls(panels)
