@@ -1,0 +1,395 @@
+"""Team deployment: two `jupyreg server` replicas on one PostgreSQL and one S3-compatible
+store, with authentication and the lifecycle enforced on the server."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from jupyreg import Registry
+from jupyreg.errors import (
+    InvalidTransition,
+    PermissionDenied,
+    PolicyViolation,
+    RegistryUnavailable,
+)
+from tests.team import ADMIN_PASSWORD, S3_ENV, Postgres, S3Server, TeamServer
+
+pytestmark = pytest.mark.server
+NAME = "fraud-detector"
+PASSWORDS = {
+    "admin": ADMIN_PASSWORD,
+    "alice": "alice-password-1",
+    "bob": "bob-password-12",
+    "eve": "eve-password-12",
+}
+PROMOTERS, PROCESSES, VERSIONS = 20, 3, 20
+
+
+class Team:
+    def __init__(self, replicas: list[TeamServer], s3: S3Server) -> None:
+        self.replicas, self.s3 = replicas, s3
+        self.url = replicas[0].url
+
+    def login(self, monkeypatch: pytest.MonkeyPatch, user: str, replica: int = 0) -> Registry:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
+        return Registry(self.replicas[replica].url)
+
+    def post(self, user: str, path: str, body: dict, method: str = "POST") -> requests.Response:
+        return requests.request(
+            method, self.url + path, json=body, timeout=30, auth=(user, PASSWORDS[user])
+        )
+
+    def state(self) -> dict:
+        """Everything the lifecycle could have touched, read as the admin."""
+        client = MlflowClient(self.url, self.url)
+        with _credentials("admin"):
+            model = client.get_registered_model(NAME)
+            versions = client.search_model_versions(f"name = '{NAME}'")
+        return {
+            "aliases": dict(model.aliases),
+            "tags": dict(model.tags),
+            "versions": sorted(
+                (mv.version, mv.current_stage, tuple(sorted(mv.tags.items()))) for mv in versions
+            ),
+        }
+
+
+class _credentials:
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+    def __enter__(self) -> None:
+        self.saved = {
+            k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+        }
+        os.environ["MLFLOW_TRACKING_USERNAME"] = self.user
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORDS[self.user]
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory, model) -> Iterator[Team]:
+    root = tmp_path_factory.mktemp("team")
+    postgres = Postgres()
+    s3 = S3Server(root)
+    env = {
+        **S3_ENV,
+        "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "shared-by-both-replicas",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    backend, auth_db = postgres.create_database("mlflow"), postgres.create_database("auth")
+    replicas = [
+        TeamServer(root, backend, auth_db, f"s3://{s3.bucket}/artifacts", env) for _ in range(2)
+    ]
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k != "MLFLOW_AUTH_ADMIN_PASSWORD"})
+    try:
+        for replica in replicas:  # one after the other: the first one creates the schema
+            replica.start()
+        team = Team(replicas, s3)
+        _seed(team, model)
+        yield team
+    finally:
+        for replica in replicas:
+            replica.stop()
+        s3.stop()
+        postgres.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _seed(team: Team, model) -> None:  # type: ignore[no-untyped-def]
+    """alice (EDIT), bob (MANAGE), eve (READ) on a model the admin registered."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    with _credentials("admin"):
+        auth = AuthServiceClient(team.url)
+        for user in ("alice", "bob", "eve"):
+            auth.create_user(user, PASSWORDS[user])
+        Registry(team.url).register(model, NAME, metrics={"test": {"auc": 0.9}})
+        experiment = MlflowClient(team.url).get_experiment_by_name(NAME).experiment_id
+        for user, level in (("alice", "EDIT"), ("bob", "MANAGE"), ("eve", "READ")):
+            auth.grant_user_permission(user, "registered_model", NAME, level)
+            auth.grant_user_permission(user, "experiment", experiment, level)
+
+
+def test_artifacts_round_trip_through_s3(team: Team, model, monkeypatch, workdir) -> None:
+    alice = team.login(monkeypatch, "alice", replica=1)
+    mv = alice.register(model, NAME, metrics={"test": {"auc": 0.91}})
+    assert mv.author == "alice"
+    bob = team.login(monkeypatch, "bob")
+    loaded = bob.load(NAME, version=mv.version)
+    assert list(loaded.predict(model.sample_input)) == list(model.predict(model.sample_input))
+    keys = [o["Key"] for o in team.s3.client().list_objects_v2(Bucket="models")["Contents"]]
+    assert any(k.startswith("artifacts/") and k.endswith("/MLmodel") for k in keys), keys
+
+
+def test_permissions_and_authorship_are_enforced_by_the_server(team: Team, model, monkeypatch):
+    alice = team.login(monkeypatch, "alice")
+    version = alice.register(model, NAME).version
+    alice.transition(NAME, version, "Staging", reason="candidate")
+    before = team.state()
+
+    eve = team.login(monkeypatch, "eve")
+    with pytest.raises(PermissionDenied, match="eve has READ on fraud-detector; requesting"):
+        eve.request(NAME, version, "Production", reason="sneaky")
+    response = team.post(
+        "eve",
+        "/api/2.0/jupyreg/request",
+        {"name": NAME, "version": version, "stage": "Production", "reason": "x"},
+    )
+    assert response.status_code == 403 and response.json()["jupyreg_error"] == "PermissionDenied"
+    alice = team.login(monkeypatch, "alice")
+    with pytest.raises(PermissionDenied, match="needs MANAGE"):
+        alice.rollback(NAME, reason="x")
+    assert team.state() == before
+
+    # a forged author is ignored: the authenticated user is the requester
+    response = team.post(
+        "alice",
+        "/api/2.0/jupyreg/request",
+        {
+            "name": NAME,
+            "version": version,
+            "stage": "Production",
+            "reason": "ship",
+            "author": "bob",
+            "requested_by": "bob",
+        },
+    )
+    assert response.status_code == 200, response.text
+    request_id = response.json()["id"]
+    assert json.loads(response.json()["tag"])["requested_by"] == "alice"
+    after_request = team.state()
+    response = team.post("alice", "/api/2.0/jupyreg/approve", {"request_id": request_id})
+    assert response.status_code == 403 and "needs MANAGE" in response.json()["message"]
+    bob = team.login(monkeypatch, "bob")
+    own = bob.request(NAME, version, "Archived", reason="bob's own")
+    with pytest.raises(PolicyViolation, match="bob cannot approve their own request"):
+        bob.approve(own.id)
+    bob.cancel(own.id)
+    assert team.state()["versions"] != after_request["versions"]  # the cancelled request
+    decided = bob.approve(request_id, comment="ok")
+    assert decided.status == "approved" and decided.decided_by == "bob"
+    assert bob.history(NAME, version)["author"].tolist() == ["alice", "bob"]
+
+
+BYPASSES = [
+    (
+        "POST",
+        "/api/2.0/mlflow/model-versions/set-tag",
+        {"name": NAME, "version": "1", "key": "jupyreg.stage", "value": "Production"},
+    ),
+    (
+        "POST",
+        "/api/2.0/mlflow/model-versions/set-tag",
+        {
+            "name": NAME,
+            "version": "1",
+            "key": "jupyreg.event.20990101T000000000000Z-x",
+            "value": "{}",
+        },
+    ),
+    (
+        "POST",
+        "/api/2.0/mlflow/model-versions/set-tag",
+        {"name": NAME, "version": "1", "key": "jupyreg.request.deadbeef", "value": "{}"},
+    ),
+    (
+        "DELETE",
+        "/api/2.0/mlflow/model-versions/delete-tag",
+        {"name": NAME, "version": "1", "key": "jupyreg.stage"},
+    ),
+    (
+        "POST",
+        "/api/2.0/mlflow/registered-models/set-tag",
+        {"name": NAME, "key": "jupyreg.policy", "value": "{}"},
+    ),
+    (
+        "DELETE",
+        "/api/2.0/mlflow/registered-models/delete-tag",
+        {"name": NAME, "key": "jupyreg.policy"},
+    ),
+    (
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        {"name": NAME, "alias": "production", "version": "1"},
+    ),
+    ("DELETE", "/api/2.0/mlflow/registered-models/alias", {"name": NAME, "alias": "staging"}),
+    (
+        "POST",
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        {"name": NAME, "version": "1", "stage": "Production", "archive_existing_versions": True},
+    ),
+    (
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        {
+            "name": NAME,
+            "source": "models:/x",
+            "tags": [{"key": "jupyreg.stage", "value": "Production"}],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BYPASSES)
+def test_direct_writes_that_bypass_the_lifecycle_are_refused(team: Team, method, path, body):
+    before = team.state()
+    for user in ("bob", "admin"):  # MANAGE on the model; admin skips basic-auth's checks
+        response = team.post(user, path, body, method=method)
+        assert response.status_code == 403, response.text
+    message = response.json()["message"]  # the admin's refusal is jupyreg's
+    assert message.startswith("jupyreg: ")
+    assert "reg." in message or "stage None" in message
+    assert team.state() == before
+
+
+def _promoter(urls: list[str], jobs: list[tuple[int, int]], results) -> None:  # noqa: ANN001
+    """One process: a thread per (replica, version) promoting as bob."""
+    os.environ.update(MLFLOW_TRACKING_USERNAME="bob", MLFLOW_TRACKING_PASSWORD=PASSWORDS["bob"])
+    outcomes: list[str] = []
+
+    def promote(replica: int, version: int) -> None:
+        try:
+            Registry(urls[replica]).transition(
+                NAME, version, "Production", reason=f"race v{version}"
+            )
+            outcomes.append("applied")
+        except InvalidTransition:
+            outcomes.append("refused")
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=promote, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put(outcomes)
+
+
+def test_concurrent_promotions_over_two_replicas(team: Team, model, monkeypatch, capsys):
+    admin = team.login(monkeypatch, "admin")
+    admin.set_policy(NAME, approvals={})  # promotion without approval, to race on apply
+    first = max(admin.versions(NAME)["version"]) + 1
+    for _ in range(VERSIONS):
+        mv = admin.register(model, NAME)
+        admin.transition(NAME, mv.version, "Staging", reason="candidate")
+    versions = list(range(first, first + VERSIONS))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_promoter,
+            args=(
+                [r.url for r in team.replicas],
+                [((p + i) % 2, versions[i % VERSIONS]) for i in range(PROMOTERS)],
+                results,
+            ),
+        )
+        for p in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [o for _ in processes for o in results.get(timeout=600)]
+    for process in processes:
+        process.join(timeout=60)
+    unexpected = [o for o in outcomes if o not in ("applied", "refused")]
+    assert unexpected == []
+    applied = outcomes.count("applied")
+
+    history = admin.history(NAME)
+    raced = history[history["version"].isin(versions)]
+    to_production = raced[raced["to_stage"] == "Production"]
+    state = team.state()
+    production = [
+        v for v, stage, tags in state["versions"] if dict(tags)["jupyreg.stage"] == "Production"
+    ]
+    legacy = [v for v, stage, _ in state["versions"] if stage == "Production"]
+    assert len(production) == 1 and legacy == production
+    assert int(state["aliases"]["production"]) == int(production[0])
+    assert len(to_production) == applied  # one event per applied transition, none lost
+    assert len(history[history["from_stage"] == "Production"]) >= applied - 1
+    assert admin.check(NAME).empty
+    with capsys.disabled():
+        print(
+            f"\nconcurrency: {len(outcomes)} promotions attempted over 2 replicas, "
+            f"{applied} applied, {len(production)} Production, "
+            f"{len(to_production)} Production events"
+        )
+
+
+def test_server_killed_during_register(team: Team, monkeypatch, workdir) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    alice = team.login(monkeypatch, "alice", replica=1)
+    rng = np.random.default_rng(1)
+    big = LogisticRegression().fit(rng.normal(size=(50, 3)), np.arange(50) % 2)
+    big.padding = rng.normal(size=4_000_000)  # ~32 MB to upload: a window to crash in
+    admin = MlflowClient(team.url)
+    before = {int(mv.version) for mv in _as_admin(admin.search_model_versions, f"name = '{NAME}'")}
+    failure: list[BaseException] = []
+
+    def register() -> None:
+        try:
+            alice.register(big, NAME, metrics={"test": {"auc": 0.7}})
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            failure.append(exc)
+
+    thread = threading.Thread(target=register)
+    runs_before = len(_as_admin(admin.search_runs, [_experiment(admin)]))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(_as_admin(admin.search_runs, [_experiment(admin)])) == runs_before:
+        assert time.monotonic() < deadline, "registration never started"
+        time.sleep(0.02)
+    team.replicas[1].kill()
+    thread.join(timeout=120)
+    (error,) = failure
+    assert isinstance(error, RegistryUnavailable), repr(error)
+    assert "cannot be reached" in str(error)
+    after = _as_admin(admin.search_model_versions, f"name = '{NAME}'")
+    new = [mv for mv in after if int(mv.version) not in before]
+    assert all(
+        mv.tags.get("jupyreg.stage", "None") == "None" and mv.current_stage == "None" for mv in new
+    )  # nothing half-registered in a stage
+
+    team.replicas[1].start()
+    retried = alice.register(big, NAME, metrics={"test": {"auc": 0.7}}, lineage=error.lineage)
+    assert retried.lineage == json.loads(error.lineage.to_tags()["jupyreg.lineage"])
+    assert retried.stage == "None"
+
+
+def _experiment(client: MlflowClient) -> str:
+    return _as_admin(client.get_experiment_by_name, NAME).experiment_id
+
+
+def _as_admin(call, *args):  # type: ignore[no-untyped-def]
+    with _credentials("admin"):
+        return call(*args)
+
+
+def test_client_against_plain_mlflow_keeps_the_client_side_path(mlflow_server, model, workdir):
+    registry = Registry(mlflow_server, user="alice")
+    assert registry._server() is None
+    assert registry.register(model, "plain").stage == "None"
