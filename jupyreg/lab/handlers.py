@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -23,6 +23,9 @@ from jupyreg.lab.serialize import (
 )
 from jupyreg.lab.settings import JupyRegServer
 
+if TYPE_CHECKING:
+    from jupyreg.registry import Registry
+
 
 class RegistryCallFailed(tornado.web.HTTPError):
     """A registry error on its way to ``write_error``."""
@@ -36,15 +39,12 @@ class RegistryHandler(APIHandler):
     def initialize(self, settings: JupyRegServer) -> None:
         self.jupyreg = settings
 
-    async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        """``Registry.<verb>(*args, **kwargs)`` in a worker thread (MLflow calls block)."""
-
-        def run() -> Any:
-            method: Callable[..., Any] = getattr(self.jupyreg.registry(), verb)
-            return method(*args, **kwargs)
-
+    async def call(self, action: Callable[[Registry], Any]) -> Any:
+        """``action(registry)`` in a worker thread: MLflow calls block."""
         try:
-            return await IOLoop.current().run_in_executor(None, run)
+            return await IOLoop.current().run_in_executor(
+                None, lambda: action(self.jupyreg.registry())
+            )
         except RegistryError as error:
             raise RegistryCallFailed(error) from error
 
@@ -74,27 +74,28 @@ class RegistryHandler(APIHandler):
 class IdentityHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        registry = await IOLoop.current().run_in_executor(None, self.jupyreg.registry)
-        self.reply({"user": registry.user})
+        self.reply({"user": await self.call(lambda registry: registry.user)})
 
 
 class ModelsHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply({"models": records(await self.call("models"))})
+        self.reply({"models": records(await self.call(lambda registry: registry.models()))})
 
 
 class VersionsHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
-        self.reply({"name": name, "versions": version_records(await self.call("versions", name))})
+        frame = await self.call(lambda registry: registry.versions(name))
+        self.reply({"name": name, "versions": version_records(frame)})
 
 
 class HistoryHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
         version = self.get_query_argument("version", None)
-        self.reply({"name": name, "history": records(await self.call("history", name, version))})
+        frame = await self.call(lambda registry: registry.history(name, version))
+        self.reply({"name": name, "history": records(frame)})
 
 
 class RequestsHandler(RegistryHandler):
@@ -102,18 +103,18 @@ class RequestsHandler(RegistryHandler):
     async def get(self) -> None:
         name = self.get_query_argument("name", None) or None
         status = self.get_query_argument("status", "pending")
-        frame = await self.call("requests", name, None if status == "all" else status)
+        wanted = None if status == "all" else status
+        frame = await self.call(lambda registry: registry.requests(name, wanted))
         self.reply({"requests": records(frame)})
 
     @tornado.web.authenticated
     async def post(self) -> None:
         body = self.body()
+        name, stage = _text(body, "name"), _text(body, "stage")
         request = await self.call(
-            "request",
-            _text(body, "name"),
-            body.get("version"),
-            _text(body, "stage"),
-            reason=body.get("reason"),
+            lambda registry: registry.request(
+                name, body.get("version"), stage, reason=body.get("reason")
+            )
         )
         self.reply({"request": request_record(request)}, status=201)
 
@@ -122,7 +123,11 @@ class DecisionHandler(RegistryHandler):
     @tornado.web.authenticated
     async def post(self, request_id: str, decision: str) -> None:
         comment = self.body().get("comment")
-        request = await self.call(decision, request_id, comment=comment)
+        decide = {
+            "approve": lambda registry: registry.approve(request_id, comment=comment),
+            "reject": lambda registry: registry.reject(request_id, comment=comment),
+        }[decision]
+        request = await self.call(decide)
         self.reply({"request": request_record(request)})
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +15,29 @@ from tests.conftest import register_versions
 MODEL = "fraud-detector"
 
 
+@pytest.fixture(scope="module")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory, model) -> tuple[Path, str]:
+    """fraud-detector v1 (Staging, with alice's pending Production request) and v2 (None),
+    registered once per module; each test gets a copy of the database."""
+    from jupyreg import Registry
+
+    root = tmp_path_factory.mktemp("seed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "JUPYREG_USER"):
+            patch.delenv(var, raising=False)
+        alice = Registry(f"sqlite:///{root / 'mlflow.db'}", user="alice")
+        register_versions(alice, model, MODEL, 2)
+        alice.transition(MODEL, 1, "Staging", reason="best validation AUC")
+        request = alice.request(MODEL, 1, "Production", reason="beats the baseline")
+    return root / "mlflow.db", request.id
+
+
 @pytest.fixture
-def seeded(alice, model) -> dict[str, Any]:
-    """fraud-detector v1 (Staging, with alice's pending Production request) and v2 (None)."""
-    register_versions(alice, model, MODEL, 2)
-    alice.transition(MODEL, 1, "Staging", reason="best validation AUC")
-    request = alice.request(MODEL, 1, "Production", reason="beats the baseline")
-    return {"name": MODEL, "request_id": request.id}
+def seeded(seeded_template: tuple[Path, str], workdir: Path) -> dict[str, Any]:
+    database, request_id = seeded_template
+    shutil.copy(database, workdir / "mlflow.db")
+    return {"name": MODEL, "request_id": request_id}
 
 
 @pytest.fixture

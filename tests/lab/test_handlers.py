@@ -172,3 +172,7 @@ async def test_unauthenticated_calls_are_refused(seeded, jp_fetch):
                 "jupyreg", "api", *path, method=method, body=body, headers={"Authorization": ""}
             )
         assert refused.value.code in (401, 403)
+
+
+async def test_identity_is_the_configured_user(seeded, api):
+    assert await api("GET", "identity") == (200, {"user": "bob"})

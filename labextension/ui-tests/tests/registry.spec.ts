@@ -41,6 +41,10 @@ test('the sidebar lists the seeded model and its versions', async ({ page }) => 
   await expect(model).toBeVisible();
   await expect(model.locator('.jp-jupyreg-model-meta')).toContainText('Staging v1');
   await expect(panel.locator('.jp-jupyreg-count-badge')).toHaveText('1');
+  await expect(page.locator('.lm-TabBar-tab[data-id="jupyreg-registry"]')).toHaveAttribute(
+    'data-jupyreg-pending',
+    '1'
+  );
 
   await model.locator('.jp-jupyreg-model-header').click();
   const v1 = model.locator('.jp-jupyreg-version[data-version="1"]');
