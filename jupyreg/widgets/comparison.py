@@ -9,7 +9,6 @@ trips whatever the number of versions); changing the selection re-reads nothing.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,11 +71,10 @@ class CompareController:
         registry: Registry,
         name: str,
         versions: Iterable[int | str] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
     ) -> None:
         self.registry = registry
         self.name = name
-        self.cwd = Path(cwd or os.getcwd())
+        self.cwd = Path.cwd()  # the workspace git and DVC are read from; set by refresh
         self.fields: dict[int, dict[str, Any]] = {}
         self.versions: list[int] = []  # oldest first
         self.production: int | None = None
@@ -97,6 +95,7 @@ class CompareController:
         import pandas as pd
 
         frame = self.registry.compare(self.name)
+        self.cwd = Path.cwd()
         self.fields = {
             int(version): {
                 field: value
