@@ -393,3 +393,22 @@ def test_client_against_plain_mlflow_keeps_the_client_side_path(mlflow_server, m
     registry = Registry(mlflow_server, user="alice")
     assert registry._server() is None
     assert registry.register(model, "plain").stage == "None"
+
+
+def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> None:
+    from jupyreg.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    base = ["--tracking-uri", team.url, "users"]
+    assert main([*base, "add", "dana", "--password", "dana-password-1"]) == 0
+    assert main([*base, "grant", "dana", NAME, "EDIT"]) == 0
+    assert "dana has EDIT on fraud-detector" in capsys.readouterr().out
+    assert main([*base, "add", "dana", "--password", "dana-password-1"]) == 2  # exists
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "dana")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "dana-password-1")
+    dana = Registry(team.url)
+    assert dana.user == "dana"
+    with pytest.raises(PermissionDenied, match="dana has EDIT"):
+        dana.rollback(NAME, reason="not allowed")
+    assert main(["--tracking-uri", team.url, "requests", NAME, "--format", "json"]) == 0
