@@ -88,3 +88,22 @@ test('%registry compare renders the compare widget in a notebook', async ({ page
   await expect(page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')).toHaveCount(0);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'notebook-compare.png') });
 });
+
+test('requesting a promotion from a version adds it to the inbox', async ({ page }) => {
+  const panel = await openRegistry(page);
+  const model = panel.locator(`.jp-jupyreg-model[data-model="${MODEL}"]`);
+  await model.locator('.jp-jupyreg-model-header').click();
+  const v2 = model.locator('.jp-jupyreg-version[data-version="2"]');
+  await v2.getByRole('button', { name: 'Request promotion…' }).click();
+  const form = v2.locator('.jp-jupyreg-promotion-form');
+  await form.getByLabel('target stage').selectOption('Staging');
+  await form.getByLabel('reason').fill('second model for A/B');
+  await form.getByRole('button', { name: 'Request' }).click();
+
+  await expect(form).toHaveCount(0);
+  const card = panel.locator('.jp-jupyreg-request').filter({ hasText: `${MODEL} v2` });
+  await expect(card).toContainText('→ Staging');
+  await expect(card).toContainText('second model for A/B');
+  await expect(panel.locator('.jp-jupyreg-count-badge')).not.toHaveText('0');
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar-requested.png') });
+});
