@@ -187,14 +187,15 @@ class Registry:
                     lifecycle.STAGE_TAG: lifecycle.NONE,
                     lifecycle.AUTHOR_TAG: self.user,
                 }
-                mv = client.create_model_version(
-                    name,
-                    info.model_uri,
-                    run_id=run_id,
-                    tags=version_tags,
-                    description=description,
-                    model_id=info.model_id,
-                )
+                with _use_tracking_uri(self.tracking_uri):  # it resolves the logged model
+                    mv = client.create_model_version(
+                        name,
+                        info.model_uri,
+                        run_id=run_id,
+                        tags=version_tags,
+                        description=description,
+                        model_id=info.model_id,
+                    )
             except BaseException:
                 self._end_run(run_id, RunStatus.to_string(RunStatus.FAILED))
                 raise

@@ -342,3 +342,14 @@ def test_default_uri_is_mlflow_default_in_cwd(workdir, monkeypatch) -> None:
     assert Registry().registry_uri == f"sqlite:///{workdir / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///other.db")
     assert Registry().tracking_uri == f"sqlite:///{workdir / 'other.db'}"
+
+
+def test_register_into_a_registry_outside_the_current_directory(tmp_path, model, monkeypatch):
+    elsewhere = tmp_path / "registry"
+    elsewhere.mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    registry = Registry(f"sqlite:///{elsewhere / 'mlflow.db'}", user="alice")
+    assert registry.register(model, NAME).version == 1
+    assert not (tmp_path / "work" / "mlflow.db").exists()
+    assert len(registry.load(NAME, version=1).predict(model.sample_input)) == 3
