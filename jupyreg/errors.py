@@ -41,3 +41,16 @@ class InvalidSignature(RegistryError):
 
 REFUSALS = (InvalidTransition, ApprovalRequired, PolicyViolation, PermissionDenied)
 """Errors that mean "the registry refused the action" (CLI exit code 1)."""
+
+
+def http_status(error: RegistryError) -> int:
+    """The HTTP status a REST front end answers an error with (refusals are conflicts)."""
+    for cls, status in (
+        (NotFound, 404),
+        (InvalidArgument, 400),
+        (PermissionDenied, 403),
+        (RegistryUnavailable, 503),
+    ):
+        if isinstance(error, cls):
+            return status
+    return 409 if isinstance(error, REFUSALS) else 500

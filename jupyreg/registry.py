@@ -39,6 +39,19 @@ if TYPE_CHECKING:
     from jupyreg.lineage import Lineage
 
 LINEAGE_TAG = "jupyreg.lineage"
+VERSION_FIELDS = (
+    "version",
+    "stage",
+    "aliases",
+    "created",
+    "author",
+    "run_id",
+    "git_commit",
+    "git_dirty",
+    "data",
+    "gpu",
+)
+"""Columns of ``Registry.versions`` besides the metrics, which sit between the two groups."""
 HISTORY_COLUMNS = ["at", "version", "from_stage", "to_stage", "author", "reason", "request_id"]
 REQUEST_COLUMNS = [
     "id",
@@ -288,19 +301,8 @@ class Registry:
             row.update({m: mv.metrics.get(m) for m in metric_names})
             row.update(_lineage_summary(mv.tags))
             rows.append(row)
-        columns = [
-            "version",
-            "stage",
-            "aliases",
-            "created",
-            "author",
-            "run_id",
-            *metric_names,
-            "git_commit",
-            "git_dirty",
-            "data",
-            "gpu",
-        ]
+        head, lineage = VERSION_FIELDS[:6], VERSION_FIELDS[6:]
+        columns = [*head, *metric_names, *lineage]
         return pd.DataFrame(rows, columns=columns)
 
     def compare(self, name: str, versions: Iterable[int | str] | None = None) -> pd.DataFrame:

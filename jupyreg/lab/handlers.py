@@ -1,6 +1,6 @@
 """REST handlers under ``/jupyreg/api``: each parses the request, calls ``Registry`` in a
 worker thread and serialises the answer. Registry errors become
-``{"error": TypeName, "message": ...}`` with the status of ``serialize.error_status``."""
+``{"error": TypeName, "message": ...}`` with the status of ``jupyreg.errors.http_status``."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
-from jupyreg.errors import InvalidArgument, RegistryError
+from jupyreg.errors import InvalidArgument, RegistryError, http_status
 from jupyreg.lab.serialize import (
     error_body,
-    error_status,
     records,
     request_record,
     version_records,
@@ -31,7 +30,7 @@ class RegistryCallFailed(tornado.web.HTTPError):
     """A registry error on its way to ``write_error``."""
 
     def __init__(self, error: RegistryError) -> None:
-        super().__init__(error_status(error), reason=type(error).__name__)
+        super().__init__(http_status(error), reason=type(error).__name__)
         self.error = error
 
 

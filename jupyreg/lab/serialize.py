@@ -6,31 +6,10 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from jupyreg.errors import (
-    REFUSALS,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    RegistryError,
-    RegistryUnavailable,
-)
+from jupyreg.registry import VERSION_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
-
-VERSION_FIELDS = (
-    "version",
-    "stage",
-    "aliases",
-    "created",
-    "author",
-    "run_id",
-    "git_commit",
-    "git_dirty",
-    "data",
-    "gpu",
-)
-"""Columns of ``Registry.versions``; every other column is a metric."""
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -53,21 +32,6 @@ def version_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def request_record(request: Any) -> dict[str, Any]:
     return dataclasses.asdict(request)
-
-
-def error_status(error: RegistryError) -> int:
-    """The HTTP status of a registry error (refusals are conflicts, except permissions)."""
-    if isinstance(error, NotFound):
-        return 404
-    if isinstance(error, InvalidArgument):
-        return 400
-    if isinstance(error, PermissionDenied):
-        return 403
-    if isinstance(error, REFUSALS):
-        return 409
-    if isinstance(error, RegistryUnavailable):
-        return 503
-    return 500
 
 
 def error_body(error: Exception) -> dict[str, str]:

@@ -5,32 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import jupyreg
-from jupyreg.errors import (
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    RegistryError,
-    RegistryUnavailable,
-)
+from jupyreg.errors import NotFound, RegistryError, http_status
 from jupyreg.server.guard import refusal
 
 INFO_ROUTE = "/api/2.0/jupyreg/info"
 ACTION_ROUTE = "/api/2.0/jupyreg/<action>"
 
-_STATUS = {NotFound: 404, InvalidArgument: 400, PermissionDenied: 403, RegistryUnavailable: 503}
 _CODES = {
     404: "RESOURCE_DOES_NOT_EXIST",
     400: "INVALID_PARAMETER_VALUE",
     403: "PERMISSION_DENIED",
     409: "INVALID_STATE",
     503: "TEMPORARILY_UNAVAILABLE",
+    500: "INTERNAL_ERROR",
 }
 
 
 def _error(exc: RegistryError) -> Any:
     from flask import jsonify
 
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 409)
+    status = http_status(exc)
     response = jsonify(
         {"error_code": _CODES[status], "message": str(exc), "jupyreg_error": type(exc).__name__}
     )

@@ -34,18 +34,19 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory, model) -> tuple[Pa
 
 
 @pytest.fixture
-def seeded(seeded_template: tuple[Path, str], workdir: Path) -> dict[str, Any]:
+def seeded(seeded_template: tuple[Path, str], sqlite_uri: str, workdir: Path) -> dict[str, Any]:
+    """The seeded registry in place of the test's empty one (``sqlite_uri``'s file)."""
     database, request_id = seeded_template
     shutil.copy(database, workdir / "mlflow.db")
     return {"name": MODEL, "request_id": request_id}
 
 
 @pytest.fixture
-def jp_server_config(sqlite_uri: str):
-    """The server acts as bob on the test's registry."""
+def jp_server_config(workdir: Path):
+    """The server acts as bob on the test's registry (the seeded copy, when seeded)."""
     return {
         "ServerApp": {"jpserver_extensions": {"jupyreg": True}},
-        "JupyRegServer": {"tracking_uri": sqlite_uri, "user": "bob"},
+        "JupyRegServer": {"tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}", "user": "bob"},
     }
 
 
