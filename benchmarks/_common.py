@@ -1,0 +1,361 @@
+"""Shared helpers of the benchmark scripts: timing and stats, the result table and ratio
+lines, a temp working directory with a SQLite registry, a small scikit-learn model, a
+throwaway PostgreSQL cluster and a local ``mlflow server``.
+
+Every script prints, per measure, the jupyreg figure, the anchor measured in the same run,
+and one line ``RATIO <measure>: <ratio> (target ...)`` (or ``RATIO <measure>: skipped: why``)
+that ``run_all.py`` collects into its summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+BIN = Path(sys.executable).parent
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+MLFLOW_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "JUPYREG_USER",
+)
+
+
+# timing and stats -------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def min(self) -> float:
+        return min(self.times)
+
+    @property
+    def max(self) -> float:
+        return max(self.times)
+
+    def cell(self) -> str:
+        if not self.times:
+            return "-"
+        return f"{_ms(self.median)} ({_ms(self.min)}-{_ms(self.max)})"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}" if seconds < 10 else f"{seconds * 1000:.0f}"
+
+
+def timed(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def alternate(
+    sides: dict[str, Callable[[], Any]], repeat: int, warmup: int = 1, self_timed: bool = False
+) -> dict[str, Stats]:
+    """Time each side ``repeat`` times, alternating sides on each round, after ``warmup``
+    untimed call(s) of each side. ``self_timed``: each call returns its own time (seconds),
+    e.g. measured inside a fresh interpreter, and that is the figure."""
+    for _ in range(warmup):
+        for action in sides.values():
+            action()
+    results = {label: Stats() for label in sides}
+    for _ in range(repeat):
+        for label, action in sides.items():
+            results[label].times.append(action() if self_timed else timed(action))
+    return results
+
+
+def fresh_python(code: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    """Run ``code`` in a fresh interpreter; it prints one float (seconds) as its last line."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env={**clean_env(), "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"fresh interpreter failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in MLFLOW_ENV}
+
+
+# reporting --------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    measure: str
+    ours: Stats | None
+    anchor: Stats | None
+    target: float | None = None  # ratio ours/anchor must be <= target; None: report only
+    note: str = ""  # "skipped: why" / "not available yet: why" when there is no figure
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.ours or not self.anchor or not self.ours.times or not self.anchor.times:
+            return None
+        return self.ours.median / self.anchor.median
+
+    def verdict(self) -> str:
+        if self.ratio is None:
+            return self.note or "-"
+        if self.target is None:
+            return "report"
+        return "met" if self.ratio <= self.target else "MISSED"
+
+
+def print_table(title: str, rows: Sequence[Row], how: str, anchor_label: str) -> None:
+    """The table of one script, then one ``RATIO`` line per row."""
+    print(f"\n== {title}")
+    print(how)
+    print(f"times in ms: median (min-max); anchor = {anchor_label}")
+    header = f"{'measure':<44} {'jupyreg':>24} {'anchor':>24} {'ratio':>7}  target"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
+        target = f"<= {row.target}" if row.target is not None else "report"
+        ours = row.ours.cell() if row.ours else row.note or "-"
+        anchor = row.anchor.cell() if row.anchor else "-"
+        print(f"{row.measure:<44} {ours:>24} {anchor:>24} {ratio:>7}  {target} {row.verdict()}")
+    for row in rows:
+        print(ratio_line(row))
+    sys.stdout.flush()
+
+
+def ratio_line(row: Row) -> str:
+    if row.ratio is None:
+        return f"RATIO {row.measure}: {row.note or 'no figure'}"
+    target = f"target <= {row.target}: {row.verdict()}" if row.target is not None else "report"
+    return (
+        f"RATIO {row.measure}: {row.ratio:.3f} ({target}; jupyreg {_ms(row.ours.median)} ms,"
+        f" anchor {_ms(row.anchor.median)} ms)"
+    )
+
+
+def parser(doc: str | None, default_repeat: int) -> argparse.ArgumentParser:
+    first = (doc or "").strip().splitlines()[0] if doc else None
+    p = argparse.ArgumentParser(description=first)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    p.add_argument(
+        "--repeat", type=int, default=0, help=f"repetitions (default {default_repeat}; smoke 1)"
+    )
+    return p
+
+
+def repeats(args: argparse.Namespace, default: int) -> int:
+    return args.repeat or (1 if args.smoke else default)
+
+
+# a temp registry and a model ----------------------------------------------------------
+
+
+@contextmanager
+def workdir(prefix: str) -> Iterator[Path]:
+    """chdir into a fresh temp dir (MLflow's default SQLite lands there), without the
+    caller's MLflow settings; restores both and removes the dir at the end."""
+    old_cwd, saved = os.getcwd(), {k: os.environ.pop(k) for k in MLFLOW_ENV if k in os.environ}
+    tmp = Path(tempfile.mkdtemp(prefix=f"jupyreg-bench-{prefix}-"))
+    os.chdir(tmp)
+    try:
+        yield tmp
+    finally:
+        os.chdir(old_cwd)
+        os.environ.update(saved)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sqlite_uri(root: Path, name: str = "mlflow.db") -> str:
+    """A migrated SQLite registry under ``root`` (MLflow creates the schema on first use)."""
+    uri = f"sqlite:///{root / name}"
+    from mlflow import MlflowClient
+
+    MlflowClient(uri, uri).search_experiments()
+    return uri
+
+
+def small_model() -> Any:
+    """A tiny fitted LogisticRegression, the model of the "small scikit-learn model" rows."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    return LogisticRegression(C=0.5).fit(x, y)
+
+
+def quiet_mlflow() -> None:
+    """Silence MLflow's deprecation and progress chatter so the tables stay readable."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+
+
+def log_one_model(uri: str, experiment: str = "bench-source") -> tuple[str, str, str]:
+    """One logged sklearn model (requirements given, so no inference); returns
+    (model_uri ``models:/m-...``, model_id, run_id)."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(
+            small_model(), name="model", pip_requirements=["scikit-learn"]
+        )
+    return info.model_uri, info.model_id, run.info.run_id
+
+
+def create_versions(uri: str, name: str, count: int, source: tuple[str, str, str]) -> None:
+    """``count`` plain-MLflow versions of ``name``, all pointing at one logged model."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri, uri)
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass
+    model_uri, model_id, run_id = source
+    for _ in range(count):
+        client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
+
+
+# PostgreSQL and mlflow server -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_unavailable() -> str | None:
+    """Why a PostgreSQL row cannot run here, or None."""
+    if PG_BIN is None:
+        return "PostgreSQL binaries not found under /usr/lib/postgresql"
+    if shutil.which("runuser") is None or os.geteuid() != 0:
+        return "initdb needs root to run it as the postgres user (runuser)"
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg (PostgreSQL driver) is not installed"
+    return None
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A PostgreSQL cluster in a temp dir owned by ``postgres``, on 127.0.0.1 and a free
+    port; yields the SQLAlchemy URI of a fresh database, stops and removes it after."""
+    root = Path(tempfile.mkdtemp(prefix="jupyreg-bench-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    shutil.chown(root, "postgres", "postgres")
+    data, port = root / "data", free_port()
+
+    def as_postgres(*cmd: object) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *map(str, cmd)], check=True, capture_output=True
+        )
+
+    as_postgres(PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=on"
+    as_postgres(PG_BIN / "pg_ctl", "-D", data, "-l", root / "log", "-w", "start", "-o", options)
+    try:
+        as_postgres(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "bench")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench"
+    finally:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(data)]
+            + ["-m", "fast", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def mlflow_server(backend: str, root: Path) -> Iterator[str]:
+    """A plain ``mlflow server`` (one worker) on 127.0.0.1 over ``backend``; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = root / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts")]
+            + ["--workers", "1"],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**clean_env(), "PATH": f"{BIN}:{os.environ['PATH']}"},
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+def profile(action: Callable[[], Any], lines: int = 30) -> None:
+    """Print the cProfile of one call of ``action``, by cumulative time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(action)
+    print(f"\n-- cProfile of one call, top {lines} by cumulative time")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
