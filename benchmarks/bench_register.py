@@ -41,9 +41,7 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
 
         def anchor() -> None:
             with mlflow.start_run():
-                mlflow.sklearn.log_model(
-                    model, name="model", registered_model_name="bench-anchor"
-                )
+                mlflow.sklearn.log_model(model, name="model", registered_model_name="bench-anchor")
 
         warmup = 0 if args.smoke else 1
         stats = c.alternate({"jupyreg": ours, "anchor": anchor}, repeat, warmup=warmup)
