@@ -224,6 +224,8 @@ def quiet_mlflow() -> None:
 
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow  # noqa: F401 - it configures its loggers on import; quieten them after
+
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
 
@@ -272,10 +274,22 @@ def postgres_unavailable() -> str | None:
         return "PostgreSQL binaries not found under /usr/lib/postgresql"
     if shutil.which("runuser") is None or os.geteuid() != 0:
         return "initdb needs root to run it as the postgres user (runuser)"
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return "psycopg (PostgreSQL driver) is not installed"
+    if pg_scheme() is None:
+        return "no PostgreSQL driver: pip install psycopg2-binary"
+    return None
+
+
+def pg_scheme() -> str | None:
+    """SQLAlchemy's scheme for the installed driver, named explicitly (SQLAlchemy 2.1 maps a
+    bare ``postgresql://`` to psycopg 3). psycopg2 first: with psycopg 3's server-side
+    parameters, MLflow 3.17's ``transition_model_version_stage(...,
+    archive_existing_versions=True)`` fails on PostgreSQL (``integer <> character varying``)."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2"
+    if importlib.util.find_spec("psycopg"):
+        return "postgresql+psycopg"
     return None
 
 
@@ -300,7 +314,7 @@ def postgres(fast_seed: bool = False) -> Iterator[str]:
     as_postgres(PG_BIN / "pg_ctl", "-D", data, "-l", root / "log", "-w", "start", "-o", options)
     try:
         as_postgres(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "bench")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench"
+        yield f"{pg_scheme()}://postgres@127.0.0.1:{port}/bench"
     finally:
         subprocess.run(
             ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(data)]
