@@ -11,6 +11,10 @@ Exit status 1 when a script failed (a slow figure is never a failure).
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -27,6 +31,29 @@ def scripts() -> list[Path]:
     return [found[n] for n in order]
 
 
+def machine() -> str:
+    """Date, machine and versions, for RESULTS.md."""
+    cpu = platform.processor() or "?"
+    for line in (
+        Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    ):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    mlflow, sqlalchemy = (importlib.metadata.version(n) for n in ("mlflow", "sqlalchemy"))
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{now}; {os.cpu_count()} cores, {ram:.0f} GiB RAM, CPU {cpu}; Python"
+        f" {platform.python_version()}, MLflow {mlflow}, SQLAlchemy {sqlalchemy};"
+        f" load average at the start: {_load()}"
+    )
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="passed to every script")
@@ -36,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [s for s in scripts() if not wanted or s.stem.removeprefix("bench_") in wanted]
     if wanted - {s.stem.removeprefix("bench_") for s in chosen}:
         p.error(f"unknown benchmark(s): {', '.join(sorted(wanted))}")
+    print(machine(), flush=True)
     summary: list[str] = []
     failed = []
     for script in chosen:
@@ -55,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary.append(f"{script.name} ({took:.0f} s)")
         summary.extend(f"    {ln}" for ln in lines)
     print("\n##### summary")
+    print(f"load average at the end: {_load()}")
     print("\n".join(summary))
     if failed:
         print(f"failed: {', '.join(failed)}")
