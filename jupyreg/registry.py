@@ -437,8 +437,13 @@ class Registry:
                 return mlflow.pyfunc.load_model(location)
 
     def holder(self, name: str, stage: str = "Production") -> int | None:
-        """The version now in ``stage`` (the newest one if several are), else None."""
+        """The version now in ``stage``, else None. Staging and Production are read from
+        their alias, which moves in one step from the old holder to the new one (the stage
+        tags change one version at a time); other stages give their newest holder."""
         target = lifecycle.normalize_stage(stage)
+        alias = lifecycle.STAGE_ALIASES.get(target)
+        if alias is not None and (version := self._store.aliases(name).get(alias)) is not None:
+            return version
         holders = [v for v, s in self._store.model_versions(name).items() if s.stage == target]
         return max(holders, default=None)
 
