@@ -8,7 +8,8 @@ import sys
 
 def test_import_does_not_load_heavy_dependencies() -> None:
     code = (
-        "import sys, jupyreg, jupyreg.errors, jupyreg.lifecycle, jupyreg.lineage; "
+        "import sys, jupyreg, jupyreg.errors, jupyreg.lifecycle, jupyreg.lineage, "
+        "jupyreg.magics, jupyreg.widgets, jupyreg.webhooks; "
         "heavy = [m for m in ('mlflow', 'dvc', 'pandas', 'sklearn', 'git') if m in sys.modules]; "
         "print(heavy)"
     )
