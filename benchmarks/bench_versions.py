@@ -6,15 +6,16 @@ time and peak memory, against listing them with plain MLflow.
 
 A throwaway PostgreSQL cluster (fsync off: seeding is not what is measured) gets one logged
 sklearn model and N plain ``MlflowClient.create_model_version`` versions on its source
-``models:/m-...`` (so they all share one run). Measured in this one process over the
-direct SQL store URI (``postgresql+psycopg://...``), sides alternating after one untimed
+``models:/m-...`` (so they all share one run). Measured in this one process, first over
+the direct SQL store URI (``postgresql+psycopg2://...``), then through a plain
+``mlflow server`` on the same database (REST), sides alternating after one untimed
 warm-up call each:
 
 - jupyreg: ``reg.versions(name)`` (a pandas DataFrame: stage, aliases, metrics, lineage);
 - anchor: every page of ``MlflowClient.search_model_versions("name = '...'")``.
 
 Peak memory is tracemalloc's peak over one more call of each side (its overhead is kept
-out of the timed calls). ``--smoke``: 50 versions on SQLite, one repetition.
+out of the timed calls). ``--smoke``: 50 versions on SQLite, one repetition, no server.
 """
 
 from __future__ import annotations
@@ -41,33 +42,40 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
         why = c.postgres_unavailable()
         if args.smoke or why:
             store = "SQLite, smoke" if args.smoke else f"SQLite; PostgreSQL skipped: {why}"
-            rows, peaks = _bench(c.sqlite_uri(root), count, repeat, store, args.profile)
+            uri = c.sqlite_uri(root)
+            _seed(uri, count)
+            rows = [_bench(uri, count, repeat, store, args.profile)]
         else:
             with c.postgres(fast_seed=True) as backend:
-                rows, peaks = _bench(backend, count, repeat, "PostgreSQL", args.profile)
+                _seed(backend, count)
+                rows = [_bench(backend, count, repeat, "PostgreSQL, SQL URI", args.profile)]
+                with c.mlflow_server(backend, root) as url:
+                    rows.append(_bench(url, count, repeat, "PostgreSQL, mlflow server", False))
     c.print_table(
         f"registry size: reg.versions over {count:,} versions",
         rows,
-        f"same process, direct SQL store URI, sides alternating, 1 warm-up call each,"
+        "same process, sides alternating, 1 warm-up call each,"
         f" {repeat} repetition(s); peak memory by tracemalloc over one extra call",
         "MlflowClient.search_model_versions, all pages",
     )
-    ours, anchor = peaks
-    print(
-        f"RATIO {rows[0].measure} peak memory: {ours / anchor:.3f} (report;"
-        f" jupyreg {ours / MiB:.1f} MiB, anchor {anchor / MiB:.1f} MiB)"
-    )
+    for row in rows:
+        ours, anchor = row.peaks  # type: ignore[attr-defined]
+        print(
+            f"RATIO {row.measure} peak memory: {ours / anchor:.3f} (report;"
+            f" jupyreg {ours / MiB:.1f} MiB, anchor {anchor / MiB:.1f} MiB)"
+        )
     return rows
 
 
-def _bench(
-    uri: str, count: int, repeat: int, store: str, profile: bool
-) -> tuple[list[c.Row], tuple[int, int]]:
+def _seed(uri: str, count: int) -> None:
+    c.create_versions(uri, NAME, count, c.log_one_model(uri))
+
+
+def _bench(uri: str, count: int, repeat: int, store: str, profile: bool) -> c.Row:
     from mlflow import MlflowClient
 
     from jupyreg import Registry
 
-    c.create_versions(uri, NAME, count, c.log_one_model(uri))
     reg, client = Registry(uri, user="bench"), MlflowClient(uri, uri)
 
     def ours() -> None:
@@ -91,7 +99,8 @@ def _bench(
     if profile:
         c.profile(ours)
     row = c.Row(f"reg.versions, {count:,} versions ({store})", stats["jupyreg"], stats["anchor"])
-    return [row], peaks
+    row.peaks = peaks  # type: ignore[attr-defined]
+    return row
 
 
 def _peak(action: Callable[[], Any]) -> int:
