@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace) -> Any:
 
 
 def _users(args: argparse.Namespace) -> None:
+    from mlflow import MlflowClient
     from mlflow.server.auth.client import AuthServiceClient
 
     from jupyreg.store import translated
@@ -165,10 +166,15 @@ def _users(args: argparse.Namespace) -> None:
         if args.users_verb == "add":
             client.create_user(args.username, args.password)
             print(f"created user {args.username}")
-        else:
+        else:  # registering into a model also writes runs to its experiment
             client.grant_user_permission(
                 args.username, "registered_model", args.model, args.permission
             )
+            experiment = MlflowClient(uri).get_experiment_by_name(args.model)
+            if experiment is not None:
+                client.grant_user_permission(
+                    args.username, "experiment", experiment.experiment_id, args.permission
+                )
             print(f"{args.username} has {args.permission} on {args.model}")
 
 

@@ -27,7 +27,33 @@ class Flavor:
             return flavor.log_model(
                 name="model", python_model=model, pip_requirements=pip_requirements
             )
-        return flavor.log_model(model, name="model", pip_requirements=pip_requirements)
+        options = _sklearn_serialization(model) if self.name == "sklearn" else {}
+        if options.get("serialization_format") == "cloudpickle":
+            pip_requirements = [*pip_requirements, _pinned("cloudpickle")]
+        return flavor.log_model(model, name="model", pip_requirements=pip_requirements, **options)
+
+
+def _sklearn_serialization(model: Any) -> dict[str, Any]:
+    """MLflow's default skops format (safe to load) trusting the model's own types, which
+    skops otherwise refuses for tree ensembles, MLPs and custom transformers; cloudpickle
+    where skops cannot express the model (classes defined in ``__main__``, lambdas)."""
+    import skops.io
+
+    try:
+        dumped = skops.io.dumps(model)
+        untrusted = skops.io.get_untrusted_types(data=dumped)
+        if any(name.startswith("__main__.") for name in untrusted):
+            raise TypeError("classes defined in __main__ do not load elsewhere")
+        skops.io.loads(dumped, trusted=untrusted)  # what MLflow checks before saving
+    except Exception:  # skops' own serialisation errors are varied; cloudpickle covers them
+        return {"serialization_format": "cloudpickle"}
+    return {"skops_trusted_types": untrusted} if untrusted else {}
+
+
+def _pinned(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return f"{distribution}=={version(distribution)}"
 
 
 def _roots(model: Any) -> list[str]:

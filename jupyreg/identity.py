@@ -8,11 +8,11 @@ import subprocess
 
 
 def resolve_user(user: str | None = None, authenticated: str | None = None) -> str:
-    """``user``, else the user a server authenticates, else ``JUPYREG_USER``, else git's
-    ``user.email``, else the OS user."""
+    """The user a server authenticates (it records that one whatever a client declares),
+    else ``user``, else ``JUPYREG_USER``, else git's ``user.email``, else the OS user."""
     sources = (
-        lambda: user,
         lambda: authenticated,
+        lambda: user,
         lambda: os.environ.get("JUPYREG_USER"),
         _git_email,
     )

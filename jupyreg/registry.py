@@ -679,8 +679,9 @@ class Registry:
 
     def policy(self, name: str) -> Policy:
         """The model's promotion policy: its ``jupyreg.policy`` tag, else
-        ``[tool.jupyreg.policy]`` of the project's pyproject.toml, else the default."""
-        return self._policy(name)
+        ``[tool.jupyreg.policy]`` of the project's pyproject.toml, else the default (also
+        before the model's first version exists)."""
+        return self._policy(name, missing_ok=True)
 
     def set_policy(self, name: str, policy: Policy | None = None, **settings: Any) -> Policy:
         """Store a policy on the model: ``policy`` as given, or the current one with

@@ -177,3 +177,8 @@ def test_two_approvals_count_distinct_reviewers(workdir, alice, bob, model, sqli
     assert carol.approve(request.id).status == "approved"
     assert alice.get(NAME, 1).stage == "Production"
     assert alice.requests(NAME, status="approved")["approved_by"].tolist() == ["bob,carol"]
+
+
+def test_project_policy_applies_before_the_first_version(project, alice) -> None:
+    policy = alice.policy("not-registered-yet")
+    assert policy.require_clean_git and policy.thresholds == ("test.auc >= 0.85",)

@@ -353,3 +353,31 @@ def test_register_into_a_registry_outside_the_current_directory(tmp_path, model,
     assert registry.register(model, NAME).version == 1
     assert not (tmp_path / "work" / "mlflow.db").exists()
     assert len(registry.load(NAME, version=1).predict(model.sample_input)) == 3
+
+
+def _ensemble():
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 3))
+    y = (x[:, 0] > 0).astype(int)
+    boosted = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    with_lambda = make_pipeline(FunctionTransformer(lambda v: v * 2), boosted).fit(x, y)
+    return x, boosted, with_lambda
+
+
+def test_tree_ensembles_and_custom_pipelines_register_and_load(alice) -> None:
+    x, boosted, with_lambda = _ensemble()
+    for model in (boosted, with_lambda):
+        mv = alice.register(model, NAME)
+        loaded = alice.load(NAME, version=mv.version)
+        assert list(loaded.predict(x[:5])) == list(model.predict(x[:5]))
+
+
+def test_a_server_authenticated_user_wins_over_a_declared_one(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    assert Registry("http://127.0.0.1:1", user="mallory").user == "alice"
+    assert Registry(f"sqlite:///{'/tmp/x.db'}", user="mallory").user == "mallory"

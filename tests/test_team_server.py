@@ -409,6 +409,7 @@ def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> No
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "dana-password-1")
     dana = Registry(team.url)
     assert dana.user == "dana"
+    assert dana.register(model, NAME).author == "dana"  # the grant covers the experiment too
     with pytest.raises(PermissionDenied, match="dana has EDIT"):
         dana.rollback(NAME, reason="not allowed")
     assert main(["--tracking-uri", team.url, "requests", NAME, "--format", "json"]) == 0

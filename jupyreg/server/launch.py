@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import sys
@@ -57,8 +58,9 @@ def server_environment(
     env = dict(os.environ)
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
     if auth_database_uri:
-        folder = Path(tempfile.mkdtemp(prefix="jupyreg-auth-"))
-        config = folder / "basic_auth.ini"
+        digest = hashlib.sha256(auth_database_uri.encode()).hexdigest()[:16]
+        config = Path(tempfile.gettempdir(), f"jupyreg-auth-{digest}.ini")  # one per database
+        config.touch(mode=0o600)  # the database URI may carry a password
         config.write_text(
             AUTH_CONFIG.format(
                 default_permission=default_permission,
