@@ -167,15 +167,26 @@ def _users(args: argparse.Namespace) -> None:
             client.create_user(args.username, args.password)
             print(f"created user {args.username}")
         else:  # registering into a model also writes runs to its experiment
-            client.grant_user_permission(
-                args.username, "registered_model", args.model, args.permission
-            )
+            _grant(client, args.username, "registered_model", args.model, args.permission)
             experiment = MlflowClient(uri).get_experiment_by_name(args.model)
             if experiment is not None:
-                client.grant_user_permission(
-                    args.username, "experiment", experiment.experiment_id, args.permission
+                _grant(
+                    client, args.username, "experiment", experiment.experiment_id, args.permission
                 )
             print(f"{args.username} has {args.permission} on {args.model}")
+
+
+def _grant(client: Any, username: str, kind: str, resource: str, permission: str) -> None:
+    """Grant, or change an existing grant: `users grant` is safe to run again."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.grant_user_permission(username, kind, resource, permission)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        client.revoke_user_permission(username, kind, resource)  # MLflow has no update
+        client.grant_user_permission(username, kind, resource, permission)
 
 
 def _watch(registry: Any, args: argparse.Namespace) -> None:

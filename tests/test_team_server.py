@@ -396,14 +396,19 @@ def test_client_against_plain_mlflow_keeps_the_client_side_path(mlflow_server, m
 
 
 def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> None:
+    from mlflow.server.auth.client import AuthServiceClient
+
     from jupyreg.cli import main
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
     base = ["--tracking-uri", team.url, "users"]
     assert main([*base, "add", "dana", "--password", "dana-password-1"]) == 0
-    assert main([*base, "grant", "dana", NAME, "EDIT"]) == 0
+    assert main([*base, "grant", "dana", NAME, "READ"]) == 0
+    assert main([*base, "grant", "dana", NAME, "EDIT"]) == 0  # a second grant changes the first
     assert "dana has EDIT on fraud-detector" in capsys.readouterr().out
+    auth = AuthServiceClient(team.url)
+    assert auth.get_user_permission("dana", "registered_model", NAME).permission == "EDIT"
     assert main([*base, "add", "dana", "--password", "dana-password-1"]) == 2  # exists
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "dana")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "dana-password-1")
