@@ -17,28 +17,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+for path in (HERE.parent, HERE):  # the checkout, and _common beside this script
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import _common as c  # noqa: E402
 
 from jupyreg import Registry  # noqa: E402 - after making the checkout importable
 from jupyreg.widgets.comparison import CompareController  # noqa: E402
 from jupyreg.widgets.promotion import PromotionController  # noqa: E402
 
 NAME = "bench-model"
-BIN = Path(sys.executable).parent
 ANCHOR = "anchor: get_model_version + get_run per version"
 
 
@@ -146,54 +144,8 @@ def _embedded(root: Path) -> Iterator[str]:
 @contextmanager
 def _server(root: Path) -> Iterator[str]:
     """A local ``mlflow server`` on a free port with a SQLite backend."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(root / "server.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                str(BIN / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                f"sqlite:///{root / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(root / "artifacts"),
-                "--workers",
-                "1",
-            ],
-            cwd=root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-        )
-        try:
-            _wait_healthy(url, process, root)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], root: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((root / "server.log").read_text()[-3000:])
-        time.sleep(0.3)
+    with c.mlflow_server(f"sqlite:///{root / 'mlflow.db'}", root) as url:
+        yield url
 
 
 def _time(action: Callable[[], object], repeat: int) -> dict[str, float]:
