@@ -3,12 +3,14 @@ asserted here: the full run is `benchmarks/run_all.py`, outside CI pass/fail."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench_lineage.py and bench_panels.py have smoke tests of their own
+# bench_lineage.py and bench_panels.py are called in-process below
 OURS = ["register", "load_ext", "load", "promotion", "versions"]
 
 
@@ -36,3 +38,33 @@ def test_benchmark_scripts_run_and_print_their_ratios() -> None:
     assert 'reg.load(stage="Production")' in section["load"]
     assert "request+approve" in section["promotion"]
     assert "peak memory" in section["versions"]
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lineage_benchmark_runs_on_a_small_file(capsys) -> None:
+    results = _script("bench_lineage").main(["--smoke"])
+    assert set(results) == {
+        "capture() warm process",
+        "capture() fresh python",
+        "dvc status",
+        "hash (jupyreg)",
+        "md5sum",
+    }
+    assert all(0 < r["min"] <= r["median"] <= r["max"] for r in results.values())
+    out = capsys.readouterr().out
+    assert "capture / dvc status" in out and "hash throughput" in out
+
+
+def test_panels_benchmark_runs_on_a_few_embedded_versions(capsys) -> None:
+    bench = _script("bench_panels")
+    results = bench.main(["--smoke", "--embedded"])
+    assert bench.ANCHOR in results and "compare controller, 10 versions" in results
+    assert all(0 < r["min"] <= r["median"] <= r["max"] for r in results.values())
+    assert "/ anchor" in capsys.readouterr().out
