@@ -221,16 +221,25 @@ class CompareController:
         base = self.reference
         if base is None:
             return []
+        others = [v for v in self.selected if v != base]
+        self._read_files_between(base, others)
         return [
             diff_lineage(base, self.fields[base], v, self.fields[v], self._changed_files)
-            for v in self.selected
-            if v != base
+            for v in others
         ]
 
     def _changed_files(self, base: str, other: str) -> tuple[str, ...] | None:
-        if (base, other) not in self._files_between:
-            self._files_between[(base, other)] = changed_files(base, other, self.cwd)
-        return self._files_between[(base, other)]
+        return self._files_between.get((base, other))
+
+    def _read_files_between(self, base: int, others: list[int]) -> None:
+        """The git diffs the lineage diff needs, all in one batch (not a git call each)."""
+        commit = self.fields[base].get("git.commit")
+        if commit is None:
+            return
+        commits = {str(c) for v in others if (c := self.fields[v].get("git.commit")) is not None}
+        unread = [(str(commit), c) for c in commits if (str(commit), c) not in self._files_between]
+        if unread:
+            self._files_between.update(changed_files(unread, self.cwd))
 
     def _stale_hint(self) -> str | None:
         """Says so when Production was trained on data whose DVC hash has since changed."""

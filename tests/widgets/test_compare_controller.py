@@ -127,6 +127,30 @@ def test_files_changed_are_unknown_for_commits_not_in_the_repo(alice, model, rep
     assert "unknown" in diff.git.note
 
 
+def test_many_versions_get_their_own_files_changed_in_one_batch(alice, model, repo, workdir):
+    first, second = repo
+    (workdir / "data.py").write_text("rows = 10\n")
+    git(workdir, "add", "data.py")
+    git(workdir, "commit", "-qm", "three")
+    third = git(workdir, "rev-parse", "HEAD")
+    git(workdir, "commit", "-q", "--allow-empty", "-m", "four: nothing changed")
+    fourth = git(workdir, "rev-parse", "HEAD")
+    commits = [first, second, "ab" * 20, third, fourth, first, third[:12]]
+    for auc, commit in enumerate(commits):
+        register(alice, model, {"auc": auc / 10}, jupyreg__git__commit=commit)
+    controller = CompareController(alice, NAME)
+    controller.select(range(1, len(commits) + 1))
+    files = {d.other: d.git.files for d in controller.lineage_diffs()}
+    assert files == {
+        2: ("train.py",),
+        3: None,  # not in the repo
+        4: ("data.py", "train.py"),
+        5: ("data.py", "train.py"),  # same tree as the third commit
+        6: (),  # same commit
+        7: ("data.py", "train.py"),  # an abbreviated commit resolves
+    }
+
+
 def test_commits_that_look_like_options_never_reach_git(alice, model, repo, workdir):
     register(alice, model, {"auc": 0.8}, jupyreg__git__commit=repo[0])
     register(alice, model, {"auc": 0.9}, jupyreg__git__commit="--output=pwned")
