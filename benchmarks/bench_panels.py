@@ -166,6 +166,19 @@ def _report(results: dict[str, dict[str, float]], count: int, repeat: int, store
             f"{measure:<52} {r['median']:9.3f} {r['min']:8.3f} {r['max']:8.3f} "
             f"{r['median'] / anchor:9.3f}"
         )
+    for measure, r in results.items():  # run_all.py's summary collects these lines
+        if measure == ANCHOR:
+            continue
+        ratio, median = r["median"] / anchor, r["median"]
+        if measure.startswith("compare controller"):
+            verdict = "met" if ratio <= 0.1 and median <= 1 else "MISSED"
+            target = f"target <= 0.1 and <= 1 s: {verdict}"
+        else:
+            target = "report"
+        print(
+            f"RATIO {measure}: {ratio:.3f} ({target}; jupyreg {median * 1000:.0f} ms, "
+            f"anchor {anchor * 1000:.0f} ms)"
+        )
 
 
 if __name__ == "__main__":
