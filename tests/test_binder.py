@@ -150,14 +150,16 @@ def test_a_fresh_environment_from_binder_spec_runs_post_build_and_the_notebooks(
         check=True,
     )
     assert probe.stdout.startswith(str(venv))  # installed, not imported from the checkout
-    extensions = subprocess.run(
-        [str(venv / "bin" / "jupyter"), "labextension", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "jupyreg" in extensions.stdout + extensions.stderr
+    for command in (["labextension", "list"], ["server", "extension", "list"]):
+        listed = subprocess.run(
+            [str(venv / "bin" / "jupyter"), *command],
+            env={**env, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        lines = (listed.stdout + listed.stderr).splitlines()
+        assert any("jupyreg" in line and "enabled" in line for line in lines), lines
 
     seeded = home / "demo" / "mlflow.db"
     assert _versions(seeded) == {1: "Production", 2: "Archived"}
