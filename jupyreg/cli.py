@@ -103,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     add = user_verbs.add_parser("add", help="create a user")
     add.add_argument("username")
     add.add_argument("--password", required=True)
-    grant = user_verbs.add_parser("grant", help="grant a permission on a registered model")
+    grant = user_verbs.add_parser(
+        "grant",
+        help="grant a permission on a registered model and on the experiment its runs go to "
+        "(created if missing); granting again changes the permission",
+    )
     grant.add_argument("username")
     grant.add_argument("model")
     grant.add_argument("permission", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"])
@@ -156,7 +160,7 @@ def _users(args: argparse.Namespace) -> None:
     from mlflow import MlflowClient
     from mlflow.server.auth.client import AuthServiceClient
 
-    from jupyreg.store import translated
+    from jupyreg.store import experiment_id, translated
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri or not uri.startswith(("http://", "https://")):
@@ -166,14 +170,11 @@ def _users(args: argparse.Namespace) -> None:
         if args.users_verb == "add":
             client.create_user(args.username, args.password)
             print(f"created user {args.username}")
-        else:  # registering into a model also writes runs to its experiment
+        else:  # registering into a model also writes runs to its experiment: cover both
             _grant(client, args.username, "registered_model", args.model, args.permission)
-            experiment = MlflowClient(uri).get_experiment_by_name(args.model)
-            if experiment is not None:
-                _grant(
-                    client, args.username, "experiment", experiment.experiment_id, args.permission
-                )
-            print(f"{args.username} has {args.permission} on {args.model}")
+            experiment = experiment_id(MlflowClient(uri), args.model)
+            _grant(client, args.username, "experiment", experiment, args.permission)
+            print(f"{args.username} has {args.permission} on {args.model} and its experiment")
 
 
 def _grant(client: Any, username: str, kind: str, resource: str, permission: str) -> None:

@@ -31,7 +31,13 @@ from jupyreg.identity import resolve_user
 from jupyreg.lifecycle import Move, Policy, Request, TransitionEvent
 from jupyreg.metrics import flatten_metrics, model_params
 from jupyreg.remote import LifecycleServer, discover
-from jupyreg.store import Store, VersionState, absolute_sqlite, default_tracking_uri
+from jupyreg.store import (
+    Store,
+    VersionState,
+    absolute_sqlite,
+    default_tracking_uri,
+    experiment_id,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,19 +226,9 @@ class Registry:
 
     def _experiment_for(self, name: str) -> str:
         """MLFLOW_EXPERIMENT_ID / _NAME when set, else an experiment named after the model."""
-        client = self._store.client
         if os.environ.get("MLFLOW_EXPERIMENT_ID"):
             return os.environ["MLFLOW_EXPERIMENT_ID"]
-        experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or name
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return client.create_experiment(experiment_name)
-        except MlflowException:  # created concurrently by another process
-            return client.get_experiment_by_name(experiment_name).experiment_id
+        return experiment_id(self._store.client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or name)
 
     def _ensure_registered_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException

@@ -126,6 +126,19 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def experiment_id(client: Any, name: str) -> str:
+    """The id of the experiment called ``name``, created when there is none yet."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.create_experiment(name))
+    except MlflowException:  # created concurrently by another process
+        return str(client.get_experiment_by_name(name).experiment_id)
+
+
 @dataclass
 class VersionState:
     """A model version as read from MLflow, with the jupyreg view of its tags."""

@@ -410,11 +410,17 @@ def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> No
     auth = AuthServiceClient(team.url)
     assert auth.get_user_permission("dana", "registered_model", NAME).permission == "EDIT"
     assert main([*base, "add", "dana", "--password", "dana-password-1"]) == 2  # exists
+    # a model nobody has trained yet: the grant makes its experiment, so it covers it
+    MlflowClient(team.url, team.url).create_registered_model("churn-detector")
+    assert main([*base, "grant", "dana", "churn-detector", "EDIT"]) == 0
+    churn = MlflowClient(team.url).get_experiment_by_name("churn-detector").experiment_id
+    assert auth.get_user_permission("dana", "experiment", churn).permission == "EDIT"
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "dana")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "dana-password-1")
     dana = Registry(team.url)
     assert dana.user == "dana"
     assert dana.register(model, NAME).author == "dana"  # the grant covers the experiment too
+    assert dana.register(model, "churn-detector").version == 1
     with pytest.raises(PermissionDenied, match="dana has EDIT"):
         dana.rollback(NAME, reason="not allowed")
     assert main(["--tracking-uri", team.url, "requests", NAME, "--format", "json"]) == 0
