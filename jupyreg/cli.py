@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from jupyreg.commands import add_verbs, describe, run_verb
-from jupyreg.errors import REFUSALS, InvalidArgument, RegistryError, RegistryUnavailable
+from jupyreg.entities import PERMISSIONS
+from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -86,9 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-database-uri",
         help="users and permissions database (default: MLflow's sqlite:///basic_auth.db)",
     )
-    sub.add_argument(
-        "--default-permission", default="READ", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
-    )
+    sub.add_argument("--default-permission", default="READ", choices=PERMISSIONS)
     sub.add_argument(
         "--approvers",
         nargs="+",
@@ -110,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grant.add_argument("username")
     grant.add_argument("model")
-    grant.add_argument("permission", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"])
+    grant.add_argument("permission", type=str.upper, choices=PERMISSIONS)
     sub = verbs.add_parser("demo", help="run the end-to-end demo in a fresh directory")
     sub.add_argument("--dir", help="where to keep the demo registry (default: a temp dir)")
     return parser
@@ -135,11 +134,11 @@ def _run(args: argparse.Namespace) -> Any:
             args.default_permission,
             approvers=args.approvers,
         )
-    if args.verb == "users":
-        return _users(args)
     from jupyreg.registry import Registry
 
     registry = Registry(args.tracking_uri, args.registry_uri, user=args.user)
+    if args.verb == "users":
+        return _users(registry, args)
     if args.verb == "watch":
         return _watch(registry, args)
     if args.verb == "webhooks":
@@ -156,38 +155,13 @@ def _run(args: argparse.Namespace) -> Any:
     return result.reset_index() if args.verb == "compare" else result
 
 
-def _users(args: argparse.Namespace) -> None:
-    from mlflow import MlflowClient
-    from mlflow.server.auth.client import AuthServiceClient
-
-    from jupyreg.store import experiment_id, translated
-
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri or not uri.startswith(("http://", "https://")):
-        raise InvalidArgument("users live on a jupyreg server: pass --tracking-uri http://...")
-    client = AuthServiceClient(uri)
-    with translated("managing users", uri):
-        if args.users_verb == "add":
-            client.create_user(args.username, args.password)
-            print(f"created user {args.username}")
-        else:  # registering into a model also writes runs to its experiment: cover both
-            _grant(client, args.username, "registered_model", args.model, args.permission)
-            experiment = experiment_id(MlflowClient(uri), args.model)
-            _grant(client, args.username, "experiment", experiment, args.permission)
-            print(f"{args.username} has {args.permission} on {args.model} and its experiment")
-
-
-def _grant(client: Any, username: str, kind: str, resource: str, permission: str) -> None:
-    """Grant, or change an existing grant: `users grant` is safe to run again."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.grant_user_permission(username, kind, resource, permission)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        client.revoke_user_permission(username, kind, resource)  # MLflow has no update
-        client.grant_user_permission(username, kind, resource, permission)
+def _users(registry: Any, args: argparse.Namespace) -> None:
+    if args.users_verb == "add":
+        registry.add_user(args.username, args.password)
+        print(f"created user {args.username}")
+    else:
+        registry.grant(args.username, args.model, args.permission)
+        print(f"{args.username} has {args.permission} on {args.model} and its experiment")
 
 
 def _watch(registry: Any, args: argparse.Namespace) -> None:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
+"""What a user may be granted on a model, as MLflow's basic-auth defines it."""
+
 
 @dataclass(frozen=True)
 class ModelVersion:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext, suppress
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle
 from jupyreg.config import project_settings
-from jupyreg.entities import ModelVersion
+from jupyreg.entities import PERMISSIONS, ModelVersion
 from jupyreg.errors import (
     ApprovalRequired,
     InvalidArgument,
@@ -442,6 +442,48 @@ class Registry:
             return version
         holders = [v for v, s in self._store.model_versions(name).items() if s.stage == target]
         return max(holders, default=None)
+
+    # users of a team server --------------------------------------------------------
+
+    def add_user(self, username: str, password: str) -> None:
+        """Create a user on the tracking server (needs an admin's credentials)."""
+        with self._user_admin("adding a user") as users:
+            users.create_user(username, password)
+
+    def grant(self, username: str, name: str, permission: str) -> None:
+        """Give ``username`` ``permission`` (READ, EDIT, MANAGE or NO_PERMISSIONS) on the
+        registered model ``name`` and on the experiment named after it, where registering
+        logs its runs (created if missing). Granting again changes the permission."""
+        level = permission.strip().upper()
+        if level not in PERMISSIONS:
+            raise InvalidArgument(
+                f"unknown permission {permission!r}: choose one of {', '.join(PERMISSIONS)}"
+            )
+        from mlflow.exceptions import MlflowException
+
+        with self._user_admin(f"granting {level} on {name}") as users:
+            experiment = experiment_id(self._store.client, name)
+            for kind, resource in (("registered_model", name), ("experiment", experiment)):
+                try:
+                    users.grant_user_permission(username, kind, resource, level)
+                except MlflowException as exc:  # MLflow has no update: replace the grant
+                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    users.revoke_user_permission(username, kind, resource)
+                    users.grant_user_permission(username, kind, resource, level)
+
+    @contextmanager
+    def _user_admin(self, what: str) -> Iterator[Any]:
+        """MLflow's basic-auth client of this registry's server, its errors translated."""
+        if not self.registry_uri.startswith(("http://", "https://")):
+            raise InvalidArgument(
+                f"users live on a tracking server, not {self.registry_uri}: "
+                "pass --tracking-uri http://..."
+            )
+        from mlflow.server.auth.client import AuthServiceClient
+
+        with self._store.translated(what):
+            yield AuthServiceClient(self.registry_uri)
 
     # CI/CD -------------------------------------------------------------------------
 

@@ -193,11 +193,16 @@ class Store:
     """Thin wrapper of ``MlflowClient`` with jupyreg's read patterns."""
 
     def __init__(self, tracking_uri: str, registry_uri: str) -> None:
-        from mlflow import MlflowClient
-
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """Made on first use: an SQLite store creates its file, which a command refused
+        for bad input must not leave behind."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def translated(self, what: str) -> AbstractContextManager[None]:
         return translated(what, self.registry_uri)

@@ -123,6 +123,20 @@ def test_usage_errors_exit_2(cli) -> None:
     assert exited.value.code == 2
 
 
+def test_users_need_a_server_and_leave_no_database_behind(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    assert main(["users", "grant", "dana", NAME, "edit"]) == 2
+    err = capsys.readouterr().err
+    assert "users live on a tracking server" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # no mlflow.db made by a refused command
+    with pytest.raises(SystemExit) as exited:
+        main(["--tracking-uri", "http://127.0.0.1:9", "users", "grant", "dana", NAME, "write"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'WRITE'" in capsys.readouterr().err
+
+
 def test_installed_entry_point_runs(sqlite_uri, two_versions) -> None:
     jupyreg = Path(sys.executable).parent / "jupyreg"
     out = subprocess.run(

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from jupyreg import Registry
 from jupyreg.errors import (
+    InvalidArgument,
     InvalidTransition,
     PermissionDenied,
     PolicyViolation,
@@ -410,6 +411,8 @@ def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> No
     auth = AuthServiceClient(team.url)
     assert auth.get_user_permission("dana", "registered_model", NAME).permission == "EDIT"
     assert main([*base, "add", "dana", "--password", "dana-password-1"]) == 2  # exists
+    with pytest.raises(InvalidArgument, match="unknown permission 'owner': choose one of READ"):
+        Registry(team.url).grant("dana", NAME, "owner")
     # a model nobody has trained yet: the grant makes its experiment, so it covers it
     MlflowClient(team.url, team.url).create_registered_model("churn-detector")
     assert main([*base, "grant", "dana", "churn-detector", "EDIT"]) == 0

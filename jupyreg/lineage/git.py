@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from jupyreg.lineage.scrub import scrub_url
 
 _TIMEOUT_S = 10
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")  # hex only: git never sees an option
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _FIELDS = (
     "commit",
@@ -209,3 +212,58 @@ def _reason(exc: subprocess.SubprocessError) -> str:
 def _unavailable(warning: str, root: Path | None = None) -> GitCapture:
     info = dict.fromkeys(_FIELDS)
     return GitCapture(info=info, warnings=[warning], root=root)
+
+
+def files_changed_between(
+    pairs: Iterable[tuple[str, str]], cwd: Path
+) -> dict[tuple[str, str], tuple[str, ...] | None]:
+    """The files changed between each (base, other) pair of commits in the repo at ``cwd``,
+    in two git calls whatever the number of pairs; None for a pair whose commits (or the
+    repo) are not there. Commits are checked to be hex so git never sees an option."""
+    found: dict[tuple[str, str], tuple[str, ...] | None] = dict.fromkeys(pairs)
+    wanted = [p for p in found if _COMMIT.match(p[0]) and _COMMIT.match(p[1])]
+    commits = sorted({c for p in wanted for c in p})
+    checked = _git_fed(cwd, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
+    if checked is None:
+        return found
+    full = {
+        commit: line.split()[0]
+        for commit, line in zip(commits, checked.splitlines(), strict=False)
+        if line.endswith(" commit")
+    }
+    present = [(a, b) for a, b in wanted if a in full and b in full]
+    lines = [f"{full[a]} {full[b]}" for a, b in present]
+    # -z output: per pair, the base's full id (--always: even when nothing changed), names
+    listed = _git_fed(cwd, ["diff-tree", "--stdin", "-r", "--name-only", "--always", "-z"], lines)
+    if listed is None:
+        return found
+    tokens, at = listed.split("\0"), 0
+    for index, pair in enumerate(present):
+        if at >= len(tokens) or tokens[at] != full[pair[0]]:
+            break  # not the shape expected: leave the rest unknown rather than guess
+        following = full[present[index + 1][0]] if index + 1 < len(present) else ""
+        end = at + 1
+        while end < len(tokens) and tokens[end] and tokens[end] != following:
+            end += 1
+        found[pair] = tuple(tokens[at + 1 : end])
+        at = end
+    return found
+
+
+def _git_fed(cwd: Path, args: list[str], lines: list[str]) -> str | None:
+    """``git ARGS`` fed ``lines`` on stdin; None when there is nothing to ask or git fails."""
+    if not lines:
+        return None
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input="".join(f"{line}\n" for line in lines),
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT_S * 3,
+            env=_git_env(),
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle
 from jupyreg.errors import InvalidArgument, NotFound
-from jupyreg.widgets.lineage_diff import LineageDiff, changed_files, diff_lineage, stale_datasets
+from jupyreg.lineage.git import files_changed_between
+from jupyreg.widgets.lineage_diff import LineageDiff, diff_lineage, stale_datasets
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
@@ -239,7 +240,7 @@ class CompareController:
         commits = {str(c) for v in others if (c := self.fields[v].get("git.commit")) is not None}
         unread = [(str(commit), c) for c in commits if (str(commit), c) not in self._files_between]
         if unread:
-            self._files_between.update(changed_files(unread, self.cwd))
+            self._files_between.update(files_changed_between(unread, self.cwd))
 
     def _stale_hint(self) -> str | None:
         """Says so when Production was trained on data whose DVC hash has since changed."""

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _DATA_FIELD = re.compile(r"^data\.(\d+)\.(path|md5)$")
-_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 SHORT_SHA = 8
 
 
@@ -100,7 +98,7 @@ def diff_lineage(
     files_between: FilesBetween,
 ) -> LineageDiff:
     """``other``'s lineage against ``base``'s; ``files_between(a, b)`` names the files
-    changed between two commits (see ``changed_files``)."""
+    changed between two commits (see ``lineage.git.files_changed_between``)."""
     return LineageDiff(
         base=base,
         other=other,
@@ -129,61 +127,6 @@ def gpu_summary(fields: Mapping[str, Any]) -> str | None:
     if str(count) == "0":
         return "none"
     return f"{count}x {fields.get('gpu.name') or 'GPU'}"
-
-
-def changed_files(
-    pairs: Iterable[tuple[str, str]], cwd: Path
-) -> dict[tuple[str, str], tuple[str, ...] | None]:
-    """The files changed between each (base, other) pair of commits in the repo at ``cwd``,
-    in two git calls whatever the number of pairs; None for a pair whose commits (or the
-    repo) are not there. Commits are checked to be hex so git never sees an option."""
-    found: dict[tuple[str, str], tuple[str, ...] | None] = dict.fromkeys(pairs)
-    wanted = [p for p in found if _COMMIT.match(p[0]) and _COMMIT.match(p[1])]
-    commits = sorted({c for p in wanted for c in p})
-    checked = _git(cwd, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
-    if checked is None:
-        return found
-    full = {
-        commit: line.split()[0]
-        for commit, line in zip(commits, checked.splitlines(), strict=False)
-        if line.endswith(" commit")
-    }
-    present = [(a, b) for a, b in wanted if a in full and b in full]
-    lines = [f"{full[a]} {full[b]}" for a, b in present]
-    # -z output: per pair, the base's full id (--always: even when nothing changed), names
-    listed = _git(cwd, ["diff-tree", "--stdin", "-r", "--name-only", "--always", "-z"], lines)
-    if listed is None:
-        return found
-    tokens, at = listed.split("\0"), 0
-    for index, pair in enumerate(present):
-        if at >= len(tokens) or tokens[at] != full[pair[0]]:
-            break  # not the shape expected: leave the rest unknown rather than guess
-        following = full[present[index + 1][0]] if index + 1 < len(present) else ""
-        end = at + 1
-        while end < len(tokens) and tokens[end] and tokens[end] != following:
-            end += 1
-        found[pair] = tuple(tokens[at + 1 : end])
-        at = end
-    return found
-
-
-def _git(cwd: Path, args: list[str], lines: list[str]) -> str | None:
-    """``git ARGS`` fed ``lines`` on stdin; None when there is nothing to ask or git fails."""
-    if not lines:
-        return None
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            input="".join(f"{line}\n" for line in lines),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
 
 
 def stale_datasets(fields: Mapping[str, Any], cwd: Path) -> list[StaleDataset]:
