@@ -1,26 +1,30 @@
-"""Git state of the code a model was trained from, read with the ``git`` binary.
+"""Git state of the code a model was trained from, read with GitPython.
 
-The binary is used instead of GitPython: it is always what the user's own git sees,
-costs no import, and the few calls needed run concurrently. ``GIT_OPTIONAL_LOCKS=0``
-keeps ``git status`` from taking the index lock: capture never writes to the repo.
+GitPython is imported on first use only (it costs ~0.1 s), never by ``import jupyreg``.
+Refs, config and objects are read through its object model; the few questions only git
+itself answers (index against HEAD and worktree, untracked files, the diff) go through
+its command layer with ``GIT_OPTIONAL_LOCKS=0``, so capture never takes the index lock.
 """
 
 from __future__ import annotations
 
+import configparser
 import hashlib
-import os
 import re
-import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyreg.lineage.scrub import scrub_url
 
+if TYPE_CHECKING:
+    import git
+
 _TIMEOUT_S = 10
-_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")  # hex only: git never sees an option
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")  # hex only: never an option or a ref expression
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_NO_EXECUTABLE = "git: the git executable was not found; commit not recorded"
 _FIELDS = (
     "commit",
     "branch",
@@ -46,133 +50,85 @@ class GitCapture:
 def capture_git(cwd: Path, notebook: Path | None = None) -> GitCapture:
     """Commit, branch, dirty state and diff, remote, and whether ``notebook`` is committed."""
     try:
-        root = Path(_git(cwd, "rev-parse", "--show-toplevel").decode().strip())
-    except FileNotFoundError:
-        return _unavailable("git: the git executable was not found; commit not recorded")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        return _unavailable(f"git: {cwd} is not in a git repository ({_reason(exc)})")
+        import git
+    except ImportError as exc:  # GitPython refuses to import when git is not on PATH
+        if exc.name == "git":
+            return _unavailable("git: GitPython is not installed; commit not recorded")
+        return _unavailable(_NO_EXECUTABLE)
+    try:
+        repo = git.Repo(cwd, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return _unavailable(f"git: {cwd} is not in a git repository; commit not recorded")
+    with repo:
+        if repo.working_tree_dir is None:
+            return _unavailable(
+                f"git: {repo.git_dir} is a bare repository (no working tree); commit not recorded"
+            )
+        root = Path(repo.working_tree_dir)
+        repo.git.update_environment(GIT_OPTIONAL_LOCKS="0")
+        try:
+            return _capture(repo, root, _relative(notebook, root))
+        except git.GitCommandNotFound:
+            return _unavailable(_NO_EXECUTABLE, root)
+        except (git.GitCommandError, git.exc.ODBError, ValueError, OSError) as exc:
+            return _unavailable(f"git: cannot read {root} ({_reason(exc)}); commit not recorded")
 
-    notebook_rel = _relative(notebook, root)
-    status, remotes, tracked_notebook = _git_concurrently(
-        root,
-        ["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal"],
-        ["config", "-z", "--get-regexp", r"^remote\..*\.url$"],
-        ["ls-files", "-z", "--", notebook_rel] if notebook_rel else None,
-    )
-    if status is None:
-        return _unavailable("git: `git status` failed; commit not recorded", root)
-    commit, branch, modified, untracked = _parse_status(status.decode(errors="replace"))
 
+def _capture(repo: git.Repo, root: Path, notebook_rel: str | None) -> GitCapture:
+    head = repo.head
+    commit = head.commit if head.is_valid() else None
+    base = commit or repo.tree(_EMPTY_TREE)
+    # The index is the diffs' "a" side: a_path is the path as staged (a rename's new name).
+    changes = [*repo.index.diff(base), *repo.index.diff(None)]
+    modified = list(dict.fromkeys(change.a_path or change.b_path for change in changes))
     result = GitCapture(info={}, root=root)
     if modified:
-        base = "HEAD" if commit else _EMPTY_TREE
-        try:
-            result.diff = _git(root, "diff", "--binary", "--no-color", "--no-ext-diff", base)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            result.warnings.append(f"git: could not read the uncommitted diff ({_reason(exc)})")
+        result.diff = repo.git.diff(
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            base.hexsha,
+            stdout_as_string=False,
+            strip_newline_in_stdout=False,
+            kill_after_timeout=_TIMEOUT_S,
+        )
     result.info = {
-        "commit": commit,
-        "branch": branch,
+        "commit": commit.hexsha if commit else None,
+        "branch": "detached" if head.is_detached else head.reference.name,
         "dirty": bool(modified),
         "modified": modified,
-        "untracked": len(untracked),
+        "untracked": len(repo.untracked_files),
         "diff_sha256": hashlib.sha256(result.diff).hexdigest() if result.diff else None,
-        "notebook_committed": _notebook_committed(notebook_rel, modified, tracked_notebook),
-        "remote": _remote(remotes),
+        "notebook_committed": _notebook_committed(notebook_rel, modified, commit),
+        "remote": _remote(repo),
     }
-    result.warnings[:0] = _warnings(result.info, notebook_rel)
+    result.warnings = _warnings(result.info, notebook_rel)
     return result
 
 
-def _git(cwd: Path, *args: str) -> bytes:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env=_git_env(),
-        capture_output=True,
-        check=True,
-        timeout=_TIMEOUT_S,
-    ).stdout
-
-
-def _git_concurrently(root: Path, *commands: list[str] | None) -> list[bytes | None]:
-    """Run independent git commands at once; a failed or skipped one gives None."""
-    procs = [
-        subprocess.Popen(
-            ["git", *cmd],
-            cwd=root,
-            env=_git_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        if cmd
-        else None
-        for cmd in commands
-    ]
-    outputs: list[bytes | None] = []
-    for proc in procs:
-        if proc is None:
-            outputs.append(None)
-            continue
-        try:
-            out, _ = proc.communicate(timeout=_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            out = None
-        outputs.append(out if proc.returncode == 0 else None)
-    return outputs
-
-
-def _git_env() -> dict[str, str]:
-    return {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
-
-
-def _parse_status(out: str) -> tuple[str | None, str | None, list[str], list[str]]:
-    """Parse ``git status --porcelain=v2 --branch -z``: commit, branch, modified, untracked."""
-    commit = branch = None
-    modified: list[str] = []
-    untracked: list[str] = []
-    fields = iter(out.split("\0"))
-    for entry in fields:
-        if entry.startswith("# branch.oid "):
-            oid = entry.removeprefix("# branch.oid ")
-            commit = None if oid == "(initial)" else oid
-        elif entry.startswith("# branch.head "):
-            head = entry.removeprefix("# branch.head ")
-            branch = "detached" if head == "(detached)" else head
-        elif entry.startswith("1 "):
-            modified.append(entry.split(" ", 8)[8])
-        elif entry.startswith("2 "):
-            modified.append(entry.split(" ", 9)[9])
-            next(fields, None)  # a rename's original path
-        elif entry.startswith("u "):
-            modified.append(entry.split(" ", 10)[10])
-        elif entry.startswith("? "):
-            untracked.append(entry[2:])
-    return commit, branch, modified, untracked
-
-
 def _notebook_committed(
-    notebook_rel: str | None, modified: list[str], tracked: bytes | None
+    notebook_rel: str | None, modified: list[str], commit: git.Commit | None
 ) -> bool | None:
-    """True when the notebook is tracked and unchanged; None when outside the repo."""
+    """True when the notebook is in HEAD and unchanged; None when outside the repo."""
     if notebook_rel is None:
         return None
-    if notebook_rel in modified:
+    if notebook_rel in modified or commit is None:
         return False
-    return bool(tracked)
+    try:
+        commit.tree.join(notebook_rel)
+    except KeyError:
+        return False
+    return True
 
 
-def _remote(config: bytes | None) -> str | None:
+def _remote(repo: git.Repo) -> str | None:
     """The ``origin`` URL (else the first remote's), without credentials."""
-    if not config:
-        return None
     urls: dict[str, str] = {}
-    for entry in config.decode(errors="replace").split("\0"):
-        key, _, url = entry.partition("\n")
-        if url:
-            urls[key.removeprefix("remote.").removesuffix(".url")] = url
+    for remote in repo.remotes:
+        try:
+            urls[remote.name] = remote.url
+        except configparser.Error:  # a remote section without a url
+            continue
     if not urls:
         return None
     return scrub_url(urls.get("origin") or next(iter(urls.values())))
@@ -204,9 +160,11 @@ def _relative(path: Path | None, root: Path) -> str | None:
         return None
 
 
-def _reason(exc: subprocess.SubprocessError) -> str:
-    lines = (getattr(exc, "stderr", None) or b"").decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__
+def _reason(exc: Exception) -> str:
+    """git's last line of complaint, else the exception's first line."""
+    stderr = getattr(exc, "stderr", None) or str(exc)
+    lines = str(stderr).strip().strip("'").strip().splitlines()
+    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def _unavailable(warning: str, root: Path | None = None) -> GitCapture:
@@ -217,53 +175,64 @@ def _unavailable(warning: str, root: Path | None = None) -> GitCapture:
 def files_changed_between(
     pairs: Iterable[tuple[str, str]], cwd: Path
 ) -> dict[tuple[str, str], tuple[str, ...] | None]:
-    """The files changed between each (base, other) pair of commits in the repo at ``cwd``,
-    in two git calls whatever the number of pairs; None for a pair whose commits (or the
-    repo) are not there. Commits are checked to be hex so git never sees an option."""
+    """The files changed between each (base, other) pair of commits in the repo at ``cwd``;
+    None for a pair whose commits (or the repo) are not there.
+
+    One repository, one batch: GitPython reads every commit and tree through a single
+    long-running ``git cat-file`` whatever the number of pairs, and only the subtrees that
+    differ are read. Commits must be hex, so nothing else ever reaches git.
+    """
     found: dict[tuple[str, str], tuple[str, ...] | None] = dict.fromkeys(pairs)
     wanted = [p for p in found if _COMMIT.match(p[0]) and _COMMIT.match(p[1])]
-    commits = sorted({c for p in wanted for c in p})
-    checked = _git_fed(cwd, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
-    if checked is None:
+    if not wanted:
         return found
-    full = {
-        commit: line.split()[0]
-        for commit, line in zip(commits, checked.splitlines(), strict=False)
-        if line.endswith(" commit")
-    }
-    present = [(a, b) for a, b in wanted if a in full and b in full]
-    lines = [f"{full[a]} {full[b]}" for a, b in present]
-    # -z output: per pair, the base's full id (--always: even when nothing changed), names
-    listed = _git_fed(cwd, ["diff-tree", "--stdin", "-r", "--name-only", "--always", "-z"], lines)
-    if listed is None:
+    try:
+        import git
+    except ImportError:
         return found
-    tokens, at = listed.split("\0"), 0
-    for index, pair in enumerate(present):
-        if at >= len(tokens) or tokens[at] != full[pair[0]]:
-            break  # not the shape expected: leave the rest unknown rather than guess
-        following = full[present[index + 1][0]] if index + 1 < len(present) else ""
-        end = at + 1
-        while end < len(tokens) and tokens[end] and tokens[end] != following:
-            end += 1
-        found[pair] = tuple(tokens[at + 1 : end])
-        at = end
+    try:
+        repo = git.Repo(cwd, search_parent_directories=True)
+    except (OSError, ValueError, git.GitError):
+        return found
+    with repo:
+        try:
+            trees = _trees(repo, {c for pair in wanted for c in pair})
+            for a, b in wanted:
+                if a in trees and b in trees:
+                    found[(a, b)] = tuple(sorted(set(_changed(trees[a], trees[b]))))
+        except (OSError, ValueError, git.GitError, git.exc.ODBError):
+            pass  # git went away mid-way: the pairs not reached stay unknown
     return found
 
 
-def _git_fed(cwd: Path, args: list[str], lines: list[str]) -> str | None:
-    """``git ARGS`` fed ``lines`` on stdin; None when there is nothing to ask or git fails."""
-    if not lines:
-        return None
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            input="".join(f"{line}\n" for line in lines),
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT_S * 3,
-            env=_git_env(),
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
+def _trees(repo: git.Repo, commits: set[str]) -> dict[str, git.Tree]:
+    """The root tree of each commit that resolves in ``repo``."""
+    import git
+
+    trees = {}
+    for commit in commits:
+        try:
+            trees[commit] = repo.commit(commit).tree
+        except (ValueError, git.exc.ODBError):
+            continue  # unknown, ambiguous or not a commit
+    return trees
+
+
+def _changed(a: git.Tree | None, b: git.Tree | None) -> Iterator[str]:
+    """Paths that differ between two trees (either may be absent), like ``git diff-tree -r
+    --name-only``: entries with the same id and mode are skipped without being read."""
+    import git
+
+    # Keyed by path: a submodule entry's name would read .gitmodules.
+    ours = {entry.path: entry for entry in a} if a is not None else {}
+    theirs = {entry.path: entry for entry in b} if b is not None else {}
+    for path in ours.keys() | theirs.keys():
+        old, new = ours.get(path), theirs.get(path)
+        if old is not None and new is not None and (old.binsha, old.mode) == (new.binsha, new.mode):
+            continue
+        subtrees = [entry if isinstance(entry, git.Tree) else None for entry in (old, new)]
+        if any(subtrees):
+            yield from _changed(*subtrees)
+        for entry in (old, new):
+            if entry is not None and not isinstance(entry, git.Tree):
+                yield entry.path

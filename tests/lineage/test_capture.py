@@ -73,14 +73,15 @@ def test_an_unexpected_error_becomes_a_warning(
 
 
 def test_import_and_capture_stay_light(tmp_path: Path) -> None:
-    """No MLflow ever; no DVC, GitPython, pandas, PyYAML or pynvml at import time."""
+    """No MLflow ever; no DVC, GitPython, pandas, PyYAML or pynvml at import time, and
+    no DVC or pandas for a capture that has no DVC repository and no data to hash."""
     code = f"""
 import sys, json
 import jupyreg.lineage
 heavy = ("mlflow", "dvc", "git", "pandas", "yaml", "pynvml", "sklearn")
 at_import = [m for m in heavy if m in sys.modules]
 jupyreg.lineage.capture(cwd={str(tmp_path)!r}, data=[])
-after_capture = [m for m in ("mlflow", "dvc", "git", "pandas") if m in sys.modules]
+after_capture = [m for m in ("mlflow", "dvc", "dvc_data", "pandas") if m in sys.modules]
 print(json.dumps([at_import, after_capture]))
 """
     out = subprocess.run(
