@@ -15,12 +15,12 @@ __version__ = "0.1.0"
 __all__ = ["Registry", "RegistryError", "errors", "load_ipython_extension"]
 
 if TYPE_CHECKING:
-    from jupyreg.registry import Registry
+    from jupyreg.panels import Registry
 
 
 def __getattr__(name: str) -> Any:
     if name == "Registry":
-        from jupyreg.registry import Registry
+        from jupyreg.panels import Registry
 
         return Registry
     raise AttributeError(f"module 'jupyreg' has no attribute {name!r}")

@@ -186,38 +186,23 @@ def _watch(registry: Any, args: argparse.Namespace) -> None:
         )
 
 
-def _render(result: Any, fmt: str) -> str:
-    from jupyreg.entities import ModelVersion
-    from jupyreg.lifecycle import Policy, Request
+def _render(verb: str, result: Any, fmt: str) -> str:
+    import pandas as pd
 
-    if isinstance(result, Request):
-        fields = {
-            "id": result.id,
-            "name": result.name,
-            "version": result.version,
-            "to_stage": result.to_stage,
-            "status": result.status,
-            "requested_by": result.requested_by,
-            "reason": result.reason,
-            "approved_by": [a.by for a in result.approvals],
-            "decided_by": result.decided_by,
-        }
-        return json.dumps(fields) if fmt == "json" else describe(result)
-    if isinstance(result, ModelVersion):
-        fields = {
-            "name": result.name,
-            "version": result.version,
-            "stage": result.stage,
-            "aliases": list(result.aliases),
-        }
-        return json.dumps(fields) if fmt == "json" else describe(result)
-    if isinstance(result, Policy):
-        return json.dumps(result.to_dict(), indent=None if fmt == "json" else 2, sort_keys=True)
+    from jupyreg.commands import as_frame
+    from jupyreg.lifecycle import Policy
+    from jupyreg.serialize import to_json
+
     if fmt == "json":
-        return result.to_json(orient="records", date_format="iso")
-    if result.empty:
-        return "(none)"
-    return result.to_string(index=False)
+        if isinstance(result, pd.DataFrame):
+            return result.to_json(orient="records", date_format="iso")
+        return json.dumps(to_json(result))
+    if isinstance(result, pd.DataFrame | list):
+        frame = as_frame(verb, result)
+        return "(none)" if frame.empty else frame.to_string(index=False)
+    if isinstance(result, Policy):
+        return json.dumps(result.to_dict(), indent=2, sort_keys=True)
+    return describe(result)
 
 
 def _quiet_mlflow() -> None:
@@ -241,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jupyreg: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if result is not None:
-        print(_render(result, getattr(args, "format", "text")))
+        print(_render(args.verb, result, getattr(args, "format", "text")))
     if args.verb == "check" and not result.empty and not args.repair:
         return EXIT_REFUSED
     return EXIT_OK

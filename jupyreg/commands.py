@@ -105,18 +105,20 @@ def add_verbs(verbs: Any, formats: bool) -> None:
 
 
 def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
-    """The Registry call for a parsed verb; returns what the call returned."""
+    """The Registry call for a parsed verb; returns what the call returned (records for
+    the reads; ``as_frame`` makes them a table)."""
     match args.verb:
         case "list":
-            return registry.models()
+            return registry.model_records()
         case "versions":
-            return registry.versions(args.name)
+            return registry.version_records(args.name)
         case "compare":
             return registry.compare(args.name, args.versions or None)
         case "history":
-            return registry.history(args.name, args.version)
+            return registry.history_records(args.name, args.version)
         case "requests":
-            return registry.requests(args.name, None if args.status == "all" else args.status)
+            wanted = None if args.status == "all" else args.status
+            return registry.request_records(args.name, wanted)
         case "check":
             return registry.check(args.name, repair=args.repair)
         case "request":
@@ -136,6 +138,19 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
         case "policy":
             return registry.set_policy(args.name, **policy_changes(args))
     raise ValueError(f"unknown verb {args.verb!r}")
+
+
+def as_frame(verb: str, result: Any) -> Any:
+    """A read's records as the DataFrame a terminal or notebook shows; others unchanged."""
+    from jupyreg import frames
+
+    views = {
+        "list": frames.models_frame,
+        "versions": frames.versions_frame,
+        "history": frames.history_frame,
+        "requests": frames.requests_frame,
+    }
+    return views[verb](result) if verb in views else result
 
 
 def policy_changes(args: argparse.Namespace) -> dict[str, Any]:

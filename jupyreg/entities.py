@@ -1,4 +1,5 @@
-"""What the Registry hands back to its callers."""
+"""What the Registry hands back to its callers: typed records every front end consumes
+(``Request`` and ``TransitionEvent`` live with the lifecycle rules)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ from typing import Any
 
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
 """What a user may be granted on a model, as MLflow's basic-auth defines it."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model with its latest version and current stage holders."""
+
+    name: str
+    latest_version: int | None
+    production: int | None
+    staging: int | None
+    description: str = ""
+    updated: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,26 @@ class ModelVersion:
     lineage: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def lineage_fields(self) -> dict[str, str]:
+        """Flat lineage (``git.commit``, ``data.0.md5``, ``gpu.count``, ...)."""
+        from jupyreg.tags import lineage_fields
+
+        return lineage_fields(self.tags)
+
+    def fields(self) -> dict[str, Any]:
+        """What compare shows: stage, author, created, ``metrics.*``, ``params.*`` and the
+        lineage fields; missing values are left out."""
+        values: dict[str, Any] = {
+            "stage": self.stage,
+            "author": self.author,
+            "created": self.created,
+        }
+        values.update({f"metrics.{k}": v for k, v in self.metrics.items()})
+        values.update({f"params.{k}": v for k, v in self.params.items()})
+        values.update(self.lineage_fields)
+        return {k: v for k, v in values.items() if v is not None}
 
     @property
     def uri(self) -> str:

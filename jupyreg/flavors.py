@@ -19,18 +19,22 @@ class Flavor:
     module: str
     """The ``mlflow.<flavor>`` module whose ``log_model`` stores the object."""
 
-    def log_model(self, model: Any, pip_requirements: list[str]) -> Any:
+    def save_model(
+        self, model: Any, path: str, pip_requirements: list[str], mlflow_model: Any
+    ) -> None:
+        """Write the model's MLflow directory to ``path`` (``mlflow_model`` carries its run
+        and logged-model ids); uploading it is the registry's business."""
         import importlib
 
         flavor = importlib.import_module(self.module)
+        common = {"pip_requirements": pip_requirements, "mlflow_model": mlflow_model}
         if self.name == "pyfunc":
-            return flavor.log_model(
-                name="model", python_model=model, pip_requirements=pip_requirements
-            )
+            flavor.save_model(path, python_model=model, **common)
+            return
         options = _sklearn_serialization(model) if self.name == "sklearn" else {}
         if options.get("serialization_format") == "cloudpickle":
-            pip_requirements = [*pip_requirements, _pinned("cloudpickle")]
-        return flavor.log_model(model, name="model", pip_requirements=pip_requirements, **options)
+            common["pip_requirements"] = [*pip_requirements, _pinned("cloudpickle")]
+        flavor.save_model(model, path, **common, **options)
 
 
 def _sklearn_serialization(model: Any) -> dict[str, Any]:

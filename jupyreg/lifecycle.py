@@ -1,13 +1,13 @@
-"""The model lifecycle: stages, allowed moves, policy, requests and history events.
+"""The model lifecycle: stages, allowed moves, policy, requests, history events, and the
+planning of every step (transition, decision, rollback, reconciliation).
 
 This is the one home of the lifecycle rules. It is pure (no MLflow import) so the same
-rules run client-side in embedded mode and server-side in the MLflow app plugin.
-Entities serialise to and from MLflow model-version tags (DESIGN.md §5).
+rules run client-side in embedded mode and server-side in the MLflow app plugin, and are
+tested in milliseconds. ``jupyreg.tags`` stores the entities as MLflow tags.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -15,7 +15,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from jupyreg.errors import InvalidArgument, InvalidTransition, PolicyViolation
+from jupyreg.errors import (
+    ApprovalRequired,
+    InvalidArgument,
+    InvalidTransition,
+    PolicyViolation,
+)
 
 NONE, STAGING, PRODUCTION, ARCHIVED = "None", "Staging", "Production", "Archived"
 STAGES = (NONE, STAGING, PRODUCTION, ARCHIVED)
@@ -27,11 +32,6 @@ ALLOWED_MOVES: dict[str, tuple[str, ...]] = {
     ARCHIVED: (STAGING,),
 }
 
-STAGE_TAG = "jupyreg.stage"
-EVENT_PREFIX = "jupyreg.event."
-REQUEST_PREFIX = "jupyreg.request."
-POLICY_TAG = "jupyreg.policy"
-AUTHOR_TAG = "jupyreg.author"
 STAGE_ALIASES = {STAGING: "staging", PRODUCTION: "production"}
 """Aliases that point at the current holder of a stage."""
 
@@ -152,13 +152,6 @@ class Policy:
         raw["approvals"] = dict(self.approvals)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Policy:
-        return cls.from_mapping(json.loads(text)) if text else cls()
-
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Policy:
         """A policy from JSON or ``[tool.jupyreg.policy]``; unknown keys are refused."""
@@ -196,27 +189,26 @@ class Policy:
     def failing_gates(
         self,
         target: str,
-        tags: Mapping[str, str],
-        metrics: Mapping[str, float],
+        evidence: Evidence,
         production: tuple[int, Mapping[str, float]] | None,
     ) -> list[str]:
         """Every gate a version fails for a move to ``target``, each with the actual values.
 
-        ``tags`` are the version's tags, ``metrics`` its run's metrics, ``production`` the
-        current Production version's number and metrics (None when there is none)."""
+        ``production`` is the current Production version's number and metrics (None when
+        there is none)."""
         if not self.gates(target):
             return []
         failures = []
+        metrics = evidence.metrics
         if self.require_clean_git:
-            dirty = tags.get("jupyreg.git.dirty")
-            if dirty is None:
+            if evidence.git_dirty is None:
                 failures.append("clean git: no git state was recorded for this version")
-            elif dirty != "false":
+            elif evidence.git_dirty:
                 failures.append(
-                    f"clean git: registered from a dirty working tree (jupyreg.git.dirty={dirty})"
+                    "clean git: registered from a dirty working tree (uncommitted changes)"
                 )
         if self.require_data_hashes:
-            failures.extend(_data_gate_failures(tags))
+            failures.extend(_data_gate_failures(evidence.datasets))
         if self.require_test_metrics and not any(m.startswith("test.") for m in metrics):
             recorded = ", ".join(sorted(metrics)) or "none"
             failures.append(f"test metrics: no test.* metric recorded (metrics: {recorded})")
@@ -233,26 +225,37 @@ class Policy:
         return failures
 
 
-def _data_gate_failures(tags: Mapping[str, str]) -> list[str]:
-    indices = sorted(
-        {
-            int(k.split(".")[2])
-            for k in tags
-            if k.startswith("jupyreg.data.") and k.split(".")[2].isdigit()
-        }
-    )
-    if not indices:
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as recorded at registration."""
+
+    path: str
+    md5: str | None
+    stale: bool = False
+    recorded_md5: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the gates judge about a version: its git state, datasets and metrics."""
+
+    git_dirty: bool | None = None
+    datasets: tuple[Dataset, ...] = ()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+def _data_gate_failures(datasets: tuple[Dataset, ...]) -> list[str]:
+    if not datasets:
         return ["dataset hashes: no dataset hash recorded for this version"]
     failures = []
-    for n in indices:
-        path = tags.get(f"jupyreg.data.{n}.path", f"dataset {n}")
-        if not tags.get(f"jupyreg.data.{n}.md5"):
-            failures.append(f"dataset hashes: {path} has no hash (missing at registration)")
-        elif tags.get(f"jupyreg.data.{n}.stale") == "true":
+    for data in datasets:
+        if not data.md5:
+            failures.append(f"dataset hashes: {data.path} has no hash (missing at registration)")
+        elif data.stale:
             failures.append(
-                f"dataset hashes: {path} was stale at registration (DVC recorded "
-                f"{tags.get(f'jupyreg.data.{n}.recorded_md5')}, workspace had "
-                f"{tags.get(f'jupyreg.data.{n}.md5')}): run `dvc add` / `dvc commit` and retrain"
+                f"dataset hashes: {data.path} was stale at registration (DVC recorded "
+                f"{data.recorded_md5}, workspace had {data.md5}): run `dvc add` / "
+                "`dvc commit` and retrain"
             )
     return failures
 
@@ -294,37 +297,6 @@ class TransitionEvent:
     reason: str
     at: str
     request_id: str | None = None
-
-    @property
-    def tag_key(self) -> str:
-        return EVENT_PREFIX + self.id
-
-    def tag_value(self) -> str:
-        return json.dumps(
-            {
-                "from": self.from_stage,
-                "to": self.to_stage,
-                "author": self.author,
-                "reason": self.reason,
-                "at": self.at,
-                "request_id": self.request_id,
-            }
-        )
-
-    @classmethod
-    def from_tag(cls, name: str, version: int, key: str, value: str) -> TransitionEvent:
-        raw = json.loads(value)
-        return cls(
-            id=key[len(EVENT_PREFIX) :],
-            name=name,
-            version=version,
-            from_stage=raw["from"],
-            to_stage=raw["to"],
-            author=raw["author"],
-            reason=raw["reason"],
-            at=raw["at"],
-            request_id=raw.get("request_id"),
-        )
 
     @classmethod
     def new(
@@ -374,34 +346,6 @@ class Request:
     decided_by: str | None = None
     comment: str | None = None
     decided_at: str | None = None
-
-    @property
-    def tag_key(self) -> str:
-        return REQUEST_PREFIX + self.id
-
-    def tag_value(self) -> str:
-        raw = asdict(self)
-        del raw["id"], raw["name"], raw["version"]
-        raw["to"] = raw.pop("to_stage")
-        return json.dumps(raw)
-
-    @classmethod
-    def from_tag(cls, name: str, version: int, key: str, value: str) -> Request:
-        raw = json.loads(value)
-        return cls(
-            id=key[len(REQUEST_PREFIX) :],
-            name=name,
-            version=version,
-            to_stage=raw["to"],
-            requested_by=raw["requested_by"],
-            reason=raw["reason"],
-            created_at=raw["created_at"],
-            status=raw.get("status", PENDING),
-            approvals=tuple(Approval(**a) for a in raw.get("approvals", ())),
-            decided_by=raw.get("decided_by"),
-            comment=raw.get("comment"),
-            decided_at=raw.get("decided_at"),
-        )
 
     @classmethod
     def new(cls, name: str, version: int, to_stage: str, requested_by: str, reason: str) -> Request:
@@ -537,3 +481,165 @@ def stage_holders_at(events: Iterable[TransitionEvent], stage: str, when: dateti
         else:
             entered.pop(event.version, None)
     return sorted(entered, key=lambda v: entered[v], reverse=True)
+
+
+# steps -------------------------------------------------------------------------------
+
+
+def check_no_approval_needed(name: str, version: int | None, target: str, policy: Policy) -> None:
+    """Raise ApprovalRequired when moving to ``target`` needs a request and its approval
+    (``version`` None: registering straight into ``target``)."""
+    needed = policy.approvals_for(target)
+    if not needed:
+        return
+    if version is None:
+        raise ApprovalRequired(
+            f"registering straight into {target} needs {needed} approval(s): register "
+            f"without a stage, then reg.request({name!r}, VERSION, {target!r}, reason=...)"
+        )
+    raise ApprovalRequired(
+        f"moving {name} v{version} to {target} needs {needed} approval(s) by someone "
+        f"other than the requester: file reg.request({name!r}, {version}, "
+        f"{target!r}, reason=...) (CLI: jupyreg request) and ask a reviewer to approve"
+    )
+
+
+def check_new_request(
+    name: str, version: int, current: str, target: str, existing: Iterable[Request]
+) -> None:
+    """A request is for an allowed move, and not a second pending one for the same move."""
+    check_move(name, version, current, target)
+    for request in existing:
+        if request.status == PENDING and request.to_stage == target:
+            raise PolicyViolation(
+                f"request {request.id} for {name} v{version} -> {target} is already "
+                f"pending (by {request.requested_by}); approve or reject it first"
+            )
+
+
+DECISIONS = ("approve", "reject", "cancel")
+
+
+def decide(request: Request, verb: str, user: str, comment: str, policy: Policy) -> Request:
+    """The request after ``user`` approves, rejects or cancels it."""
+    if verb == "approve":
+        return request.with_approval(user, comment, policy)
+    if verb == "reject":
+        return request.rejected(user, comment, policy)
+    if verb == "cancel":
+        return request.cancelled(user)
+    raise InvalidArgument(f"unknown decision {verb!r}: use one of {', '.join(DECISIONS)}")
+
+
+def permission_for(target: str) -> str:
+    """The MLflow permission a move into ``target`` needs on a team server: Production
+    changes are MANAGE's, the rest EDIT's."""
+    return "MANAGE" if target == PRODUCTION else "EDIT"
+
+
+def plan_rollback(
+    name: str, stages: Mapping[int, str], events: Iterable[TransitionEvent], reason: str
+) -> tuple[int, list[Move]]:
+    """The version a rollback restores (the latest earlier Production holder) and the moves:
+    the current holders archived, then it back into Production."""
+    current = [v for v, s in stages.items() if s == PRODUCTION]
+    earlier = [e for e in events if e.to_stage == PRODUCTION and e.version not in current]
+    if not earlier:
+        raise InvalidTransition(f"{name} has no earlier Production version to roll back to")
+    previous = max(earlier, key=lambda e: e.id).version
+    moves = [
+        *(Move(v, PRODUCTION, ARCHIVED, f"rolled back to v{previous}: {reason}") for v in current),
+        Move(previous, stages[previous], PRODUCTION, f"rollback: {reason}"),
+    ]
+    return previous, moves
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """What a version's tags and MLflow say about its stage."""
+
+    version: int
+    events: tuple[TransitionEvent, ...]
+    stage_tag: str | None
+    legacy_stage: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    version: int | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What disagrees and the writes that bring everything in line with the history."""
+
+    findings: tuple[Finding, ...]
+    adopted: Mapping[int, str]
+    """Stages set outside jupyreg (no event at all): recorded with an event of their own."""
+    stage_tags: Mapping[int, str]
+    legacy_stages: Mapping[int, str]
+    moves: tuple[Move, ...]
+    """Archive all but the latest entrant when several versions hold Production."""
+    keep: int | None
+    stages: Mapping[int, str]
+    """Every version's stage once repaired (where the aliases must point)."""
+
+
+ADOPTED_REASON = "adopted by check --repair: stage was set outside jupyreg"
+
+
+def reconcile(facts: Iterable[VersionFacts], aliases: Mapping[str, int]) -> Reconciliation:
+    """Compare stage tags, MLflow's stage and aliases with the history (the truth)."""
+    findings: list[Finding] = []
+    adopted: dict[int, str] = {}
+    stage_tags: dict[int, str] = {}
+    legacy: dict[int, str] = {}
+    truth: dict[int, str] = {}
+    latest: dict[int, str] = {}
+    for fact in facts:
+        number = fact.version
+        if fact.events:
+            truth[number] = fact.events[-1].to_stage
+            latest[number] = fact.events[-1].id
+        elif fact.legacy_stage != NONE:  # set by plain MLflow, newer than our registration tag
+            truth[number] = fact.legacy_stage
+            findings.append(Finding(number, f"in {fact.legacy_stage} without any history event"))
+            adopted[number] = fact.legacy_stage
+            stage_tags[number] = fact.legacy_stage
+            continue
+        else:
+            truth[number] = fact.stage_tag or NONE
+        if (fact.stage_tag or NONE) != truth[number]:
+            findings.append(
+                Finding(number, f"stage tag says {fact.stage_tag}, history says {truth[number]}")
+            )
+            stage_tags[number] = truth[number]
+        if fact.legacy_stage != truth[number]:
+            findings.append(
+                Finding(
+                    number,
+                    f"MLflow stage says {fact.legacy_stage}, history says {truth[number]}",
+                )
+            )
+            legacy[number] = truth[number]
+    moves: list[Move] = []
+    keep = None
+    production = [v for v, s in truth.items() if s == PRODUCTION]
+    if len(production) > 1:
+        findings.append(Finding(None, f"{len(production)} versions in Production: {production}"))
+        keep = max(production, key=lambda v: latest.get(v, ""))
+        moves = [
+            Move(v, PRODUCTION, ARCHIVED, f"check --repair: v{keep} is the Production version")
+            for v in production
+            if v != keep
+        ]
+        truth = apply_moves(truth, moves)
+    for alias, target in alias_targets(truth, aliases).items():
+        if aliases.get(alias) != target:
+            findings.append(
+                Finding(
+                    target, f"alias {alias!r} points at {aliases.get(alias)}, should be {target}"
+                )
+            )
+    return Reconciliation(tuple(findings), adopted, stage_tags, legacy, tuple(moves), keep, truth)

@@ -1,14 +1,12 @@
 """``%%register`` / ``%register`` / ``%registry``: thin IPython front ends over Registry.
 
-Settings are traits of the ``JupyReg`` class: ``%config JupyReg.tracking_uri = "..."``.
-Precedence: ``%config`` > ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` >
-``[tool.jupyreg]`` in the project's pyproject.toml > MLflow's default.
+Settings are traits of the ``JupyReg`` class: ``%config JupyReg.tracking_uri = "..."``;
+``jupyreg.settings`` resolves the rest (environment > ``[tool.jupyreg]`` > MLflow's default).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +16,11 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Unicode, observe
 from traitlets.config import Configurable
 
-from jupyreg.commands import add_verbs, describe, run_verb
-from jupyreg.config import project_settings
+from jupyreg.commands import add_verbs, as_frame, describe, run_verb
 from jupyreg.errors import RegistryError, RegistryUnavailable
 
 if TYPE_CHECKING:
-    from jupyreg.registry import Registry
+    from jupyreg.panels import Registry
 
 
 class _HelpShown(Exception):
@@ -83,23 +80,10 @@ class JupyReg(Magics, Configurable):
     def get_registry(self) -> Registry:
         """The Registry these settings point at (built once, rebuilt when they change)."""
         if self._registry is None:
-            from jupyreg.registry import Registry
+            from jupyreg.panels import Registry
 
             try:
-                settings = project_settings()
-                tracking = (
-                    self.tracking_uri
-                    or os.environ.get("MLFLOW_TRACKING_URI")
-                    or settings.get("tracking_uri")
-                )
-                registry = (
-                    self.registry_uri
-                    or os.environ.get("MLFLOW_REGISTRY_URI")
-                    or settings.get("registry_uri")
-                )
-                self._registry = Registry(
-                    tracking, registry, user=self.user or settings.get("user")
-                )
+                self._registry = Registry(self.tracking_uri, self.registry_uri, user=self.user)
             except RegistryError as exc:
                 raise usage_error(exc) from None
         return self._registry
@@ -188,7 +172,7 @@ class JupyReg(Magics, Configurable):
         if args.verb in ("request", "approve", "reject", "cancel", "promote", "rollback"):
             print(describe(result))
             return None
-        return result
+        return as_frame(args.verb, result)
 
     def _run_cell(self, cell: str) -> None:
         """Run the training code in the user namespace; its exception propagates so the

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyreg import lifecycle
+from jupyreg import lifecycle, tags
 from jupyreg.errors import (
     InvalidArgument,
     NotFound,
@@ -28,7 +28,6 @@ _UNREACHABLE = re.compile(
     r"Name or service not known|timed out|RemoteDisconnected|Connection aborted",
     re.IGNORECASE,
 )
-_REQUEST_ID = re.compile(r"^[0-9a-f]{8}$")
 _SEARCH_PAGE = 1000
 
 
@@ -66,21 +65,6 @@ def _unreachable(uri: str, detail: str) -> str:
         f"the registry at {uri} cannot be reached ({detail[:200]}); "
         "check that the tracking server is running or the URI is right, then retry"
     )
-
-
-def default_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else MLflow's default, with a relative SQLite path made absolute."""
-    import mlflow
-
-    return absolute_sqlite(mlflow.get_tracking_uri())
-
-
-def absolute_sqlite(uri: str) -> str:
-    """Pin ``sqlite:///relative.db`` to the current directory so a later chdir changes nothing."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
-        return prefix + str(Path(uri[len(prefix) :]).absolute())
-    return uri
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -122,6 +106,16 @@ def _engine(uri: str) -> Any:
     return create_engine(uri, pool_pre_ping=True)
 
 
+def _local_path(uri: str) -> str | None:
+    """The file-system path of a local artifact URI, None for a remote one."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    return uri if parsed.scheme == "" else None
+
+
 def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -156,13 +150,13 @@ class VersionState:
 
     @classmethod
     def of(cls, mv: Any) -> VersionState:
-        tags = dict(mv.tags or {})
+        version_tags = dict(mv.tags or {})
         legacy = mv.current_stage or lifecycle.NONE
         return cls(
             name=mv.name,
             version=int(mv.version),
-            stage=tags.get(lifecycle.STAGE_TAG) or legacy,
-            tags=tags,
+            stage=version_tags.get(tags.STAGE_TAG) or legacy,
+            tags=version_tags,
             run_id=mv.run_id or None,
             source=mv.source,
             description=mv.description or None,
@@ -172,21 +166,19 @@ class VersionState:
         )
 
     def events(self) -> list[lifecycle.TransitionEvent]:
-        return sorted(
-            (
-                lifecycle.TransitionEvent.from_tag(self.name, self.version, k, v)
-                for k, v in self.tags.items()
-                if k.startswith(lifecycle.EVENT_PREFIX)
-            ),
-            key=lambda e: e.id,
-        )
+        return tags.events(self.name, self.version, self.tags)
 
     def requests(self) -> list[lifecycle.Request]:
-        return [
-            lifecycle.Request.from_tag(self.name, self.version, k, v)
-            for k, v in self.tags.items()
-            if k.startswith(lifecycle.REQUEST_PREFIX)
-        ]
+        return tags.requests(self.name, self.version, self.tags)
+
+    def request(self, request_id: str) -> lifecycle.Request:
+        key = tags.request_key(request_id)
+        return tags.request_from_tag(self.name, self.version, key, self.tags[key])
+
+    def facts(self) -> lifecycle.VersionFacts:
+        return lifecycle.VersionFacts(
+            self.version, tuple(self.events()), self.tags.get(tags.STAGE_TAG), self.legacy_stage
+        )
 
 
 class Store:
@@ -263,12 +255,12 @@ class Store:
 
     def request_holder(self, request_id: str) -> VersionState:
         """The version carrying request ``request_id``."""
-        if not _REQUEST_ID.match(request_id or ""):
+        if not tags.valid_request_id(request_id):
             raise NotFound(
                 f"no request {request_id!r}: request ids are 8 hex digits; "
                 "reg.requests() lists the pending ones"
             )
-        key = lifecycle.REQUEST_PREFIX + request_id
+        key = tags.request_key(request_id)
         holders = self.versions(filter_string=f"tags.`{key}` LIKE '%'")
         if not holders:
             raise NotFound(f"no request {request_id!r}: reg.requests() lists the pending ones")
@@ -303,6 +295,23 @@ class Store:
                     )
                     runs.update((run.info.run_id, run) for run in _all_pages(query))
         return runs
+
+    def load_model(self, name: str, version: int) -> Any:
+        """The version as an MLflow pyfunc model, fetched through this store's own URIs."""
+        import mlflow.pyfunc
+
+        with self.translated(f"loading {name} v{version}"):
+            location = self.client.get_model_version_download_uri(name, str(version))
+            local = _local_path(location)
+            if local is None:
+                from mlflow.artifacts import download_artifacts
+
+                local = download_artifacts(
+                    artifact_uri=location,
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.registry_uri,
+                )
+            return mlflow.pyfunc.load_model(local)
 
     # writes ------------------------------------------------------------------------
 

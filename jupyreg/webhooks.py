@@ -14,12 +14,16 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, MutableSet
+from collections.abc import Mapping, MutableSet, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyreg.errors import InvalidSignature
-from jupyreg.lifecycle import STAGE_ALIASES, STAGE_TAG
+from jupyreg.lifecycle import STAGE_ALIASES
+from jupyreg.tags import STAGE_TAG
+
+if TYPE_CHECKING:
+    from jupyreg.store import Store
 
 DEFAULT_EVENTS = (
     "model_version_alias.created",
@@ -101,3 +105,27 @@ def stage_entry(payload: Mapping[str, Any]) -> StageEntry | None:
     if entity == "model_version_tag" and action == "set" and data.get("key") == STAGE_TAG:
         return StageEntry(data["name"], int(data["version"]), data["value"])
     return None
+
+
+def add_webhook(
+    store: Store,
+    url: str,
+    *,
+    secret: str | None = None,
+    events: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Any:
+    """Register an MLflow webhook (signed with ``secret``) for stage-change events."""
+    with store.translated(f"creating a webhook for {url}"):
+        return store.client.create_webhook(
+            name=name or f"jupyreg-{len(store.client.list_webhooks()) + 1}",
+            url=url,
+            events=list(events or DEFAULT_EVENTS),
+            secret=secret,
+            description="jupyreg stage changes",
+        )
+
+
+def list_webhooks(store: Store) -> list[Any]:
+    with store.translated("listing webhooks"):
+        return list(store.client.list_webhooks())

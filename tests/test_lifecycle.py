@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jupyreg import lifecycle
-from jupyreg.errors import InvalidArgument, InvalidTransition, PolicyViolation
+from jupyreg import lifecycle, serialize, tags
+from jupyreg.errors import ApprovalRequired, InvalidArgument, InvalidTransition, PolicyViolation
 from jupyreg.lifecycle import Policy, Request, TransitionEvent
 
 
@@ -89,11 +89,19 @@ def test_only_the_requester_cancels() -> None:
 
 def test_entities_round_trip_through_tags() -> None:
     event = TransitionEvent.new("m", 2, "Staging", "Production", "bob", "ok", "abcd1234")
-    assert TransitionEvent.from_tag("m", 2, event.tag_key, event.tag_value()) == event
+    assert tags.event_from_tag("m", 2, tags.event_key(event), tags.event_value(event)) == event
     request = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "ok", Policy())
-    assert Request.from_tag("m", 2, request.tag_key, request.tag_value()) == request
+    key = tags.request_key(request.id)
+    assert tags.request_from_tag("m", 2, key, tags.request_value(request)) == request
+    assert serialize.request_from_json(serialize.request_json(request)) == request
     policy = Policy(approvals={"Production": 2, "Staging": 1}, allow_self_approval=True)
-    assert Policy.from_json(policy.to_json()) == policy
+    assert tags.policy_from_tag(tags.policy_value(policy)) == policy
+
+
+@pytest.mark.parametrize("key", ["jupyreg.stage", "JUPYREG.STAGE", " Jupyreg.Event.x", "jupyreg.x"])
+def test_every_spelling_of_a_jupyreg_tag_is_reserved(key: str) -> None:
+    assert tags.is_reserved(key)
+    assert not tags.is_reserved("team")
 
 
 def test_stage_holders_at_replays_history() -> None:
@@ -113,3 +121,93 @@ def test_stage_holders_at_replays_history() -> None:
     assert lifecycle.stage_holders_at(events, "Production", start) == []
     assert lifecycle.stage_holders_at(events, "Production", start + timedelta(minutes=3)) == [1]
     assert lifecycle.stage_holders_at(events, "Production", start + timedelta(minutes=9)) == [2]
+
+
+def _event(version: int, src: str, dst: str, minute: int = 0) -> TransitionEvent:
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
+    return TransitionEvent(
+        lifecycle.sortable_id(at), "m", version, src, dst, "a", "r", lifecycle.iso(at)
+    )
+
+
+def test_a_production_move_without_approval_is_refused_with_the_request_to_file() -> None:
+    with pytest.raises(ApprovalRequired, match=r"reg.request\('m', 3, 'Production'"):
+        lifecycle.check_no_approval_needed("m", 3, "Production", Policy())
+    with pytest.raises(ApprovalRequired, match="registering straight into Production"):
+        lifecycle.check_no_approval_needed("m", None, "Production", Policy())
+    lifecycle.check_no_approval_needed("m", 3, "Staging", Policy())
+
+
+def test_a_second_pending_request_for_the_same_move_is_refused() -> None:
+    pending = Request.new("m", 2, "Production", "alice", "why")
+    with pytest.raises(PolicyViolation, match=f"request {pending.id} .* already pending"):
+        lifecycle.check_new_request("m", 2, "Staging", "Production", [pending])
+    rejected = pending.rejected("bob", "no", Policy())
+    lifecycle.check_new_request("m", 2, "Staging", "Production", [rejected])
+
+
+def test_decide_dispatches_and_refuses_unknown_verbs() -> None:
+    request = Request.new("m", 2, "Production", "alice", "why")
+    assert lifecycle.decide(request, "approve", "bob", "ok", Policy()).status == "approved"
+    assert lifecycle.decide(request, "reject", "bob", "no", Policy()).status == "rejected"
+    assert lifecycle.decide(request, "cancel", "alice", "", Policy()).status == "cancelled"
+    with pytest.raises(InvalidArgument, match="unknown decision"):
+        lifecycle.decide(request, "bless", "bob", "", Policy())
+
+
+def test_production_changes_need_manage_and_the_rest_edit() -> None:
+    assert lifecycle.permission_for("Production") == "MANAGE"
+    assert lifecycle.permission_for("Staging") == "EDIT"
+    assert lifecycle.permission_for("Archived") == "EDIT"
+
+
+def test_rollback_restores_the_latest_earlier_production_version() -> None:
+    events = [
+        _event(1, "Staging", "Production", 1),
+        _event(1, "Production", "Archived", 2),
+        _event(2, "Staging", "Production", 2),
+    ]
+    previous, moves = lifecycle.plan_rollback(
+        "m", {1: "Archived", 2: "Production"}, events, "drift"
+    )
+    assert previous == 1
+    assert [(m.version, m.from_stage, m.to_stage) for m in moves] == [
+        (2, "Production", "Archived"),
+        (1, "Archived", "Production"),
+    ]
+    with pytest.raises(InvalidTransition, match="no earlier Production version"):
+        lifecycle.plan_rollback("m", {1: "Production"}, events[:1], "drift")
+
+
+def _facts(version, events, tag, legacy):
+    return lifecycle.VersionFacts(version, tuple(events), tag, legacy)
+
+
+def test_reconcile_trusts_history_and_keeps_the_latest_production_entrant() -> None:
+    plan = lifecycle.reconcile(
+        [
+            _facts(1, [_event(1, "Staging", "Production", 1)], "Production", "Production"),
+            _facts(2, [_event(2, "Staging", "Production", 2)], "Staging", "Staging"),
+            _facts(3, [], None, "None"),
+        ],
+        {"production": 1},
+    )
+    assert plan.stage_tags == {2: "Production"}
+    assert plan.legacy_stages == {2: "Production"}
+    assert plan.keep == 2
+    assert [(m.version, m.to_stage) for m in plan.moves] == [(1, "Archived")]
+    assert plan.stages == {1: "Archived", 2: "Production", 3: "None"}
+    problems = [f.problem for f in plan.findings]
+    assert "2 versions in Production: [1, 2]" in problems
+    assert "alias 'production' points at 1, should be 2" in problems
+    assert not any(f.version == 3 for f in plan.findings)  # never had a stage: not a problem
+
+
+def test_reconcile_adopts_a_stage_set_by_plain_mlflow() -> None:
+    plan = lifecycle.reconcile([_facts(1, [], "None", "Staging")], {})
+    assert plan.adopted == {1: "Staging"}
+    assert plan.stages == {1: "Staging"}
+    assert [f.problem for f in plan.findings] == [
+        "in Staging without any history event",
+        "alias 'staging' points at None, should be 1",
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from jupyreg import Registry
+from jupyreg import Registry, tags
 from jupyreg.cli import main
 from jupyreg.errors import InvalidArgument, PolicyViolation
 from jupyreg.lifecycle import Policy
@@ -48,7 +48,7 @@ def test_dirty_underperforming_version_is_refused_with_every_reason(
         alice.request(NAME, version, "Production", reason="ship")
     message = str(refused.value)
     assert "2 gate(s) failed" in message
-    assert "clean git: registered from a dirty working tree (jupyreg.git.dirty=true)" in message
+    assert "clean git: registered from a dirty working tree (uncommitted changes)" in message
     assert "threshold test.auc >= 0.85: test.auc = 0.8" in message
     assert alice.requests(NAME).empty  # nothing was filed
     code = main(
@@ -129,7 +129,7 @@ def test_policy_is_stored_on_the_model_and_validated(workdir, alice, model, sqli
     stored = alice.set_policy(NAME, thresholds=["val.auc > 0.7"], approvals={"production": 2})
     assert alice.policy(NAME) == stored and stored.approvals_for("Production") == 2
     tag = MlflowClient(sqlite_uri, sqlite_uri).get_registered_model(NAME).tags["jupyreg.policy"]
-    assert Policy.from_json(tag) == stored
+    assert tags.policy_from_tag(tag) == stored
     with pytest.raises(InvalidArgument, match="not of the form 'METRIC OP NUMBER'"):
         alice.set_policy(NAME, thresholds=["auc is high"])
     with pytest.raises(InvalidArgument, match="unknown policy setting.*colour"):

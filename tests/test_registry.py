@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -115,22 +116,39 @@ def test_register_into_staging(alice: Registry, model) -> None:
 def test_models_and_versions_tables(alice: Registry, model) -> None:
     register_versions(alice, model, NAME, 2)
     alice.transition(NAME, 2, "Staging", reason="candidate")
-    models = alice.models()
-    assert models.to_dict("records")[0] | {"updated": None} == {
-        "name": NAME,
-        "latest_version": 2,
-        "production": None,
-        "staging": 2,
-        "description": "",
-        "updated": None,
-    }
+    (model_row,) = alice.models().itertuples(index=False)
+    assert (model_row.name, model_row.latest_version, model_row.staging) == (NAME, 2, 2)
+    assert model_row.production is pd.NA and model_row.description == ""
     versions = alice.versions(NAME)
     assert versions["version"].tolist() == [1, 2]
     assert versions["stage"].tolist() == ["None", "Staging"]
     assert versions["aliases"].tolist() == ["", "staging"]
     assert versions["author"].tolist() == ["alice", "alice"]
-    assert versions["val.auc"].tolist() == [0.8, 0.81]
+    assert versions["metrics.val.auc"].tolist() == [0.8, 0.81]
     assert {"git_commit", "git_dirty", "data", "gpu", "created"} <= set(versions.columns)
+
+
+def test_metrics_named_like_fields_never_shadow_them(alice: Registry, model) -> None:
+    metrics = {"stage": 0.5, "version": 7.0, "gpu": 2.0, "val": {"auc": 0.9}}
+    alice.register(model, NAME, metrics=metrics)
+    alice.register(model, NAME, metrics=metrics)
+    versions = alice.versions(NAME)
+    assert versions.columns.is_unique
+    assert versions["version"].tolist() == [1, 2] and versions["version"].dtype == "Int64"
+    assert versions["stage"].tolist() == ["None", "None"]
+    assert versions["metrics.stage"].tolist() == [0.5, 0.5]
+    assert versions["metrics.gpu"].tolist() == [2.0, 2.0] and versions["gpu"].isna().all()
+    (record, _) = alice.version_records(NAME)
+    assert record.version == 1 and record.metrics["version"] == 7.0
+
+
+def test_models_without_a_holder_list_versions_as_integers(alice: Registry, model) -> None:
+    alice.register(model, NAME)
+    alice.register(model, "other")
+    alice.transition("other", 1, "Staging", reason="candidate")
+    listing = alice.models()
+    assert str(listing["staging"].dtype) == "Int64"
+    assert "2.0" not in listing.to_string() and "1.0" not in listing.to_string()
 
 
 def test_get_unknown_model_or_version_is_not_found(alice: Registry, model) -> None:
@@ -173,7 +191,8 @@ def test_request_approve_applies_transition_everywhere(alice, bob, model, sqlite
     assert history["request_id"].iloc[1] == request.id
     assert alice.requests(NAME).empty
     assert alice.requests(NAME, status="approved")["approved_by"].tolist() == ["bob"]
-    with mlflow.tracking._tracking_service.utils._use_tracking_uri(sqlite_uri):
+    with pytest.MonkeyPatch.context() as env:  # plain MLflow, as a service loads it
+        env.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
         for uri in (f"models:/{NAME}/Production", f"models:/{NAME}@production"):
             assert len(mlflow.pyfunc.load_model(uri).predict(model.sample_input)) == 3
     assert len(alice.load(NAME).predict(model.sample_input)) == 3

@@ -14,13 +14,9 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from jupyreg.errors import InvalidArgument, RegistryError, http_status
-from jupyreg.lab.serialize import (
-    error_body,
-    records,
-    request_record,
-    version_records,
-)
+from jupyreg.lab.serialize import error_body
 from jupyreg.lab.settings import JupyRegServer
+from jupyreg.serialize import to_json
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
@@ -79,22 +75,23 @@ class IdentityHandler(RegistryHandler):
 class ModelsHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply({"models": records(await self.call(lambda registry: registry.models()))})
+        models = await self.call(lambda registry: registry.model_records())
+        self.reply({"models": to_json(models)})
 
 
 class VersionsHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
-        frame = await self.call(lambda registry: registry.versions(name))
-        self.reply({"name": name, "versions": version_records(frame)})
+        versions = await self.call(lambda registry: registry.version_records(name))
+        self.reply({"name": name, "versions": to_json(versions)})
 
 
 class HistoryHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
         version = self.get_query_argument("version", None)
-        frame = await self.call(lambda registry: registry.history(name, version))
-        self.reply({"name": name, "history": records(frame)})
+        events = await self.call(lambda registry: registry.history_records(name, version))
+        self.reply({"name": name, "history": to_json(events)})
 
 
 class RequestsHandler(RegistryHandler):
@@ -103,8 +100,8 @@ class RequestsHandler(RegistryHandler):
         name = self.get_query_argument("name", None) or None
         status = self.get_query_argument("status", "pending")
         wanted = None if status == "all" else status
-        frame = await self.call(lambda registry: registry.requests(name, wanted))
-        self.reply({"requests": records(frame)})
+        requests = await self.call(lambda registry: registry.request_records(name, wanted))
+        self.reply({"requests": to_json(requests)})
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -115,7 +112,7 @@ class RequestsHandler(RegistryHandler):
                 name, body.get("version"), stage, reason=body.get("reason")
             )
         )
-        self.reply({"request": request_record(request)}, status=201)
+        self.reply({"request": to_json(request)}, status=201)
 
 
 class DecisionHandler(RegistryHandler):
@@ -127,7 +124,7 @@ class DecisionHandler(RegistryHandler):
             "reject": lambda registry: registry.reject(request_id, comment=comment),
         }[decision]
         request = await self.call(decide)
-        self.reply({"request": request_record(request)})
+        self.reply({"request": to_json(request)})
 
 
 def _text(body: dict[str, Any], key: str) -> str:

@@ -19,8 +19,8 @@ class JupyRegServer(Configurable):
         None,
         allow_none=True,
         config=True,
-        help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
-        "in the server's working directory.",
+        help="MLflow tracking URI. Default: MLFLOW_TRACKING_URI, else [tool.jupyreg] "
+        "tracking_uri of the project, else sqlite:///mlflow.db in the server's working directory.",
     )
     registry_uri = Unicode(
         None,

@@ -14,6 +14,7 @@ from typing import Any
 from jupyreg import lifecycle
 from jupyreg.errors import InvalidArgument, PermissionDenied
 from jupyreg.registry import Registry
+from jupyreg.serialize import request_json
 
 APPROVERS_ENV = "JUPYREG_APPROVERS"
 """Comma-separated users who may approve and apply Production changes besides MANAGE."""
@@ -22,10 +23,10 @@ Permission = Callable[[str], Any]  # model name -> MLflow Permission of the curr
 
 
 def server_registry(user: str) -> Registry:
-    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR, REGISTRY_STORE_URI_ENV_VAR
+    from jupyreg.compat import server_store_uris
 
-    backend = os.environ.get(BACKEND_STORE_URI_ENV_VAR) or "sqlite:///mlflow.db"
-    return Registry(backend, os.environ.get(REGISTRY_STORE_URI_ENV_VAR) or backend, user=user)
+    backend, registry = server_store_uris(default="sqlite:///mlflow.db")
+    return Registry(backend, registry, user=user)
 
 
 def _field(body: Mapping[str, Any], key: str) -> Any:
@@ -49,7 +50,11 @@ class Actions:
         if level == "MANAGE" and self.user in _approvers():
             return
         granted = self.permission(name)
-        allowed = granted.can_manage if level == "MANAGE" else granted.can_update
+        allowed = {
+            "READ": granted.can_read,
+            "EDIT": granted.can_update,
+            "MANAGE": granted.can_manage,
+        }[level]
         if not allowed:
             raise PermissionDenied(
                 f"{self.user} has {granted.name} on {name}; {action} needs {level}"
@@ -57,8 +62,8 @@ class Actions:
             )
 
     def _for_stage(self, name: str, stage: str, action: str) -> None:
-        production = lifecycle.normalize_stage(stage) == lifecycle.PRODUCTION
-        self._require(name, "MANAGE" if production else "EDIT", action)
+        level = lifecycle.permission_for(lifecycle.normalize_stage(stage))
+        self._require(name, level, action)
 
     def transition(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, stage = _field(body, "name"), _field(body, "stage")
@@ -69,11 +74,10 @@ class Actions:
     def request(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _field(body, "name")
         self._require(name, "EDIT", "requesting a stage change")
-        return _request_json(
-            self.registry.request(
-                name, _field(body, "version"), _field(body, "stage"), body.get("reason")
-            )
+        filed = self.registry.request(
+            name, _field(body, "version"), _field(body, "stage"), body.get("reason")
         )
+        return {"request": request_json(filed)}
 
     def approve(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._decide(body, self.registry.approve, "approving")
@@ -85,10 +89,10 @@ class Actions:
         request_id = str(_field(body, "request_id"))
         pending = self.registry.get_request(request_id)
         self._for_stage(pending.name, pending.to_stage, f"{verb} a request for {pending.to_stage}")
-        return _request_json(decide(request_id, comment=body.get("comment")))
+        return {"request": request_json(decide(request_id, comment=body.get("comment")))}
 
     def cancel(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _request_json(self.registry.cancel(str(_field(body, "request_id"))))
+        return {"request": request_json(self.registry.cancel(str(_field(body, "request_id"))))}
 
     def rollback(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _field(body, "name")
@@ -97,7 +101,11 @@ class Actions:
         return {"name": mv.name, "version": mv.version}
 
     def policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The policy in force (no ``policy`` field: READ), or a new one (MANAGE)."""
         name = _field(body, "name")
+        if "policy" not in body:
+            self._require(name, "READ", "reading the policy")
+            return {"policy": self.registry.policy(name).to_dict()}
         self._require(name, "MANAGE", "changing the policy")
         policy = lifecycle.Policy.from_mapping(_field(body, "policy"))
         return {"policy": self.registry.set_policy(name, policy).to_dict()}
@@ -114,15 +122,6 @@ class Actions:
 
 def _approvers() -> set[str]:
     return {u.strip() for u in os.environ.get(APPROVERS_ENV, "").split(",") if u.strip()}
-
-
-def _request_json(request: lifecycle.Request) -> dict[str, Any]:
-    return {
-        "id": request.id,
-        "name": request.name,
-        "version": request.version,
-        "tag": request.tag_value(),
-    }
 
 
 ACTIONS = ("transition", "request", "approve", "reject", "cancel", "rollback", "policy", "repair")

@@ -62,24 +62,18 @@ def _info() -> Any:
 
 def _act(action: str) -> Any:
     from flask import jsonify, request
-    from mlflow.server import auth
 
+    from jupyreg.compat import model_permission, sender_is_admin
     from jupyreg.server.actions import ACTIONS, Actions
 
     if action not in ACTIONS:
         return _error(NotFound(f"no jupyreg endpoint {action!r}: use one of {', '.join(ACTIONS)}"))
     body = request.get_json(silent=True) or {}
     try:
-        actions = Actions(_username(), auth.sender_is_admin(), _model_permission)
+        actions = Actions(_username(), sender_is_admin(), model_permission)
         return jsonify(getattr(actions, action)(body))
     except RegistryError as exc:
         return _error(exc)
-
-
-def _model_permission(name: str) -> Any:
-    from mlflow.server import auth
-
-    return auth._get_registered_model_permission(name)
 
 
 def _authenticated() -> bool:
@@ -89,20 +83,18 @@ def _authenticated() -> bool:
 def create_app(app: Any = None) -> Any:
     """MLflow's basic-auth app with jupyreg's guard and endpoints on the same Flask app."""
     from mlflow.server import app as mlflow_app
-    from mlflow.server import auth
     from mlflow.server.auth import create_app as create_auth_app
 
+    from jupyreg.compat import authorise_routes
     from jupyreg.server.actions import ACTIONS
 
     flask_app = app if app is not None else mlflow_app
     wrapped = create_auth_app(flask_app)
-    # basic-auth fails closed on routes it has no validator for; ours authorise per
-    # action and model inside the handler (after basic-auth has authenticated the caller)
-    auth.BEFORE_REQUEST_VALIDATORS[(INFO_ROUTE, "GET")] = _authenticated
-    for action in ACTIONS:
-        auth.BEFORE_REQUEST_VALIDATORS[(ACTION_ROUTE.replace("<action>", action), "POST")] = (
-            _authenticated
-        )
+    # ours authorise per action and model inside the handler, after basic-auth has
+    # authenticated the caller
+    routes = [(INFO_ROUTE, "GET")]
+    routes += [(ACTION_ROUTE.replace("<action>", action), "POST") for action in ACTIONS]
+    authorise_routes(routes, _authenticated)
     flask_app.before_request(_guard)
     flask_app.add_url_rule(INFO_ROUTE, "jupyreg_info", _info, methods=["GET"])
     flask_app.add_url_rule(ACTION_ROUTE, "jupyreg_action", _act, methods=["POST"])

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jupyreg import lifecycle
+from jupyreg import lifecycle, tags
 
 _PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-_MANAGED_TAGS = (lifecycle.EVENT_PREFIX, lifecycle.REQUEST_PREFIX)
+_MANAGED_TAGS = (tags.EVENT_PREFIX, tags.REQUEST_PREFIX)
 _ENDPOINTS = "POST /api/2.0/jupyreg/{transition,request,approve,reject,cancel,rollback}"
 
 
 def _managed_version_tag(key: str) -> bool:
-    return key == lifecycle.STAGE_TAG or key.startswith(_MANAGED_TAGS)
+    return key == tags.STAGE_TAG or key.startswith(_MANAGED_TAGS)
 
 
 def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None) -> str | None:
@@ -35,7 +35,7 @@ def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None)
             f"reg.transition / reg.request / reg.approve ({_ENDPOINTS})"
         )
     if route in ("registered-models/set-tag", "registered-models/delete-tag") and (
-        key == lifecycle.POLICY_TAG
+        key == tags.POLICY_TAG
     ):
         return "the policy is managed by jupyreg: use reg.set_policy (POST /api/2.0/jupyreg/policy)"
     if (
@@ -59,10 +59,10 @@ def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None)
 def _creation_refusal(tags: list[Mapping[str, Any]], user: str | None) -> str | None:
     for tag in tags:
         key, value = str(tag.get("key", "")), str(tag.get("value", ""))
-        if key == lifecycle.STAGE_TAG and value != lifecycle.NONE:
+        if key == tags.STAGE_TAG and value != lifecycle.NONE:
             return "a new version starts in stage None: request a stage change afterwards"
-        if key.startswith(_MANAGED_TAGS) or key == lifecycle.POLICY_TAG:
+        if key.startswith(_MANAGED_TAGS) or key == tags.POLICY_TAG:
             return f"'{key}' is managed by jupyreg and cannot be set at creation"
-        if key == lifecycle.AUTHOR_TAG and user is not None and value != user:
+        if key == tags.AUTHOR_TAG and user is not None and value != user:
             return f"the author of a new version is the authenticated user ({user}), not {value!r}"
     return None

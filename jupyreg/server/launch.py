@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import sys
 import tempfile
-from pathlib import Path
 
 from jupyreg.server.actions import APPROVERS_ENV
 
-AUTH_CONFIG = """\
-[mlflow]
-default_permission = {default_permission}
-database_uri = {database_uri}
-admin_username = {admin_username}
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-"""
+AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 
 
 def server_command(
@@ -58,20 +50,30 @@ def server_environment(
     env = dict(os.environ)
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
     if auth_database_uri:
-        digest = hashlib.sha256(auth_database_uri.encode()).hexdigest()[:16]
-        config = Path(tempfile.gettempdir(), f"jupyreg-auth-{digest}.ini")  # one per database
-        config.touch(mode=0o600)  # the database URI may carry a password
-        config.write_text(
-            AUTH_CONFIG.format(
-                default_permission=default_permission,
-                database_uri=auth_database_uri,
-                admin_username=admin_username,
-            )
+        env["MLFLOW_AUTH_CONFIG_PATH"] = write_auth_config(
+            auth_database_uri, default_permission, admin_username
         )
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
     if approvers:
         env[APPROVERS_ENV] = ",".join(approvers)
     return env
+
+
+def write_auth_config(database_uri: str, default_permission: str, admin_username: str) -> str:
+    """MLflow's basic-auth config in a new private file (mode 0600: the database URI may
+    carry a password), written with configparser as MLflow reads it (``%`` escaped)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config["mlflow"] = {
+        "default_permission": default_permission,
+        "database_uri": database_uri.replace("%", "%%"),
+        "admin_username": admin_username,
+        "authorization_function": AUTHORIZATION_FUNCTION,
+    }
+    handle, path = tempfile.mkstemp(prefix="jupyreg-auth-", suffix=".ini")
+    with os.fdopen(handle, "w") as file:
+        config.write(file)
+    return path
 
 
 def run_server(

@@ -2,7 +2,7 @@
 side-by-side table, metric deltas against Production, the chart series, the lineage diff
 and the stale-Production hint.
 
-All data comes from one ``Registry.compare(name)`` call (a constant number of MLflow round
+All data comes from one ``Registry.version_records(name)`` call (a constant number of MLflow round
 trips whatever the number of versions); changing the selection re-reads nothing.
 """
 
@@ -93,19 +93,8 @@ class CompareController:
     def refresh(self) -> None:
         """Re-read every version (one batched registry call); keeps the selection where the
         versions still exist. Raises the registry's error, e.g. ``NotFound``."""
-        import pandas as pd
-
-        frame = self.registry.compare(self.name)
         self.cwd = Path.cwd()
-        self.fields = {
-            int(version): {
-                field: value
-                for field, value in frame[version].items()
-                if not (pd.api.types.is_scalar(value) and pd.isna(value))
-            }
-            for version in frame.columns
-            if version != "differs"
-        }
+        self.fields = {mv.version: mv.fields() for mv in self.registry.version_records(self.name)}
         self.versions = sorted(self.fields)
         holders = [v for v in self.versions if self.stage(v) == lifecycle.PRODUCTION]
         self.production = holders[-1] if holders else None

@@ -1,6 +1,6 @@
 """What changed in a version's lineage against another, and whether Production's data is stale.
 
-Works on the flat lineage fields of ``Registry.compare`` (tag names without ``jupyreg.``):
+Works on the flat lineage fields of a version (``jupyreg.tags.lineage_fields``):
 ``git.commit``, ``git.dirty``, ``data.<n>.path``, ``data.<n>.md5``, ``gpu.count``,
 ``gpu.name``. Any of them may be missing (versions registered by plain MLflow have none).
 """
@@ -8,13 +8,13 @@ Works on the flat lineage fields of ``Registry.compare`` (tag names without ``ju
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_DATA_FIELD = re.compile(r"^data\.(\d+)\.(path|md5)$")
+from jupyreg.tags import datasets, gpu_summary
+
 SHORT_SHA = 8
 
 
@@ -106,27 +106,6 @@ def diff_lineage(
         datasets=_dataset_changes(datasets(base_fields), datasets(other_fields)),
         hardware=HardwareChange(gpu_summary(base_fields), gpu_summary(other_fields)),
     )
-
-
-def datasets(fields: Mapping[str, Any]) -> dict[str, str | None]:
-    """Dataset path -> md5 (None when the hash is missing) from ``data.<n>.*`` fields."""
-    found: dict[int, dict[str, str]] = {}
-    for key, value in fields.items():
-        match = _DATA_FIELD.match(key)
-        if match:
-            found.setdefault(int(match.group(1)), {})[match.group(2)] = str(value)
-    return {
-        entry.get("path", f"dataset {n}"): entry.get("md5") for n, entry in sorted(found.items())
-    }
-
-
-def gpu_summary(fields: Mapping[str, Any]) -> str | None:
-    count = fields.get("gpu.count")
-    if count is None:
-        return None
-    if str(count) == "0":
-        return "none"
-    return f"{count}x {fields.get('gpu.name') or 'GPU'}"
 
 
 def stale_datasets(fields: Mapping[str, Any], cwd: Path) -> list[StaleDataset]:

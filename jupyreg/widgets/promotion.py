@@ -75,23 +75,23 @@ class PromotionController:
     def refresh(self) -> None:
         """Re-read stages, pending requests, history and policy (a constant number of
         batched registry calls). Raises the registry's error, e.g. ``NotFound``."""
-        versions = self.registry.versions(self.name)
-        self.stages = dict(zip(versions["version"].map(int), versions["stage"], strict=True))
+        versions = self.registry.version_records(self.name)
+        self.stages = {mv.version: mv.stage for mv in versions}
         policy = self.registry.policy(self.name)
-        requests = self.registry.requests(self.name, status=lifecycle.PENDING)
-        self.pending = [self._pending(row, policy) for row in requests.to_dict("records")]
-        history = self.registry.history(self.name)
+        requests = self.registry.request_records(self.name, status=lifecycle.PENDING)
+        self.pending = [self._pending(request, policy) for request in requests]
+        history = self.registry.history_records(self.name)
         self.timeline = [
             TimelineEntry(
-                at=row["at"],
-                version=int(row["version"]),
-                from_stage=row["from_stage"],
-                to_stage=row["to_stage"],
-                author=row["author"],
-                reason=row["reason"],
-                request_id=_text(row["request_id"]),
+                at=lifecycle.parse_iso(event.at),
+                version=event.version,
+                from_stage=event.from_stage,
+                to_stage=event.to_stage,
+                author=event.author,
+                reason=event.reason,
+                request_id=event.request_id,
             )
-            for row in reversed(history.to_dict("records"))
+            for event in reversed(history)
         ]
 
     def reload(self) -> bool:
@@ -104,21 +104,7 @@ class PromotionController:
         self.outcome = None
         return True
 
-    def _pending(self, row: dict[str, Any], policy: lifecycle.Policy) -> PendingRequest:
-        request = lifecycle.Request(
-            id=row["id"],
-            name=self.name,
-            version=int(row["version"]),
-            to_stage=row["to_stage"],
-            requested_by=row["requested_by"],
-            reason=row["reason"],
-            created_at=lifecycle.iso(row["created_at"]),
-            approvals=tuple(
-                lifecycle.Approval(by, "")
-                for by in (_text(row["approved_by"]) or "").split(",")
-                if by
-            ),
-        )
+    def _pending(self, request: lifecycle.Request, policy: lifecycle.Policy) -> PendingRequest:
         try:
             request.with_approval(self.user, "", policy)
         except PolicyViolation as exc:
@@ -191,7 +177,3 @@ class PromotionController:
             self.outcome = Outcome(False, f"{self.outcome.text}; refresh failed: {one_line(exc)}")
         return done
 
-
-def _text(value: Any) -> str | None:
-    """A text cell of a registry frame; pandas may hold a missing one as None or NaN."""
-    return value if isinstance(value, str) and value else None

@@ -1,4 +1,4 @@
-/** The JSON shapes of the jupyreg REST API (see jupyreg/lab/serialize.py). */
+/** The JSON shapes of the jupyreg REST API (see jupyreg/serialize.py). */
 
 export const STAGES = ['None', 'Staging', 'Production', 'Archived'] as const;
 
@@ -34,7 +34,7 @@ export interface IPromotionRequest {
   requested_by: string;
   reason: string;
   created_at: string;
-  approved_by?: string;
+  approvals: { by: string; at: string; comment: string }[];
   decided_by: string | null;
   comment: string | null;
   decided_at: string | null;

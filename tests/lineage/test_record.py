@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from jupyreg.lineage import Lineage, capture
-from jupyreg.lineage.record import MAX_TAG_LENGTH, compact_json
+from jupyreg.tags import MAX_TAG_LENGTH, compact_json
 
 
 def sample_record(**changes: object) -> dict:

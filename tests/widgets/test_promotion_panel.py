@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from jupyreg.lifecycle import Policy
+from jupyreg.tags import policy_value
 from jupyreg.widgets import promotion_panel
 from tests.widgets.panel_helpers import NAME, register
 
@@ -92,7 +93,7 @@ def test_reviewer_rejects_with_a_comment(staged, bob):
 def test_second_approval_by_the_same_reviewer_is_blocked(staged, bob):
     client = MlflowClient(tracking_uri=bob.tracking_uri, registry_uri=bob.registry_uri)
     policy = Policy(approvals={"Production": 2})
-    client.set_registered_model_tag(NAME, "jupyreg.policy", policy.to_json())
+    client.set_registered_model_tag(NAME, "jupyreg.policy", policy_value(policy))
     staged.request(NAME, 1, "Production", reason="auc up")
     panel = promotion_panel(bob, NAME)
     panel.pending_rows[0].approve_button.click()

@@ -1,0 +1,107 @@
+"""Lifecycle steps run by a ``jupyreg server`` (``mlflow server --app-name jupyreg``): one
+HTTP request per step to its ``/api/2.0/jupyreg/*`` endpoints; plain MLflow servers keep the
+local path."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jupyreg import errors, serialize
+from jupyreg.backend import Backend
+from jupyreg.errors import PermissionDenied, RegistryError, RegistryUnavailable
+from jupyreg.lifecycle import Policy, Request
+from jupyreg.store import Store
+
+INFO_ENDPOINT = "/api/2.0/jupyreg/info"
+ACTION_ENDPOINT = "/api/2.0/jupyreg/{}"
+DISCOVERY_ATTEMPTS = 3
+_ERRORS = {
+    cls.__name__: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, RegistryError)
+}
+
+
+class RemoteBackend(Backend):
+    def policy(self, name: str) -> Policy:
+        return Policy.from_mapping(self._post("policy", name=name)["policy"])
+
+    def set_policy(self, name: str, policy: Policy) -> Policy:
+        return Policy.from_mapping(
+            self._post("policy", name=name, policy=policy.to_dict())["policy"]
+        )
+
+    def transition(self, name: str, version: int, target: str, reason: str) -> None:
+        self._post("transition", name=name, version=version, stage=target, reason=reason)
+
+    def request(self, name: str, version: int, target: str, reason: str) -> Request:
+        body = self._post("request", name=name, version=version, stage=target, reason=reason)
+        return serialize.request_from_json(body["request"])
+
+    def decide(self, request_id: str, verb: str, comment: str) -> Request:
+        body = self._post(verb, request_id=request_id, comment=comment)
+        return serialize.request_from_json(body["request"])
+
+    def rollback(self, name: str, reason: str) -> int:
+        return int(self._post("rollback", name=name, reason=reason)["version"])
+
+    def repair(self, name: str | None) -> list[dict[str, Any]]:
+        return self._post("repair", name=name)["problems"]
+
+    def _post(self, action: str, **payload: Any) -> dict[str, Any]:
+        uri = self.store.registry_uri
+        with self.store.translated(f"{action} on {uri}"):
+            response = _http(uri, ACTION_ENDPOINT.format(action), "POST", json=payload)
+        body = _json(response)
+        if response.status_code == 401:
+            raise _needs_credentials(uri)
+        if response.status_code >= 400:
+            cls = _ERRORS.get(body.get("jupyreg_error", ""), RegistryError)
+            if response.status_code == 403 and cls is RegistryError:
+                cls = PermissionDenied
+            raise cls(body.get("message") or f"{action} failed with HTTP {response.status_code}")
+        return body
+
+
+def discover(store: Store) -> RemoteBackend | None:
+    """The jupyreg endpoints of the server at the registry URI, or None for anything else.
+
+    A transient failure is retried a few times and then raised, never remembered: the next
+    call asks again (a server restarting must not send a client around the lifecycle)."""
+    uri = store.registry_uri
+    if not uri.startswith(("http://", "https://")):
+        return None
+    for attempt in range(DISCOVERY_ATTEMPTS):
+        with store.translated(f"contacting {uri}"):
+            response = _http(uri, INFO_ENDPOINT, "GET")
+        if response.status_code == 401:
+            raise _needs_credentials(uri)
+        if response.status_code < 500:
+            is_jupyreg = response.status_code == 200 and _json(response).get("app") == "jupyreg"
+            return RemoteBackend(store) if is_jupyreg else None
+        time.sleep(0.2 * 2**attempt)
+    raise RegistryUnavailable(
+        f"the registry at {uri} answered HTTP {response.status_code} {DISCOVERY_ATTEMPTS} times; "
+        "check the tracking server's log, then retry"
+    )
+
+
+def _needs_credentials(uri: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"{uri} needs credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    )
+
+
+def _http(uri: str, endpoint: str, method: str, **kwargs: Any) -> Any:
+    from jupyreg.compat import http_request
+
+    return http_request(uri, endpoint, method, **kwargs)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,144 @@
+"""Reads: typed records built from the store in a constant number of MLflow round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from jupyreg import lifecycle, tags
+from jupyreg.entities import ModelVersion, RegisteredModel
+from jupyreg.errors import InvalidArgument, NotFound
+from jupyreg.lifecycle import Request, TransitionEvent
+from jupyreg.store import Store, VersionState
+
+
+class Queries:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def models(self) -> list[RegisteredModel]:
+        found = []
+        for model in self.store.registered_models():
+            aliases = {a: int(v) for a, v in (model.aliases or {}).items()}
+            found.append(
+                RegisteredModel(
+                    name=model.name,
+                    latest_version=max(
+                        (int(v.version) for v in model.latest_versions or ()), default=None
+                    ),
+                    production=aliases.get(lifecycle.STAGE_ALIASES[lifecycle.PRODUCTION]),
+                    staging=aliases.get(lifecycle.STAGE_ALIASES[lifecycle.STAGING]),
+                    description=model.description or "",
+                    updated=timestamp(model.last_updated_timestamp),
+                )
+            )
+        return found
+
+    def versions(self, name: str, wanted: Iterable[int | str] | None = None) -> list[ModelVersion]:
+        """Versions of a model (all, or those ``wanted``), oldest first."""
+        states = self.store.model_versions(name)
+        if wanted is not None:
+            numbers = {version_number(v) for v in wanted}
+            missing = numbers - set(states)
+            if missing:
+                self.store.version(name, min(missing))  # raises NotFound with the list
+            states = {v: s for v, s in states.items() if v in numbers}
+        runs = self.store.runs([s.run_id for s in states.values() if s.run_id])
+        aliases = self.store.aliases(name)
+        return [
+            model_version(s, runs.get(s.run_id or ""), aliases) for _, s in sorted(states.items())
+        ]
+
+    def get(self, name: str, version: int | str) -> ModelVersion:
+        state = self.store.version(name, version_number(version))
+        run = self.store.runs([state.run_id] if state.run_id else []).get(state.run_id or "")
+        return model_version(state, run, self.store.aliases(name))
+
+    def history(self, name: str, version: int | str | None = None) -> list[TransitionEvent]:
+        """Every stage change of the model (or one version), oldest first."""
+        states = self.store.model_versions(name)
+        if version is not None:
+            number = version_number(version)
+            states = {number: states.get(number) or self.store.version(name, number)}
+        return sorted((e for s in states.values() for e in s.events()), key=lambda e: e.id)
+
+    def requests(self, name: str | None = None, status: str | None = "pending") -> list[Request]:
+        """Promotion requests, oldest first (pending by default; ``status=None`` for all)."""
+        if status is not None and status not in lifecycle.REQUEST_STATUSES:
+            raise InvalidArgument(
+                f"unknown request status {status!r}: use one of "
+                f"{', '.join(lifecycle.REQUEST_STATUSES)} or None for all"
+            )
+        states = self.store.model_versions(name).values() if name else self.store.versions()
+        return sorted(
+            (r for s in states for r in s.requests() if status is None or r.status == status),
+            key=lambda r: r.created_at,
+        )
+
+    def request(self, request_id: str) -> Request:
+        return self.store.request_holder(request_id).request(request_id)
+
+    def holder(self, name: str, stage: str = lifecycle.PRODUCTION) -> int | None:
+        """The version now in ``stage``, else None. Staging and Production are read from
+        their alias, which moves in one step from the old holder to the new one (the stage
+        tags change one version at a time); other stages give their newest holder."""
+        target = lifecycle.normalize_stage(stage)
+        alias = lifecycle.STAGE_ALIASES.get(target)
+        if alias is not None and (version := self.store.aliases(name).get(alias)) is not None:
+            return version
+        holders = [v for v, s in self.store.model_versions(name).items() if s.stage == target]
+        return max(holders, default=None)
+
+    def stage_at(self, name: str, stage: str, when: datetime | str) -> int | None:
+        """The version that held ``stage`` at ``when`` (newest entrant if several)."""
+        target = lifecycle.normalize_stage(stage)
+        moment = lifecycle.parse_iso(when) if isinstance(when, str) else when
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        holders = lifecycle.stage_holders_at(self.history(name), target, moment)
+        return holders[0] if holders else None
+
+    def alias_target(self, name: str, alias: str) -> int:
+        aliases = self.store.aliases(name)
+        if alias not in aliases:
+            known = ", ".join(sorted(aliases)) or "none"
+            raise NotFound(f"{name} has no alias {alias!r} (aliases: {known})")
+        return aliases[alias]
+
+
+def version_number(version: int | str) -> int:
+    try:
+        number = int(str(version).strip().lstrip("vV"))
+    except ValueError:
+        raise InvalidArgument(f"version must be a number such as 3, not {version!r}") from None
+    if number < 1:
+        raise InvalidArgument(f"version must be 1 or more, not {version!r}")
+    return number
+
+
+def timestamp(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
+
+
+def model_version(state: VersionState, run: Any, aliases: Mapping[str, int]) -> ModelVersion:
+    record = tags.lineage_record(state.tags)
+    author = state.tags.get(tags.AUTHOR_TAG) or state.user_id
+    if not author and run is not None:
+        author = run.data.tags.get("mlflow.user")
+    return ModelVersion(
+        name=state.name,
+        version=state.version,
+        stage=state.stage,
+        run_id=state.run_id,
+        aliases=tuple(sorted(a for a, v in aliases.items() if v == state.version)),
+        created=timestamp(state.created_ms),
+        author=author,
+        description=state.description,
+        source=state.source,
+        metrics=dict(run.data.metrics) if run is not None else {},
+        params=dict(run.data.params) if run is not None else {},
+        lineage=record,
+        tags=state.tags,
+        warnings=tuple(record.get("warnings", ())),
+    )

@@ -1,0 +1,155 @@
+"""Registering a model: one MLflow run with its metrics, params and lineage artifacts, a
+logged model, and a new model version carrying the lineage tags.
+
+Only MLflow's public client API is used, on this registry's own URIs (no process-wide
+tracking URI is switched), so several registries can live in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyreg import lifecycle, tags
+from jupyreg.errors import InvalidArgument
+from jupyreg.flavors import Flavor, choose_flavor
+from jupyreg.metrics import flatten_metrics, model_params
+from jupyreg.store import Store, VersionState, experiment_id
+
+if TYPE_CHECKING:
+    from jupyreg.lineage import Lineage
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registration validated in full before anything is written."""
+
+    name: str
+    flavor: Flavor
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    description: str | None
+
+
+def prepare(
+    model: Any,
+    name: str,
+    metrics: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
+    user_tags: Mapping[str, Any] | None,
+    description: str | None,
+) -> Registration:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument("a registered model needs a non-empty name")
+    version_tags = {str(k): str(v) for k, v in (user_tags or {}).items()}
+    if any(tags.is_reserved(k) for k in version_tags):
+        raise InvalidArgument("tags starting with 'jupyreg.' are reserved for jupyreg")
+    return Registration(
+        name=name.strip(),
+        flavor=choose_flavor(model),
+        metrics=flatten_metrics(metrics),
+        params=model_params(model, params),
+        tags=version_tags,
+        description=description,
+    )
+
+
+def log_and_register(
+    store: Store, model: Any, registration: Registration, lineage: Lineage, user: str
+) -> VersionState:
+    """Write the run, the logged model and the new version; a failure marks the run FAILED."""
+    from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus
+    from mlflow.models import Model
+
+    client = store.client
+    name = registration.name
+    git = lineage.record.get("git") or {}
+    notebook = (lineage.record.get("notebook") or {}).get("path")
+    run_tags = {
+        "mlflow.user": user,
+        "mlflow.runName": f"register {name}",
+        tags.REGISTERED_MODEL_RUN_TAG: name,
+        **({"mlflow.source.git.commit": git["commit"]} if git.get("commit") else {}),
+        **({"mlflow.source.name": notebook} if notebook else {}),
+    }
+    with store.translated(f"registering {name}"):
+        experiment = _experiment_for(store, name)
+        run_id = client.create_run(experiment, tags=run_tags).info.run_id
+        try:
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now_ms, 0) for k, v in registration.metrics.items()],
+                params=[Param(k, v) for k, v in registration.params.items()],
+            )
+            _log_artifacts(store, run_id, lineage.artifacts)
+            logged = client.create_logged_model(
+                experiment, name="model", source_run_id=run_id, model_type=registration.flavor.name
+            )
+            with tempfile.TemporaryDirectory(prefix="jupyreg-model-") as tmp:
+                path = os.path.join(tmp, "model")
+                description = Model(
+                    artifact_path=logged.artifact_location,
+                    run_id=run_id,
+                    model_id=logged.model_id,
+                    model_uuid=logged.model_id,
+                )
+                registration.flavor.save_model(model, path, list(lineage.requirements), description)
+                client.log_model_artifacts(logged.model_id, path)
+            client.finalize_logged_model(logged.model_id, "READY")
+            client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+            _ensure_registered_model(store, name)
+            mv = client.create_model_version(
+                name,
+                logged.artifact_location,
+                run_id=run_id,
+                tags={
+                    **tags.lineage_tags(lineage.record),
+                    **registration.tags,
+                    tags.STAGE_TAG: lifecycle.NONE,
+                    tags.AUTHOR_TAG: user,
+                },
+                description=registration.description,
+                model_id=logged.model_id,
+            )
+        except BaseException:
+            with suppress(Exception):  # the store may be the very thing that failed
+                client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+            raise
+        client.set_terminated(run_id)
+        return VersionState.of(mv)
+
+
+def _experiment_for(store: Store, name: str) -> str:
+    """MLFLOW_EXPERIMENT_ID / _NAME when set, else an experiment named after the model."""
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    return experiment_id(store.client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or name)
+
+
+def _ensure_registered_model(store: Store, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        store.client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def _log_artifacts(store: Store, run_id: str, artifacts: Mapping[str, bytes]) -> None:
+    if not artifacts:
+        return
+    with tempfile.TemporaryDirectory(prefix="jupyreg-") as tmp:
+        for relative, content in artifacts.items():
+            path = Path(tmp, relative)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        store.client.log_artifacts(run_id, tmp)

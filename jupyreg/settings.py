@@ -1,0 +1,81 @@
+"""Where every front end gets its settings from: one resolver.
+
+Precedence, for each setting: an explicit argument (``Registry(...)``, a CLI flag,
+``%config JupyReg.*``, ``c.JupyRegServer.*``) > the environment (``MLFLOW_TRACKING_URI``,
+``MLFLOW_REGISTRY_URI``, ``JUPYREG_USER``) > ``[tool.jupyreg]`` in the project's
+pyproject.toml > the default (MLflow's ``sqlite:///mlflow.db`` in the current directory).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyreg.errors import InvalidArgument
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+"""MLflow's own default (pinned to MLflow by a contract test)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tracking_uri: str
+    registry_uri: str
+    user: str | None
+    """The declared identity, if any (``jupyreg.identity`` completes it)."""
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    """``[tool.jupyreg.policy]``: the default policy of models without a policy tag."""
+
+
+def resolve(
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    user: str | None = None,
+    start: str | Path | None = None,
+) -> Settings:
+    """The settings in force, each from the first source that sets it."""
+    project = project_settings(start)
+    if tracking_uri:  # an explicit tracking URI is also the registry unless one is given
+        registry = registry_uri
+    else:
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or project.get("tracking_uri")
+        registry = (
+            registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or project.get("registry_uri")
+        )
+    tracking = absolute_sqlite(str(tracking_uri or DEFAULT_TRACKING_URI))
+    policy = project.get("policy", {})
+    if not isinstance(policy, Mapping):
+        raise InvalidArgument("[tool.jupyreg.policy] must be a table of policy settings")
+    return Settings(
+        tracking_uri=tracking,
+        registry_uri=absolute_sqlite(str(registry)) if registry else tracking,
+        user=user or os.environ.get("JUPYREG_USER") or project.get("user") or None,
+        policy=dict(policy),
+    )
+
+
+def project_settings(start: str | Path | None = None) -> dict[str, Any]:
+    """The ``[tool.jupyreg]`` table of the project's pyproject.toml: the nearest one at or
+    above ``start`` (the current directory by default), as packaging tools find it."""
+    here = Path(start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text())
+            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+                raise InvalidArgument(f"cannot read {candidate}: {exc}") from None
+            return dict(data.get("tool", {}).get("jupyreg", {}))
+    return {}
+
+
+def absolute_sqlite(uri: str) -> str:
+    """Pin ``sqlite:///relative.db`` to the current directory so a later chdir changes nothing."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(Path(uri[len(prefix) :]).absolute())
+    return uri

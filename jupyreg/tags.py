@@ -1,0 +1,270 @@
+"""The tag schema: the one place that names jupyreg's MLflow tags and (de)serialises them.
+
+Model-version tags carry the stage, the author, the lineage (flat ``jupyreg.git.commit``,
+``jupyreg.data.<n>.md5``, ... plus the whole record as JSON), one tag per history event and
+one per request; the registered model carries the policy (DESIGN.md §5). Pure: no MLflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from jupyreg.lifecycle import Approval, Dataset, Evidence, Policy, Request, TransitionEvent
+
+PREFIX = "jupyreg."
+STAGE_TAG = "jupyreg.stage"
+AUTHOR_TAG = "jupyreg.author"
+LINEAGE_TAG = "jupyreg.lineage"
+POLICY_TAG = "jupyreg.policy"
+EVENT_PREFIX = "jupyreg.event."
+REQUEST_PREFIX = "jupyreg.request."
+REGISTERED_MODEL_RUN_TAG = "jupyreg.registered_model"
+"""Run tag naming the registered model a run was logged for."""
+MAX_TAG_LENGTH = 100_000
+"""MLflow's limit for a model-version tag value."""
+
+LIFECYCLE_TAGS = (STAGE_TAG, AUTHOR_TAG, LINEAGE_TAG)
+_DATA_FIELD = re.compile(r"^data\.(\d+)\.(path|md5|recorded_md5|stale|dvc)$")
+_REQUEST_ID = re.compile(r"^[0-9a-f]{8}$")
+
+
+def is_reserved(key: str) -> bool:
+    """Whether a tag key is jupyreg's (any case, any surrounding whitespace)."""
+    return str(key).strip().lower().startswith(PREFIX)
+
+
+# lineage ---------------------------------------------------------------------------
+
+
+def lineage_tags(record: Mapping[str, Any]) -> dict[str, str]:
+    """Flat ``jupyreg.*`` tags of a lineage record (unknown values left out), plus the
+    whole record as compact JSON under ``jupyreg.lineage``."""
+    git = record.get("git") or {}
+    notebook = record.get("notebook") or {}
+    hardware = record.get("hardware") or {}
+    environment = record.get("environment") or {}
+    names = sorted({gpu.get("name") for gpu in hardware.get("gpus") or [] if gpu.get("name")})
+    fields: dict[str, Any] = {
+        "git.commit": git.get("commit"),
+        "git.branch": git.get("branch"),
+        "git.dirty": git.get("dirty"),
+        "git.diff_sha256": git.get("diff_sha256"),
+        "git.remote": git.get("remote"),
+        "git.notebook_committed": git.get("notebook_committed"),
+        "notebook.path": notebook.get("path"),
+        "notebook.sha256": notebook.get("sha256"),
+        "gpu.count": hardware.get("gpu_count"),
+        "gpu.name": ", ".join(names) or None,
+        "python": environment.get("python"),
+    }
+    for n, entry in enumerate(record.get("data") or []):
+        for key in ("path", "md5", "recorded_md5", "stale", "dvc"):
+            fields[f"data.{n}.{key}"] = entry.get(key)
+    flat = {PREFIX + key: _tag_text(value) for key, value in fields.items() if value is not None}
+    flat[LINEAGE_TAG] = compact_json(record)
+    return flat
+
+
+def lineage_record(tags: Mapping[str, str]) -> dict[str, Any]:
+    """The full lineage record of a version (empty when it has none)."""
+    text = tags.get(LINEAGE_TAG)
+    return json.loads(text) if text else {}
+
+
+def lineage_fields(tags: Mapping[str, str]) -> dict[str, str]:
+    """The flat lineage tags without their ``jupyreg.`` prefix (``git.commit``, ...)."""
+    return {
+        key[len(PREFIX) :]: value
+        for key, value in tags.items()
+        if key.startswith(PREFIX)
+        and key not in LIFECYCLE_TAGS
+        and key != POLICY_TAG
+        and not key.startswith((EVENT_PREFIX, REQUEST_PREFIX))
+    }
+
+
+def datasets(fields: Mapping[str, Any]) -> dict[str, str | None]:
+    """Dataset path -> md5 (None when the hash is missing) from ``data.<n>.*`` fields."""
+    entries = dataset_entries(fields)
+    return {e.get("path", f"dataset {n}"): e.get("md5") for n, e in sorted(entries.items())}
+
+
+def dataset_entries(fields: Mapping[str, Any]) -> dict[int, dict[str, str]]:
+    """``data.<n>.<key>`` fields grouped by dataset index."""
+    found: dict[int, dict[str, str]] = {}
+    for key, value in fields.items():
+        match = _DATA_FIELD.match(key)
+        if match and value is not None:
+            found.setdefault(int(match.group(1)), {})[match.group(2)] = str(value)
+    return found
+
+
+def gpu_summary(fields: Mapping[str, Any]) -> str | None:
+    """ "none", "2x A100", or None when the GPU was not recorded."""
+    count = fields.get("gpu.count")
+    if count is None:
+        return None
+    if str(count) == "0":
+        return "none"
+    return f"{count}x {fields.get('gpu.name') or 'GPU'}"
+
+
+def git_dirty(fields: Mapping[str, Any]) -> bool | None:
+    dirty = fields.get("git.dirty")
+    return None if dirty is None else str(dirty) == "true"
+
+
+def compact_json(record: Mapping[str, Any], limit: int = MAX_TAG_LENGTH) -> str:
+    """The record as compact JSON of at most ``limit`` characters: the longest lists are
+    halved (their full length noted under ``truncated``) until it fits."""
+    record = copy.deepcopy(dict(record))
+    text = _dumps(record)
+    while len(text) > limit:
+        lists = [(h, k, p) for h, k, p in _lists(record) if p.split(".")[0] != "truncated"]
+        if not lists:
+            return _dumps({"truncated": {"record": len(text)}})
+        holder, key, path = max(lists, key=lambda found: len(_dumps(found[0][found[1]])))
+        record.setdefault("truncated", {}).setdefault(path, len(holder[key]))
+        holder[key] = holder[key][: len(holder[key]) // 2]
+        text = _dumps(record)
+    return text
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _lists(value: Any, path: str = "") -> Iterator[tuple[Any, Any, str]]:
+    """Every non-empty list inside a JSON-like value: ``(container, key, dotted path)``."""
+    children = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in children:
+        child_path = f"{path}.{key}" if path else str(key)
+        if isinstance(child, list) and child:
+            yield value, key, child_path
+        if isinstance(child, dict | list):
+            yield from _lists(child, child_path)
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)[:MAX_TAG_LENGTH]
+
+
+# history events and requests -------------------------------------------------------
+
+
+def event_key(event: TransitionEvent) -> str:
+    return EVENT_PREFIX + event.id
+
+
+def event_value(event: TransitionEvent) -> str:
+    return json.dumps(
+        {
+            "from": event.from_stage,
+            "to": event.to_stage,
+            "author": event.author,
+            "reason": event.reason,
+            "at": event.at,
+            "request_id": event.request_id,
+        }
+    )
+
+
+def event_from_tag(name: str, version: int, key: str, value: str) -> TransitionEvent:
+    raw = json.loads(value)
+    return TransitionEvent(
+        id=key[len(EVENT_PREFIX) :],
+        name=name,
+        version=version,
+        from_stage=raw["from"],
+        to_stage=raw["to"],
+        author=raw["author"],
+        reason=raw["reason"],
+        at=raw["at"],
+        request_id=raw.get("request_id"),
+    )
+
+
+def events(name: str, version: int, tags: Mapping[str, str]) -> list[TransitionEvent]:
+    """The version's history events, oldest first."""
+    found = (
+        event_from_tag(name, version, k, v) for k, v in tags.items() if k.startswith(EVENT_PREFIX)
+    )
+    return sorted(found, key=lambda e: e.id)
+
+
+def request_key(request_id: str) -> str:
+    return REQUEST_PREFIX + request_id
+
+
+def valid_request_id(request_id: str) -> bool:
+    return bool(_REQUEST_ID.match(request_id or ""))
+
+
+def request_value(request: Request) -> str:
+    raw = asdict(request)
+    del raw["id"], raw["name"], raw["version"]
+    raw["to"] = raw.pop("to_stage")
+    return json.dumps(raw)
+
+
+def request_from_tag(name: str, version: int, key: str, value: str) -> Request:
+    raw = json.loads(value)
+    return Request(
+        id=key[len(REQUEST_PREFIX) :],
+        name=name,
+        version=version,
+        to_stage=raw["to"],
+        requested_by=raw["requested_by"],
+        reason=raw["reason"],
+        created_at=raw["created_at"],
+        status=raw.get("status", "pending"),
+        approvals=tuple(Approval(**a) for a in raw.get("approvals", ())),
+        decided_by=raw.get("decided_by"),
+        comment=raw.get("comment"),
+        decided_at=raw.get("decided_at"),
+    )
+
+
+def requests(name: str, version: int, tags: Mapping[str, str]) -> list[Request]:
+    return [
+        request_from_tag(name, version, k, v)
+        for k, v in tags.items()
+        if k.startswith(REQUEST_PREFIX)
+    ]
+
+
+# policy ------------------------------------------------------------------------------
+
+
+def policy_value(policy: Policy) -> str:
+    return json.dumps(policy.to_dict(), sort_keys=True)
+
+
+def policy_from_tag(value: str | None) -> Policy | None:
+    return Policy.from_mapping(json.loads(value)) if value else None
+
+
+def evidence(version_tags: Mapping[str, str], metrics: Mapping[str, float]) -> Evidence:
+    """What the policy gates judge, read from a version's lineage tags and run metrics."""
+    fields = lineage_fields(version_tags)
+    entries = dataset_entries(fields)
+    return Evidence(
+        git_dirty=git_dirty(fields),
+        datasets=tuple(
+            Dataset(
+                path=e.get("path", f"dataset {n}"),
+                md5=e.get("md5"),
+                stale=e.get("stale") == "true",
+                recorded_md5=e.get("recorded_md5"),
+            )
+            for n, e in sorted(entries.items())
+        ),
+        metrics=dict(metrics),
+    )
