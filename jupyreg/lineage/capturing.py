@@ -52,7 +52,7 @@ def capture(
     )
     git = _safely("git", lambda: capture_git(here, nb.path), GitCapture({}), warnings)
     datasets = _safely(
-        "data", lambda: capture_data(data, here, cache_file()), DataCapture(), warnings
+        "data", lambda: capture_data(data, here, cache_dir()), DataCapture(), warnings
     )
     hardware = _safely("hardware", capture_hardware, HardwareCapture({}), warnings)
     environment = _safely(
@@ -108,16 +108,17 @@ def _scrubbed_artifacts(
     return scrubbed
 
 
-def cache_file() -> Path | None:
-    """jupyreg's md5 cache: ``$JUPYREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/jupyreg``."""
+def cache_dir() -> Path | None:
+    """jupyreg's md5 cache (a dvc-data state database) for files outside DVC repositories:
+    under ``$JUPYREG_CACHE_DIR``, else ``$XDG_CACHE_HOME/jupyreg``."""
     configured = os.environ.get("JUPYREG_CACHE_DIR")
     if configured:
-        return Path(configured, "md5.sqlite")
+        return Path(configured, "md5-state")
     try:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     except RuntimeError:  # no home directory
         return None
-    return Path(base, "jupyreg", "md5.sqlite")
+    return Path(base, "jupyreg", "md5-state")
 
 
 def _safely(section: str, produce: Callable[[], T], fallback: T, warnings: list[str]) -> T:

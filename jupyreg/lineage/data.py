@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyreg.lineage import dvcfiles
 from jupyreg.lineage.hashing import (
@@ -19,8 +20,12 @@ from jupyreg.lineage.hashing import (
     DVC_STATE,
     Md5Lookup,
     files_under,
-    md5_of_listing,
+    md5_of_directory,
+    own_state,
 )
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 _NO_REPO = "data: no DVC repository found; pass data paths to record datasets"
 
@@ -34,9 +39,13 @@ class DataCapture:
 
 
 def capture_data(
-    paths: Sequence[str | os.PathLike[str]] | None, cwd: Path, cache_file: Path | None
+    paths: Sequence[str | os.PathLike[str]] | None, cwd: Path, cache_dir: Path | None
 ) -> DataCapture:
-    """One entry per dataset: ``paths``, or by default every output DVC tracks."""
+    """One entry per dataset: ``paths``, or by default every output DVC tracks.
+
+    Hashes are looked up in DVC's state database for a DVC repository, else in jupyreg's
+    (in ``cache_dir``); DVC is imported only when there is something to hash.
+    """
     root = dvcfiles.find_root(cwd)
     if root is None and paths is None:
         return DataCapture(warnings=[_NO_REPO])
@@ -49,14 +58,23 @@ def capture_data(
         if paths is None
         else [Path(os.path.normpath(cwd / path)) for path in paths]
     )
-    lookup = Md5Lookup(dvcfiles.state_db(root) if root else None, cache_file)
-    base = root or cwd
-    for path in dict.fromkeys(targets):
-        entry, warning = _measure(path, _recorded(path, outputs, base), lookup, base)
-        result.entries.append(entry)
-        if warning:
-            result.warnings.append(warning)
-    lookup.save()
+    if not targets:
+        return result
+    with ExitStack() as stack:
+        repo = None
+        if root is not None:
+            repo = stack.enter_context(dvcfiles.open_repo(root, result.warnings))
+        if repo is not None:
+            lookup = Md5Lookup(repo.state, DVC_STATE)
+        else:
+            lookup = Md5Lookup(stack.enter_context(own_state(cache_dir)), CACHE)
+        base = root or cwd
+        for path in dict.fromkeys(targets):
+            recorded = _recorded(path, outputs, repo)
+            entry, warning = _measure(path, recorded, lookup, repo, base)
+            result.entries.append(entry)
+            if warning:
+                result.warnings.append(warning)
     return result
 
 
@@ -68,19 +86,22 @@ class _Recorded:
     legacy: bool
 
 
-def _recorded(path: Path, outputs: list[dvcfiles.Output], root: Path) -> _Recorded | None:
+def _recorded(path: Path, outputs: list[dvcfiles.Output], repo: Repo | None) -> _Recorded | None:
     """What DVC recorded for ``path``: as an output, or as a file in a tracked directory."""
     exact = next((output for output in outputs if output.path == path), None)
     output = exact or next((output for output in outputs if output.path in path.parents), None)
     if output is None:
         return None
-    md5 = output.md5 if exact else dvcfiles.recorded_in_directory(root, output, path)
+    if exact:
+        md5 = output.md5
+    else:
+        md5 = dvcfiles.recorded_in_directory(repo, output, path) if repo else None
     verb = "`dvc repro`" if ":" in output.source else "`dvc add`"
     return _Recorded(md5, output.source, verb, output.legacy)
 
 
 def _measure(
-    path: Path, recorded: _Recorded | None, lookup: Md5Lookup, root: Path
+    path: Path, recorded: _Recorded | None, lookup: Md5Lookup, repo: Repo | None, root: Path
 ) -> tuple[dict[str, Any], str | None]:
     shown = _shown(path, root)
     entry: dict[str, Any] = {
@@ -95,10 +116,13 @@ def _measure(
         "hashed_from": None,
     }
     if path.is_dir():
-        files = files_under(path)
+        # DVC's .dvcignore applies inside its repository only.
+        ignore = repo.dvcignore if repo is not None and path.is_relative_to(root) else None
+        files = files_under(path, ignore)
         hashed = lookup.md5_many([file for _, file in files])
-        listing = [(rel, hashed[file].md5) for rel, file in files if file in hashed]
-        entry["md5"] = md5_of_listing(listing)
+        entry["md5"] = md5_of_directory(
+            (rel, hashed[file]) for rel, file in files if file in hashed
+        )
         entry["size"] = sum(h.size for h in hashed.values())
         entry["nfiles"] = len(hashed)
         entry["hashed_from"] = _dearest({h.source for h in hashed.values()})

@@ -1,22 +1,23 @@
-"""What DVC recorded for a repository, read from its files without importing DVC.
+"""What DVC recorded for a repository: its outputs, and DVC's ``Repo`` for the rest.
 
-Importing DVC costs ~0.2 s and ``dvc status`` ~0.3 s; the ``.dvc`` files, ``dvc.lock``
-and DVC's state database hold everything capture needs, so we read them directly.
+The outputs are read straight from the ``.dvc`` and ``dvc.lock`` files that git lists:
+DVC's own collection walks the whole workspace and parses with ruamel, which would cost
+as much as ``dvc status``. tests/lineage/test_dvc_contract.py holds this reading to
+DVC's own answer (``Repo.index.outs``). Everything else (state database, cache,
+``.dvcignore``) comes from DVC's ``Repo``, imported on first use.
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
-import json
 import os
-import subprocess
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_DVC_MAJOR_VERSION = 3  # part of DVC's state-directory token
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 
 @dataclass(frozen=True)
@@ -66,97 +67,72 @@ def tracked_outputs(root: Path) -> tuple[list[Output], list[str]]:
     return outputs, warnings
 
 
-def recorded_in_directory(root: Path, output: Output, path: Path) -> str | None:
-    """The md5 DVC recorded for ``path`` inside the tracked directory ``output``, read from
-    the directory's ``.dir`` listing in the default cache (None when not available)."""
+def recorded_in_directory(repo: Repo, output: Output, path: Path) -> str | None:
+    """The md5 DVC recorded for ``path`` inside the tracked directory ``output``, from the
+    directory's listing in DVC's cache, loaded by dvc-data (None when not available)."""
     if not output.md5 or not output.md5.endswith(".dir"):
         return None
-    object_path = root / ".dvc" / "cache" / "files" / "md5" / output.md5[:2] / output.md5[2:]
-    rel = path.relative_to(output.path).as_posix()
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+    from dvc_objects.errors import ObjectFormatError
+
+    cache = repo.cache.legacy if output.legacy else repo.cache.local
     try:
-        listing = json.loads(object_path.read_bytes())
-        return next((e.get("md5") for e in listing if e.get("relpath") == rel), None)
-    except (OSError, ValueError, AttributeError, TypeError):
+        tree = Tree.load(cache, HashInfo(cache.hash_name, output.md5))
+    except (OSError, ObjectFormatError, ValueError):
         return None
+    _, hash_info = tree.get(path.relative_to(output.path).parts, (None, None))
+    return hash_info.value if hash_info is not None else None
 
 
-def state_db(root: Path) -> Path | None:
-    """DVC's state database for ``root``: ``<site_cache_dir>/repo/<token>/hashes/local``.
-
-    The token is DVC's: md5 of ``(root, None, btime, user, major version, salt 0)``, where
-    btime is the mtime of ``.dvc/tmp/btime``.
-    """
+@contextmanager
+def open_repo(root: Path, warnings: list[str]) -> Iterator[Repo | None]:
+    """DVC's ``Repo`` at ``root`` (for its state database, cache and ``.dvcignore``), or
+    None with a warning when DVC cannot open it. It is opened without git (``NoSCM``):
+    faster, and DVC then never edits a ``.gitignore`` on capture's behalf."""
     try:
-        btime = os.path.getmtime(root / ".dvc" / "tmp" / "btime")
-        user = getpass.getuser()
-    except (OSError, KeyError):  # getuser raises KeyError for an unnamed uid
-        return None
-    token_source = (str(root), None, btime, user, _DVC_MAJOR_VERSION, 0)
-    token = hashlib.md5(str(token_source).encode(), usedforsecurity=False).hexdigest()
-    db = _site_cache_dir(root) / "repo" / token / "hashes" / "local" / "cache.db"
-    return db if db.is_file() else None
-
-
-def _site_cache_dir(root: Path) -> Path:
-    """Where DVC keeps per-repo state: env, then config, then the platform default."""
-    configured = os.environ.get("DVC_SITE_CACHE_DIR") or _config(root, "core", "site_cache_dir")
-    if configured:
-        return root / configured
-    if sys.platform == "darwin":
-        return Path("/Library/Caches/dvc")
-    if sys.platform == "win32":
-        return Path(os.environ.get("PROGRAMDATA", "C:/ProgramData"), "iterative", "dvc", "Cache")
-    return Path("/var/tmp/dvc")
-
-
-def _config(root: Path, section: str, key: str) -> str | None:
-    """A DVC config value; local, repo, global then system config, like DVC merges them."""
-    import configparser
-
-    global_dir = os.environ.get("DVC_GLOBAL_CONFIG_DIR") or Path.home() / ".config" / "dvc"
-    system_dir = os.environ.get("DVC_SYSTEM_CONFIG_DIR") or "/etc/xdg/dvc"
-    for file in (
-        root / ".dvc" / "config.local",
-        root / ".dvc" / "config",
-        Path(global_dir, "config"),
-        Path(system_dir, "config"),
-    ):
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(file, encoding="utf-8")
-        except configparser.Error:
-            continue
-        if parser.has_option(section, key):
-            return parser.get(section, key)
-    return None
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+        from dvc.scm import NoSCM
+    except ImportError as exc:
+        warnings.append(f"data: DVC cannot be imported ({exc}); files are hashed without it")
+        yield None
+        return
+    try:
+        repo = Repo(str(root), scm=NoSCM(str(root)))
+    except (DvcException, OSError, ValueError) as exc:
+        warnings.append(
+            f"data: DVC cannot open {root} ({type(exc).__name__}: {exc});"
+            " every file is read to hash it"
+        )
+        yield None
+        return
+    with repo:
+        yield repo
 
 
 def _dvc_files(root: Path) -> list[Path]:
     """``*.dvc`` files and ``dvc.lock`` files: from git's index and untracked files when
     the repo is in git (fast, skips ignored data), else by walking the tree."""
     try:
-        listed = subprocess.run(
-            [
-                "git",
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-                "--",
-                "*.dvc",
-                "dvc.lock",
-                "*/dvc.lock",
-            ],
-            cwd=root,
-            capture_output=True,
-            check=True,
-            timeout=10,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+        import git
+    except ImportError:
         return _walk_for_dvc_files(root)
-    names = sorted({name for name in listed.decode().split("\0") if name})
+    try:
+        listed = git.Git(root).ls_files(
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            "*.dvc",
+            "dvc.lock",
+            "*/dvc.lock",
+            kill_after_timeout=10,
+        )
+    except (OSError, git.GitError):
+        return _walk_for_dvc_files(root)
+    names = sorted({name for name in listed.split("\0") if name})
     return [root / name for name in names if (root / name).is_file()]
 
 

@@ -1,63 +1,36 @@
-"""md5 of data exactly as DVC 3 computes it, without re-reading unchanged files.
+"""md5 of data with DVC's own code (dvc-data), without re-reading unchanged files.
 
-A file's md5 comes, in order, from DVC's own state database (inode/mtime/size -> md5,
-filled by ``dvc add``/``dvc status``; read-only), from jupyreg's cache keyed the same
-way, and only then from reading the file. A directory's md5 is DVC's ``.dir`` hash:
-the md5 of the JSON listing ``[{"md5", "relpath"}]`` sorted by relpath.
+A file's md5 is looked up in a dvc-data ``State`` (inode, mtime and size -> md5) and
+only read when missing there, then saved to it: DVC's own state database for a DVC
+repository (the one ``dvc add`` and ``dvc status`` fill, found by DVC itself), else
+jupyreg's, the same class in jupyreg's cache directory. A directory's md5 is dvc-data's
+``Tree`` digest (DVC's ``.dir`` hash) of its files. dvc-data is imported on first use.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-CHUNK_SIZE = 1 << 20
-_DVC_STATE_VERSION = 1
-_SQLITE_MAX_VARIABLES = 900
-# Names DVC never includes in a directory's listing.
-_IGNORED_NAMES = frozenset({".git", ".hg", ".dvc"})
+if TYPE_CHECKING:
+    from dvc_data.hashfile._ignore import Ignore
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.state import StateBase
 
 # Where an md5 came from, from cheapest to dearest.
 DVC_STATE, CACHE, COMPUTED = "dvc-state", "cache", "computed"
+_MD5 = "md5"  # DVC 3: md5 of the raw bytes (DVC 2's "md5-dos2unix" is never reused)
 
 
 def md5_of_file(path: str | os.PathLike[str]) -> str:
-    """Streaming md5 of a file's raw bytes (DVC 3 ``hash: md5``)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as file:
-        while size := file.readinto(buffer):
-            digest.update(view[:size])
-    return digest.hexdigest()
+    """md5 of a file's bytes, by dvc-data's hasher (what DVC 3 records)."""
+    from dvc_data.hashfile.hash import file_md5
 
-
-def md5_of_listing(listing: Iterable[tuple[str, str]]) -> str:
-    """DVC's ``.dir`` md5 for ``(relpath, md5)`` pairs, relpaths in POSIX form."""
-    entries = sorted(({"md5": md5, "relpath": rel} for rel, md5 in listing), key=_relpath)
-    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
-
-
-def _relpath(entry: dict[str, str]) -> str:
-    return entry["relpath"]
-
-
-def files_under(directory: Path) -> list[tuple[str, Path]]:
-    """``(posix relpath, path)`` of every file DVC would list for ``directory``."""
-    found = []
-    for top, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = [d for d in dirs if d not in _IGNORED_NAMES]
-        for name in files:
-            if name not in _IGNORED_NAMES:
-                path = Path(top, name)
-                found.append((path.relative_to(directory).as_posix(), path))
-    return found
+    return file_md5(os.fspath(path), name=_MD5)
 
 
 @dataclass(frozen=True)
@@ -68,112 +41,89 @@ class Hashed:
 
 
 class Md5Lookup:
-    """md5 of files from DVC's state, then our cache, then the bytes; remembers new ones."""
+    """md5 of files from a dvc-data state database, else from their bytes (then saved)."""
 
-    def __init__(self, dvc_state: Path | None, cache_file: Path | None) -> None:
-        self._dvc_state = dvc_state
-        self._cache_file = cache_file
-        self._new: list[tuple[str, int, int, int, str]] = []
+    def __init__(self, state: StateBase, source: str) -> None:
+        self._state = state
+        self._source = source  # what a hit in this state is called: DVC_STATE or CACHE
 
     def md5_many(self, paths: Sequence[Path]) -> dict[Path, Hashed]:
         """md5 of each existing file of ``paths`` (missing ones are left out)."""
-        stats = {}
+        from dvc_data.hashfile.hash_info import HashInfo
+        from dvc_objects.fs import localfs
+
+        infos = {}
         for path in paths:
             try:
-                stats[path] = os.stat(path)
+                infos[str(path)] = localfs.info(str(path))
             except OSError:
                 continue
-        found = self._from_dvc_state(stats)
-        found.update(self._from_cache({p: s for p, s in stats.items() if p not in found}))
-        for path, stat in stats.items():
-            if path not in found:
-                md5 = md5_of_file(path)
-                found[path] = Hashed(md5, stat.st_size, COMPUTED)
-                self._new.append((str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, md5))
+        found: dict[Path, Hashed] = {}
+        computed = []
+        for key, hash_info in self._known(infos).items():
+            size = infos[key]["size"]
+            if hash_info is not None and hash_info.name == _MD5 and hash_info.value:
+                found[Path(key)] = Hashed(hash_info.value, size, self._source)
+            else:
+                md5 = md5_of_file(key)
+                found[Path(key)] = Hashed(md5, size, COMPUTED)
+                computed.append((key, HashInfo(_MD5, md5), infos[key]))
+        with suppress(Exception):  # a state that cannot be written costs a re-hash later
+            self._state.save_many(computed, localfs)
         return found
 
-    def save(self) -> None:
-        """Remember the md5s computed in this capture for the next one."""
-        if not self._new or self._cache_file is None:
-            return
+    def _known(self, infos: dict[str, dict]) -> dict[str, HashInfo | None]:
+        """What the state holds for each path (None where nothing valid); a state that
+        cannot be read holds nothing."""
+        from dvc_objects.fs import localfs
+
         try:
-            self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-            with _connect(self._cache_file) as db:
-                _create_cache_table(db)
-                db.executemany("INSERT OR REPLACE INTO md5 VALUES (?, ?, ?, ?, ?)", self._new)
-        except (OSError, sqlite3.Error):
-            return  # a cache that cannot be written only costs a re-hash next time
-        self._new.clear()
-
-    def _from_dvc_state(self, stats: dict[Path, os.stat_result]) -> dict[Path, Hashed]:
-        """Entries DVC saved for the same inode, mtime and size (its ``_checksum``)."""
-        query = "SELECT key, value FROM Cache WHERE raw = 1 AND key IN"
-        rows = _select(self._dvc_state, query, stats)
-        found = {}
-        for key, value in rows:
-            path = Path(key)
-            stat = stats[path]
-            try:
-                entry = json.loads(value)
-                md5 = entry["hash_info"]["md5"]
-            except (ValueError, KeyError, TypeError):
-                continue
-            if (
-                entry.get("version") == _DVC_STATE_VERSION
-                and entry.get("checksum") == dvc_state_checksum(stat)
-                and isinstance(md5, str)
-            ):
-                found[path] = Hashed(md5, stat.st_size, DVC_STATE)
-        return found
-
-    def _from_cache(self, stats: dict[Path, os.stat_result]) -> dict[Path, Hashed]:
-        query = "SELECT path, inode, size, mtime_ns, md5 FROM md5 WHERE path IN"
-        found = {}
-        for key, inode, size, mtime_ns, md5 in _select(self._cache_file, query, stats):
-            path = Path(key)
-            stat = stats[path]
-            if (inode, size, mtime_ns) == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
-                found[path] = Hashed(md5, size, CACHE)
-        return found
-
-
-def dvc_state_checksum(stat: os.stat_result) -> str:
-    """DVC's state key for a file: ``int(md5(str(([inode, mtime, size],))), 16)``."""
-    token = str(([stat.st_ino, stat.st_mtime, stat.st_size],)).encode()
-    return str(int(hashlib.md5(token, usedforsecurity=False).hexdigest(), 16))
-
-
-def _select(db_file: Path | None, query: str, keys: dict[Path, os.stat_result]) -> list[tuple]:
-    """Rows of ``query IN (keys)`` from a read-only sqlite file; none on any error."""
-    if db_file is None or not keys:
-        return []
-    names = [str(path) for path in keys]
-    rows: list[tuple] = []
-    try:
-        with _connect(db_file, read_only=True) as db:
-            for start in range(0, len(names), _SQLITE_MAX_VARIABLES):
-                chunk = names[start : start + _SQLITE_MAX_VARIABLES]
-                marks = ", ".join("?" * len(chunk))
-                rows.extend(db.execute(f"{query} ({marks})", chunk))  # noqa: S608
-    except sqlite3.Error:
-        return []
-    return rows
+            return {key: info for key, _, info in self._state.get_many(list(infos), localfs, infos)}
+        except Exception:  # a corrupt or locked database: hash the files instead
+            return dict.fromkeys(infos)
 
 
 @contextmanager
-def _connect(db_file: Path, read_only: bool = False) -> Iterator[sqlite3.Connection]:
-    """A connection committed on success and always closed."""
-    target = f"{db_file.as_uri()}?mode=ro" if read_only else str(db_file)
-    db = sqlite3.connect(target, uri=read_only, timeout=1)
+def own_state(cache_dir: Path | None) -> Iterator[StateBase]:
+    """jupyreg's state database (for files outside any DVC repository): a dvc-data
+    ``State`` in ``cache_dir``; one that keeps nothing when it cannot be opened."""
+    from dvc_data.hashfile.state import State, StateNoop
+
+    state: StateBase = StateNoop()
+    if cache_dir is not None:
+        try:
+            state = State(None, str(cache_dir))
+        except Exception:  # an unwritable cache only costs re-hashing
+            state = StateNoop()
     try:
-        with db:
-            yield db
+        yield state
     finally:
-        db.close()
+        state.close()
 
 
-def _create_cache_table(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS md5 (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
-        " mtime_ns INTEGER, md5 TEXT)"
-    )
+def files_under(directory: Path, ignore: Ignore | None = None) -> list[tuple[str, Path]]:
+    """``(posix relpath, path)`` of every file of ``directory``, as DVC walks it:
+    ``ignore`` is the repository's ``.dvcignore`` filter (it also skips ``.git``)."""
+    from dvc_objects.fs import localfs
+
+    top = str(directory)
+    walk = ignore.walk(localfs, top) if ignore is not None else localfs.walk(top)
+    found = []
+    for folder, _, names in walk:
+        for name in names:
+            path = Path(folder, name)
+            found.append((path.relative_to(directory).as_posix(), path))
+    return found
+
+
+def md5_of_directory(listing: Iterable[tuple[str, Hashed]]) -> str:
+    """DVC's ``.dir`` md5 of a directory from its files' ``(posix relpath, Hashed)``."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.meta import Meta
+    from dvc_data.hashfile.tree import Tree
+
+    tree = Tree()
+    for rel, hashed in listing:
+        tree.add(tuple(rel.split("/")), Meta(size=hashed.size), HashInfo(_MD5, hashed.md5))
+    tree.digest()
+    return tree.hash_info.value

@@ -1,4 +1,4 @@
-"""DVC data capture against real `dvc add` / `dvc repro` output, never importing DVC."""
+"""DVC data capture against real `dvc add` / `dvc repro` output."""
 
 from __future__ import annotations
 
@@ -144,11 +144,12 @@ def test_tracked_data_missing_from_workspace(make_dvc_repo: Callable[..., Path])
     assert any("data/train.csv is tracked by DVC" in w and "missing" in w for w in lineage.warnings)
 
 
-def test_own_cache_when_dvc_state_is_elsewhere(
+def test_dvc_state_wherever_dvc_keeps_it(
     make_dvc_repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without DVC's state the first capture reads the files, the next one uses our cache;
-    without git the DVC files are found by walking the tree."""
+    """DVC's state is found where DVC itself looks (here DVC_SITE_CACHE_DIR); when it has
+    moved, the first capture reads the files and saves their md5 there for the next one.
+    Without git the DVC files are found by walking the tree."""
     site = tmp_path / "dvc-site"
     root = make_dvc_repo(git=False, env={"DVC_SITE_CACHE_DIR": str(site)})
     monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(site))
@@ -158,9 +159,37 @@ def test_own_cache_when_dvc_state_is_elsewhere(
     first = capture(cwd=root).record["data"]
     second = capture(cwd=root).record["data"]
     assert {e["hashed_from"] for e in first} == {"computed"}
-    assert {e["hashed_from"] for e in second} == {"cache"}
+    assert {e["hashed_from"] for e in second} == {"dvc-state"}
     assert [e["md5"] for e in first] == [e["md5"] for e in second]
     assert all(e["stale"] is False for e in second)
+
+
+def test_own_cache_outside_dvc(tmp_path: Path) -> None:
+    """Files outside any DVC repository are read once, then found in jupyreg's cache."""
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "x.txt").write_text("x\n")
+    data = ["table.csv", "images"]
+    first = capture(cwd=tmp_path, data=data).record["data"]
+    second = capture(cwd=tmp_path, data=data).record["data"]
+    assert [e["hashed_from"] for e in first] == ["computed", "computed"]
+    assert [e["hashed_from"] for e in second] == ["cache", "cache"]
+    assert [e["md5"] for e in first] == [e["md5"] for e in second]
+    assert first[0]["md5"] == md5(tmp_path / "table.csv")
+    assert first[1]["md5"].endswith(".dir") and first[1]["nfiles"] == 1
+
+
+def test_unwritable_cache_only_costs_rehashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("JUPYREG_CACHE_DIR", str(blocker))
+    (tmp_path / "table.csv").write_text("a,b\n")
+    for _ in range(2):
+        lineage = capture(cwd=tmp_path, data=["table.csv"])
+        assert lineage.record["data"][0]["md5"] == md5(tmp_path / "table.csv")
+        assert lineage.record["data"][0]["hashed_from"] == "computed"
 
 
 def test_no_dvc_repository(tmp_path: Path) -> None:
