@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,14 +60,9 @@ def capture_data(
     )
     if not targets:
         return result
-    with ExitStack() as stack:
-        repo = None
-        if root is not None:
-            repo = stack.enter_context(dvcfiles.open_repo(root, result.warnings))
-        if repo is not None:
-            lookup = Md5Lookup(repo.state, DVC_STATE)
-        else:
-            lookup = Md5Lookup(stack.enter_context(own_state(cache_dir)), CACHE)
+    repo = dvcfiles.open_repo(root, result.warnings) if root is not None else None
+    with nullcontext(repo.state) if repo else own_state(cache_dir) as state:
+        lookup = Md5Lookup(state, DVC_STATE if repo else CACHE)
         base = root or cwd
         for path in dict.fromkeys(targets):
             recorded = _recorded(path, outputs, repo)
@@ -117,7 +112,8 @@ def _measure(
     }
     if path.is_dir():
         # DVC's .dvcignore applies inside its repository only.
-        ignore = repo.dvcignore if repo is not None and path.is_relative_to(root) else None
+        inside = repo is not None and path.is_relative_to(root)
+        ignore = dvcfiles.ignore_filter(repo) if inside else None
         files = files_under(path, ignore)
         hashed = lookup.md5_many([file for _, file in files])
         entry["md5"] = md5_of_directory(

@@ -10,14 +10,14 @@ DVC's own answer (``Repo.index.outs``). Everything else (state database, cache,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+    from dvc_data.hashfile._ignore import Ignore
 
 
 @dataclass(frozen=True)
@@ -85,30 +85,66 @@ def recorded_in_directory(repo: Repo, output: Output, path: Path) -> str | None:
     return hash_info.value if hash_info is not None else None
 
 
-@contextmanager
-def open_repo(root: Path, warnings: list[str]) -> Iterator[Repo | None]:
-    """DVC's ``Repo`` at ``root`` (for its state database, cache and ``.dvcignore``), or
-    None with a warning when DVC cannot open it. It is opened without git (``NoSCM``):
-    faster, and DVC then never edits a ``.gitignore`` on capture's behalf."""
+def open_repo(root: Path, warnings: list[str]) -> Repo | None:
+    """DVC's ``Repo`` at ``root`` (for its state database and cache), or None with a
+    warning when DVC cannot open it.
+
+    Opening one costs more than the rest of a capture (its state database above all), so
+    the last one opened is kept for the next capture while DVC's config files, the
+    ``btime`` marker its state token uses and the ``DVC_*`` environment are unchanged. It
+    is opened without git (``NoSCM``): faster, and DVC never edits a ``.gitignore`` then.
+    """
+    with _KEPT_LOCK:
+        kept = _KEPT.get(root)
+        if kept is not None and kept[0] == _fingerprint(kept[1], root):
+            return kept[1]
+        for _, old in _KEPT.values():
+            old.close()
+        _KEPT.clear()
+        try:
+            from dvc.exceptions import DvcException
+            from dvc.repo import Repo
+            from dvc.scm import NoSCM
+        except ImportError as exc:
+            warnings.append(f"data: DVC cannot be imported ({exc}); files are hashed without it")
+            return None
+        try:
+            repo = Repo(str(root), scm=NoSCM(str(root)))
+        except (DvcException, OSError, ValueError) as exc:
+            warnings.append(
+                f"data: DVC cannot open {root} ({type(exc).__name__}: {exc});"
+                " every file is read to hash it"
+            )
+            return None
+        _KEPT[root] = (_fingerprint(repo, root), repo)
+        return repo
+
+
+_KEPT: dict[Path, tuple[tuple[object, ...], Repo]] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _fingerprint(repo: Repo, root: Path) -> tuple[object, ...]:
+    """What a kept ``Repo`` depends on: its config files, btime, and DVC's environment."""
+    files = [*repo.config.files.values(), root / ".dvc" / "tmp" / "btime"]
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("DVC_"))
+    return (*map(_stat, files), *environment)
+
+
+def _stat(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
     try:
-        from dvc.exceptions import DvcException
-        from dvc.repo import Repo
-        from dvc.scm import NoSCM
-    except ImportError as exc:
-        warnings.append(f"data: DVC cannot be imported ({exc}); files are hashed without it")
-        yield None
-        return
-    try:
-        repo = Repo(str(root), scm=NoSCM(str(root)))
-    except (DvcException, OSError, ValueError) as exc:
-        warnings.append(
-            f"data: DVC cannot open {root} ({type(exc).__name__}: {exc});"
-            " every file is read to hash it"
-        )
-        yield None
-        return
-    with repo:
-        yield repo
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def ignore_filter(repo: Repo) -> Ignore:
+    """DVC's ``.dvcignore`` filter, as ``Repo.dvcignore`` makes it; made afresh for each
+    capture, since the kept ``Repo`` would not see edits to ``.dvcignore`` files."""
+    from dvc.ignore import DvcIgnoreFilter
+
+    return DvcIgnoreFilter(repo.fs, repo.root_dir)
 
 
 def _dvc_files(root: Path) -> list[Path]:

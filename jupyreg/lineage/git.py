@@ -1,9 +1,11 @@
 """Git state of the code a model was trained from, read with GitPython.
 
 GitPython is imported on first use only (it costs ~0.1 s), never by ``import jupyreg``.
-Refs, config and objects are read through its object model; the few questions only git
-itself answers (index against HEAD and worktree, untracked files, the diff) go through
-its command layer with ``GIT_OPTIONAL_LOCKS=0``, so capture never takes the index lock.
+Refs, config, commits and trees are read by its object model over its pure-Python object
+database (``GitDB``: no ``git cat-file`` process to start). What only git itself knows
+(index and worktree against HEAD, untracked files, the diff) comes from two commands at
+most, run by GitPython with ``GIT_OPTIONAL_LOCKS=0`` so capture never takes the index
+lock: ``git status --porcelain=v2`` (git's stable machine format) and ``git diff``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def capture_git(cwd: Path, notebook: Path | None = None) -> GitCapture:
             return _unavailable("git: GitPython is not installed; commit not recorded")
         return _unavailable(_NO_EXECUTABLE)
     try:
-        repo = git.Repo(cwd, search_parent_directories=True)
+        repo = git.Repo(cwd, odbt=git.GitDB, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return _unavailable(f"git: {cwd} is not in a git repository; commit not recorded")
     with repo:
@@ -77,17 +79,17 @@ def capture_git(cwd: Path, notebook: Path | None = None) -> GitCapture:
 def _capture(repo: git.Repo, root: Path, notebook_rel: str | None) -> GitCapture:
     head = repo.head
     commit = head.commit if head.is_valid() else None
-    base = commit or repo.tree(_EMPTY_TREE)
-    # The index is the diffs' "a" side: a_path is the path as staged (a rename's new name).
-    changes = [*repo.index.diff(base), *repo.index.diff(None)]
-    modified = list(dict.fromkeys(change.a_path or change.b_path for change in changes))
+    status = repo.git.status(
+        "--porcelain=v2", "-z", "--untracked-files=normal", kill_after_timeout=_TIMEOUT_S
+    )
+    modified, untracked = _parse_status(status)
     result = GitCapture(info={}, root=root)
     if modified:
         result.diff = repo.git.diff(
             "--binary",
             "--no-color",
             "--no-ext-diff",
-            base.hexsha,
+            commit.hexsha if commit else _EMPTY_TREE,
             stdout_as_string=False,
             strip_newline_in_stdout=False,
             kill_after_timeout=_TIMEOUT_S,
@@ -97,13 +99,32 @@ def _capture(repo: git.Repo, root: Path, notebook_rel: str | None) -> GitCapture
         "branch": "detached" if head.is_detached else head.reference.name,
         "dirty": bool(modified),
         "modified": modified,
-        "untracked": len(repo.untracked_files),
+        "untracked": len(untracked),
         "diff_sha256": hashlib.sha256(result.diff).hexdigest() if result.diff else None,
         "notebook_committed": _notebook_committed(notebook_rel, modified, commit),
         "remote": _remote(repo),
     }
     result.warnings = _warnings(result.info, notebook_rel)
     return result
+
+
+def _parse_status(out: str) -> tuple[list[str], list[str]]:
+    """Modified (staged, unstaged or unmerged) and untracked paths from
+    ``git status --porcelain=v2 -z``."""
+    modified: list[str] = []
+    untracked: list[str] = []
+    fields = iter(out.split("\0"))
+    for entry in fields:
+        if entry.startswith("1 "):
+            modified.append(entry.split(" ", 8)[8])
+        elif entry.startswith("2 "):
+            modified.append(entry.split(" ", 9)[9])
+            next(fields, None)  # a rename's original path
+        elif entry.startswith("u "):
+            modified.append(entry.split(" ", 10)[10])
+        elif entry.startswith("? "):
+            untracked.append(entry[2:])
+    return modified, untracked
 
 
 def _notebook_committed(
@@ -178,9 +199,8 @@ def files_changed_between(
     """The files changed between each (base, other) pair of commits in the repo at ``cwd``;
     None for a pair whose commits (or the repo) are not there.
 
-    One repository, one batch: GitPython reads every commit and tree through a single
-    long-running ``git cat-file`` whatever the number of pairs, and only the subtrees that
-    differ are read. Commits must be hex, so nothing else ever reaches git.
+    GitPython reads the commits and trees itself (no git process, whatever the number of
+    pairs), and only the subtrees that differ. Commits must be hex: no ref expression.
     """
     found: dict[tuple[str, str], tuple[str, ...] | None] = dict.fromkeys(pairs)
     wanted = [p for p in found if _COMMIT.match(p[0]) and _COMMIT.match(p[1])]
@@ -191,7 +211,7 @@ def files_changed_between(
     except ImportError:
         return found
     try:
-        repo = git.Repo(cwd, search_parent_directories=True)
+        repo = git.Repo(cwd, odbt=git.GitDB, search_parent_directories=True)
     except (OSError, ValueError, git.GitError):
         return found
     with repo:
