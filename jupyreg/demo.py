@@ -72,7 +72,7 @@ def run_demo(directory: str | None = None) -> None:
         print("\nversions:")
         print(
             alice.versions("fraud-detector")[
-                ["version", "stage", "aliases", "author", "val.auc", "test.auc"]
+                ["version", "stage", "aliases", "author", "metrics.val.auc", "metrics.test.auc"]
             ].to_string(index=False)
         )
         print("\nhistory:")

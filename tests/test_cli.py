@@ -154,3 +154,24 @@ def test_installed_entry_point_runs(sqlite_uri, two_versions) -> None:
         timeout=120,
     )
     assert out.returncode == 2 and out.stderr.startswith("jupyreg: error: no request")
+
+
+def test_metrics_named_like_fields_keep_json_well_formed(cli, alice, model) -> None:
+    alice.register(model, NAME, metrics={"stage": 0.5, "version": 7.0, "gpu": 2.0})
+    code, out, _ = cli("versions", NAME, "--format", "json")
+    (row,) = json.loads(out)
+    assert (code, row["version"], row["stage"], row["gpu"]) == (0, 1, "None", None)
+    assert row["metrics"] == {"stage": 0.5, "version": 7.0, "gpu": 2.0}
+    code, out, _ = cli("list")
+    assert code == 0 and "1.0" not in out
+
+
+def test_request_json_lists_each_approval(cli, two_versions, alice) -> None:
+    alice.transition(NAME, 1, "Staging", reason="candidate")
+    code, out, _ = cli("request", NAME, "1", "Production", "--reason", "ship", "--format", "json")
+    request = json.loads(out)
+    code, out, _ = cli("approve", request["id"], "--comment", "ok", "--format", "json", user="bob")
+    decided = json.loads(out)
+    assert (code, decided["status"], decided["decided_by"]) == (0, "approved", "bob")
+    assert [(a["by"], a["comment"]) for a in decided["approvals"]] == [("bob", "ok")]
+    assert decided["approvals"][0]["at"].endswith("Z")

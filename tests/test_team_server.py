@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from jupyreg import Registry
 from jupyreg.errors import (
+    ApprovalRequired,
     InvalidArgument,
     InvalidTransition,
     PermissionDenied,
@@ -142,6 +143,20 @@ def test_artifacts_round_trip_through_s3(team: Team, model, monkeypatch, workdir
     assert list(loaded.predict(model.sample_input)) == list(model.predict(model.sample_input))
     keys = [o["Key"] for o in team.s3.client().list_objects_v2(Bucket="models")["Contents"]]
     assert any(k.startswith("artifacts/") and k.endswith("/MLmodel") for k in keys), keys
+
+
+def test_a_client_shows_and_obeys_the_servers_policy_not_its_projects(
+    team: Team, model, monkeypatch, workdir
+) -> None:
+    (workdir / "pyproject.toml").write_text(
+        "[tool.jupyreg.policy]\napprovals = { Production = 0 }\n"
+    )
+    alice = team.login(monkeypatch, "alice")
+    assert alice.policy(NAME).approvals_for("Production") == 1  # the server's default
+    mv = alice.register(model, NAME, stage="Staging", reason="candidate")
+    with pytest.raises(ApprovalRequired, match="needs 1 approval"):
+        alice.transition(NAME, mv.version, "Production", reason="no reviewer")
+    assert alice.get(NAME, mv.version).stage == "Staging"
 
 
 def test_permissions_and_authorship_are_enforced_by_the_server(team: Team, model, monkeypatch):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jupyreg import lifecycle, tags
-from jupyreg.backend import Backend, findings
+from jupyreg.backend.base import Backend, findings
 from jupyreg.errors import NotFound, PolicyViolation
 from jupyreg.lifecycle import Move, Policy, Request, TransitionEvent
 from jupyreg.store import Store, VersionState

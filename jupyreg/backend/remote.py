@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from jupyreg import errors, serialize
-from jupyreg.backend import Backend
+from jupyreg.backend.base import Backend
 from jupyreg.errors import PermissionDenied, RegistryError, RegistryUnavailable
 from jupyreg.lifecycle import Policy, Request
 from jupyreg.store import Store

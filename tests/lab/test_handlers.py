@@ -30,6 +30,15 @@ async def test_versions_carry_stage_aliases_metrics_and_lineage_summary(seeded, 
     assert {"git_commit", "git_dirty", "data", "gpu"} <= set(v1)
 
 
+async def test_metrics_named_like_fields_do_not_break_the_versions_api(seeded, alice, model, api):
+    alice.register(model, seeded["name"], metrics={"stage": 0.5, "version": 7.0, "gpu": 2.0})
+    status, body = await api("GET", "models", seeded["name"], "versions")
+    assert status == 200
+    v3 = body["versions"][-1]
+    assert (v3["version"], v3["stage"], v3["gpu"]) == (3, "None", None)
+    assert v3["metrics"] == {"stage": 0.5, "version": 7.0, "gpu": 2.0}
+
+
 async def test_history_lists_stage_changes_oldest_first(seeded, alice, api):
     alice.transition(seeded["name"], 2, "Staging", reason="second try")
     status, body = await api("GET", "models", seeded["name"], "history")

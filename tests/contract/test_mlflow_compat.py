@@ -1,0 +1,118 @@
+"""Contract tests: each call jupyreg makes into MLflow beyond its public client API
+(``jupyreg.compat``), and each MLflow behaviour jupyreg relies on, against the installed
+MLflow. CI runs this module on the oldest and the newest supported MLflow."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from jupyreg import compat, settings
+
+
+def test_default_tracking_uri_is_mlflows(tmp_path: Path) -> None:
+    code = "import mlflow; print(mlflow.get_tracking_uri())"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    reported = out.stdout.strip().splitlines()[-1]
+    assert settings.absolute_sqlite(reported).replace(str(tmp_path), ".") in (
+        settings.DEFAULT_TRACKING_URI,
+        "sqlite:///./mlflow.db",
+    )
+
+
+class _Echo(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.dumps(
+            {"path": self.path, "authorization": self.headers.get("Authorization")}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_http_request_sends_mlflows_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+        uri = f"http://127.0.0.1:{server.server_address[1]}"
+        response = compat.http_request(uri, "/api/2.0/jupyreg/info", "GET")
+    finally:
+        server.shutdown()
+    assert response.status_code == 200
+    body = response.json()
+    assert body["path"] == "/api/2.0/jupyreg/info"
+    assert body["authorization"] == "Basic " + base64.b64encode(b"alice:pw").decode()
+
+
+def test_server_store_uris_read_what_mlflow_server_sets(monkeypatch) -> None:
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR, REGISTRY_STORE_URI_ENV_VAR
+
+    monkeypatch.delenv(REGISTRY_STORE_URI_ENV_VAR, raising=False)
+    monkeypatch.setenv(BACKEND_STORE_URI_ENV_VAR, "postgresql://db/x")
+    assert compat.server_store_uris("sqlite:///d.db") == ("postgresql://db/x",) * 2
+    monkeypatch.setenv(REGISTRY_STORE_URI_ENV_VAR, "postgresql://db/y")
+    assert compat.server_store_uris("sqlite:///d.db") == ("postgresql://db/x", "postgresql://db/y")
+    import mlflow.server
+
+    source = inspect.getsource(mlflow.server)
+    assert "BACKEND_STORE_URI_ENV_VAR" in source and "REGISTRY_STORE_URI_ENV_VAR" in source
+
+
+def test_basic_auth_hooks_have_the_shape_jupyreg_uses() -> None:
+    from mlflow.server import auth
+
+    params = list(inspect.signature(auth._get_registered_model_permission).parameters)
+    assert params == ["name"]
+    assert not inspect.signature(auth.sender_is_admin).parameters
+    route = ("/api/2.0/mlflow/registered-models/get", "GET")
+    assert route in auth.BEFORE_REQUEST_VALIDATORS
+    permission = auth.get_permission("MANAGE")
+    assert (permission.can_read, permission.can_update, permission.can_manage) == (True,) * 3
+    edit = auth.get_permission("EDIT")
+    assert (edit.can_read, edit.can_update, edit.can_manage) == (True, True, False)
+
+
+def test_registering_and_loading_never_touch_the_process_tracking_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model
+) -> None:
+    """Two registries in one process, the global tracking URI pointing at neither: the
+    public logged-model API writes and reads through each registry's own URI."""
+    from mlflow import MlflowClient
+
+    from jupyreg import Registry
+
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    ours = f"sqlite:///{tmp_path / 'ours.db'}"
+    monkeypatch.chdir(tmp_path)
+    reg = Registry(ours, user="alice")
+    mv = reg.register(model, "m", metrics={"val": {"auc": 0.9}})
+    assert reg.load("m", version=mv.version).predict(model.sample_input).shape == (3,)
+    client = MlflowClient(ours, ours)
+    run = client.get_run(mv.run_id)
+    assert run.info.status == "FINISHED"
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert str(logged.status) == "READY" and logged.source_run_id == mv.run_id
+    stored = client.get_model_version("m", str(mv.version))
+    assert stored.source == logged.artifact_location and stored.run_id == mv.run_id
+    assert not (tmp_path / "elsewhere.db").exists()
