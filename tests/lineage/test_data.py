@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,3 +204,23 @@ def test_large_file_hash_matches_md5sum(tmp_path: Path) -> None:
     path.write_bytes(os.urandom((5 << 20) + 123))
     md5sum = subprocess.run(["md5sum", str(path)], capture_output=True, text=True, check=True)
     assert md5_of_file(path) == md5sum.stdout.split()[0]
+
+
+def test_dvc_that_cannot_open_the_repo_is_a_warning(make_dvc_repo: Callable[..., Path]) -> None:
+    root = make_dvc_repo()
+    (root / ".dvc" / "config").write_text("[core\nbroken")
+    lineage = capture(cwd=root)
+    entries = entries_by_path(lineage)
+    assert entries["data/train.csv"]["md5"] == md5(root / "data" / "train.csv")
+    assert entries["data/train.csv"]["stale"] is False
+    assert any(w.startswith(f"data: DVC cannot open {root}") for w in lineage.warnings)
+
+
+def test_dvc_not_importable(dvc_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jupyreg.lineage.dvcfiles as dvcfiles
+
+    monkeypatch.setattr(dvcfiles, "_KEPT", {})
+    monkeypatch.setitem(sys.modules, "dvc.repo", None)
+    lineage = capture(cwd=dvc_repo, data=["data/train.csv"])
+    assert lineage.record["data"][0]["md5"] == md5(dvc_repo / "data" / "train.csv")
+    assert any(w.startswith("data: DVC cannot be imported") for w in lineage.warnings)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from lineage_helpers import commit_all, init_git, run
 
 from jupyreg.lineage import capture
+from jupyreg.lineage.git import files_changed_between
 from jupyreg.lineage.scrub import scrub_url
 
 
@@ -156,3 +160,71 @@ def test_remote_credentials_are_removed(git_repo: Path) -> None:
 )
 def test_scrub_url(url: str, scrubbed: str) -> None:
     assert scrub_url(url) == scrubbed
+
+
+def test_no_git_executable_in_a_fresh_interpreter(git_repo: Path, tmp_path: Path) -> None:
+    """GitPython refuses to import without git on PATH: still a warning, not an error."""
+    code = (
+        "import json, sys; from jupyreg.lineage import capture; "
+        f"print(json.dumps(capture(cwd={str(git_repo)!r}, data=[]).warnings))"
+    )
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    env = {**os.environ, "PATH": str(empty_bin)}
+    env.pop("GIT_PYTHON_GIT_EXECUTABLE", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "git: the git executable was not found; commit not recorded" in json.loads(out)
+
+
+def test_gitpython_missing(git_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "git", None)
+    lineage = capture(cwd=git_repo, data=[])
+    assert lineage.record["git"]["commit"] is None
+    assert "git: GitPython is not installed; commit not recorded" in lineage.warnings
+
+
+def test_bare_repository(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    run("git", "init", "-q", "--bare", str(bare), cwd=tmp_path)
+    lineage = capture(cwd=bare, data=[])
+    assert all(value is None for value in lineage.record["git"].values())
+    assert any("is a bare repository" in w for w in lineage.warnings)
+
+
+def test_unreadable_repository_is_a_warning(git_repo: Path) -> None:
+    (git_repo / ".git" / "index").write_bytes(b"not an index")
+    lineage = capture(cwd=git_repo, data=[])
+    assert lineage.record["git"]["commit"] is None
+    assert any(w.startswith(f"git: cannot read {git_repo}") for w in lineage.warnings)
+
+
+def test_files_changed_between_is_gits_diff_tree(git_repo: Path, tmp_path: Path) -> None:
+    """The tree walk answers what `git diff-tree -r --name-only` answers: nested changes,
+    additions, deletions, a mode change, a file replaced by a directory, no change."""
+    commits = [run("git", "rev-parse", "HEAD", cwd=git_repo).strip()]
+    nested = git_repo / "src" / "pkg"
+    nested.mkdir(parents=True)
+    (nested / "a.py").write_text("a = 1\n")
+    (git_repo / "src" / "b.py").write_text("b = 1\n")
+    commits.append(commit_all(git_repo, "nested"))
+    (nested / "a.py").write_text("a = 2\n")
+    (git_repo / "train.py").chmod(0o755)
+    (git_repo / "src" / "b.py").unlink()
+    commits.append(commit_all(git_repo, "edit, chmod, delete"))
+    (git_repo / "train.ipynb").unlink()
+    (git_repo / "train.ipynb").mkdir()
+    (git_repo / "train.ipynb" / "inner.txt").write_text("now a directory\n")
+    commits.append(commit_all(git_repo, "file to directory"))
+    run("git", "commit", "-q", "--allow-empty", "-m", "nothing", cwd=git_repo)
+    commits.append(run("git", "rev-parse", "HEAD", cwd=git_repo).strip())
+
+    pairs = [(a, b) for a in commits for b in commits] + [(commits[0], "ab" * 20)]
+    found = files_changed_between(pairs, git_repo / "src")
+    for a, b in pairs[:-1]:
+        listed = run("git", "diff-tree", "-r", "--name-only", "-z", a, b, cwd=git_repo)
+        assert found[(a, b)] == tuple(sorted(filter(None, listed.split("\0")))), (a, b)
+    assert found[(commits[0], "ab" * 20)] is None
+    assert found[(commits[1], commits[2])] == ("src/b.py", "src/pkg/a.py", "train.py")
+    assert files_changed_between(pairs[:2], tmp_path) == dict.fromkeys(pairs[:2])
