@@ -6,9 +6,10 @@ Builds a temp git+DVC repo with one 512 MB file (``--smoke``: 8 MB, one repetiti
 ``dvc add``s it, then measures:
 
 1. ``capture()`` on the unchanged repo, in a warm process (a kernel's case) and in a fresh
-   interpreter, against ``dvc status`` in the same repo (target ratio <= 0.1);
-2. hashing a plain file of the same size with jupyreg's hasher against ``md5sum``
-   (target throughput ratio >= 0.8).
+   interpreter (which also imports GitPython and DVC), against ``dvc status`` in the same
+   repo (target ratio <= 0.1 warm);
+2. hashing a plain file of the same size with jupyreg's hasher (dvc-data's) against
+   ``md5sum`` (target throughput ratio >= 0.8).
 """
 
 from __future__ import annotations

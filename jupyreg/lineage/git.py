@@ -80,9 +80,13 @@ def _capture(repo: git.Repo, root: Path, notebook_rel: str | None) -> GitCapture
     head = repo.head
     commit = head.commit if head.is_valid() else None
     status = repo.git.status(
-        "--porcelain=v2", "-z", "--untracked-files=normal", kill_after_timeout=_TIMEOUT_S
+        "--porcelain=v2",
+        "-z",
+        "--untracked-files=normal",
+        stdout_as_string=False,
+        kill_after_timeout=_TIMEOUT_S,
     )
-    modified, untracked = _parse_status(status)
+    modified, untracked = _parse_status(status.decode(errors="replace"))
     result = GitCapture(info={}, root=root)
     if modified:
         result.diff = repo.git.diff(
@@ -182,9 +186,10 @@ def _relative(path: Path | None, root: Path) -> str | None:
 
 
 def _reason(exc: Exception) -> str:
-    """git's last line of complaint, else the exception's first line."""
-    stderr = getattr(exc, "stderr", None) or str(exc)
-    lines = str(stderr).strip().strip("'").strip().splitlines()
+    """The last line of git's complaint (GitPython quotes it as ``stderr: '...'``), else of
+    the exception's message."""
+    text = str(getattr(exc, "stderr", None) or exc).strip().removeprefix("stderr:")
+    lines = text.strip().strip("'").strip().splitlines()
     return lines[-1].strip() if lines else type(exc).__name__
 
 
