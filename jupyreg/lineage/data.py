@@ -65,7 +65,7 @@ def capture_data(
         lookup = Md5Lookup(state, DVC_STATE if repo else CACHE)
         base = root or cwd
         for path in dict.fromkeys(targets):
-            recorded = _recorded(path, outputs, repo)
+            recorded = _recorded(path, outputs, base)
             entry, warning = _measure(path, recorded, lookup, repo, base)
             result.entries.append(entry)
             if warning:
@@ -81,16 +81,13 @@ class _Recorded:
     legacy: bool
 
 
-def _recorded(path: Path, outputs: list[dvcfiles.Output], repo: Repo | None) -> _Recorded | None:
+def _recorded(path: Path, outputs: list[dvcfiles.Output], root: Path) -> _Recorded | None:
     """What DVC recorded for ``path``: as an output, or as a file in a tracked directory."""
     exact = next((output for output in outputs if output.path == path), None)
     output = exact or next((output for output in outputs if output.path in path.parents), None)
     if output is None:
         return None
-    if exact:
-        md5 = output.md5
-    else:
-        md5 = dvcfiles.recorded_in_directory(repo, output, path) if repo else None
+    md5 = output.md5 if exact else dvcfiles.recorded_in_directory(root, output, path)
     verb = "`dvc repro`" if ":" in output.source else "`dvc add`"
     return _Recorded(md5, output.source, verb, output.legacy)
 

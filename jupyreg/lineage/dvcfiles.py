@@ -67,10 +67,13 @@ def tracked_outputs(root: Path) -> tuple[list[Output], list[str]]:
     return outputs, warnings
 
 
-def recorded_in_directory(repo: Repo, output: Output, path: Path) -> str | None:
+def recorded_in_directory(root: Path, output: Output, path: Path) -> str | None:
     """The md5 DVC recorded for ``path`` inside the tracked directory ``output``, from the
     directory's listing in DVC's cache, loaded by dvc-data (None when not available)."""
     if not output.md5 or not output.md5.endswith(".dir"):
+        return None
+    repo = open_repo(root, [])  # the capture's own (kept) Repo; it has warned already
+    if repo is None:
         return None
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.tree import Tree
@@ -210,7 +213,7 @@ def _output(base: Path, out: dict[str, Any], source: str) -> Output:
     external = "://" in out["path"]
     return Output(
         path=Path(out["path"] if external else os.path.normpath(base / out["path"])),
-        md5=out.get("md5"),
+        md5=str(out["md5"]) if out.get("md5") is not None else None,  # YAML: all-digit = int
         size=out.get("size"),
         nfiles=out.get("nfiles"),
         source=source,

@@ -78,7 +78,8 @@ class Md5Lookup:
         from dvc_objects.fs import localfs
 
         try:
-            return {key: info for key, _, info in self._state.get_many(list(infos), localfs, infos)}
+            rows = self._state.get_many(list(infos), localfs, infos)
+            return {key: hash_info for key, _, hash_info in rows}
         except Exception:  # a corrupt or locked database: hash the files instead
             return dict.fromkeys(infos)
 
