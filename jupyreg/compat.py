@@ -20,6 +20,25 @@ def http_request(uri: str, endpoint: str, method: str, **kwargs: Any) -> Any:
     return mlflow_http_request(get_default_host_creds(uri), endpoint, method, **kwargs)
 
 
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+"""MLflow's HTTP retry settings for a registry on a server, unless the user chose them:
+MLflow's defaults retry an unreachable server for minutes; these give up in seconds."""
+
+
+def fail_fast() -> None:
+    """MLflow's client reads its retry settings from the environment at each request; there
+    is no per-client knob, so the defaults a user has not set are set here."""
+    import os
+
+    for name, value in FAIL_FAST.items():
+        os.environ.setdefault(name, value)
+
+
 def server_store_uris(default: str) -> tuple[str, str]:
     """The backend and registry store URIs ``mlflow server`` hands its app (environment)."""
     import os
@@ -50,3 +69,32 @@ def authorise_routes(routes: Iterable[tuple[str, str]], validator: Callable[[], 
 
     for route in routes:
         auth.BEFORE_REQUEST_VALIDATORS[route] = validator
+
+
+def fire_webhook(entity: str, action: str, payload: dict[str, str]) -> None:
+    """Deliver MLflow's webhook event ``entity.action`` from inside a tracking server, as its
+    own REST handler for the same write does (signed, MLflow's headers, its delivery pool)."""
+    from mlflow.entities.webhook import WebhookAction, WebhookEntity, WebhookEvent
+    from mlflow.server.handlers import _get_model_registry_store
+    from mlflow.webhooks.delivery import deliver_webhook
+
+    event = WebhookEvent(WebhookEntity(entity), WebhookAction(action))
+    deliver_webhook(event=event, payload=payload, store=_get_model_registry_store())
+
+
+def migrate_server_stores(backend_store_uri: str, artifact_root: str, auth_uri: str) -> None:
+    """Bring MLflow's tracking and auth databases to its current schema once, before a
+    server's workers start: workers racing the same migrations on a first start die
+    (duplicate alembic rows, tables that already exist)."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as AuthStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(backend_store_uri, artifact_root)
+    AuthStore().init_db(auth_uri)
+
+
+def default_auth_database_uri() -> str:
+    """The users database MLflow's basic-auth uses when the operator names none."""
+    from mlflow.server.auth.config import read_auth_config
+
+    return read_auth_config().database_uri

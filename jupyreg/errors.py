@@ -35,6 +35,14 @@ class RegistryUnavailable(RegistryError):
     """The tracking/registry store cannot be reached."""
 
 
+class RegistryBusy(RegistryUnavailable):
+    """Too many lifecycle steps are queued for the model: retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidSignature(RegistryError):
     """A webhook delivery whose signature, timestamp or delivery id does not check out."""
 

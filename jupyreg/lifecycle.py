@@ -67,10 +67,27 @@ def normalize_stage(stage: str) -> str:
     )
 
 
+MAX_TEXT = 5_000
+"""Characters a reason or a comment may have: a step records them in tags whose values
+MLflow caps at 100,000 characters, so they are refused before anything is written."""
+
+
 def require_reason(reason: str | None, action: str) -> str:
-    text = (reason or "").strip()
+    text = check_text(reason, f"the reason of {action}")
     if not text:
         raise InvalidArgument(f"{action} needs a reason: pass reason='why this change'")
+    return text
+
+
+def check_text(text: str | None, what: str) -> str:
+    """``text`` stripped, refused when it is not text or longer than ``MAX_TEXT``."""
+    if text is not None and not isinstance(text, str):
+        raise InvalidArgument(f"{what} must be text, not {type(text).__name__}")
+    text = (text or "").strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidArgument(
+            f"{what} has {len(text):,} characters; at most {MAX_TEXT:,} are kept: shorten it"
+        )
     return text
 
 
@@ -521,7 +538,11 @@ DECISIONS = ("approve", "reject", "cancel")
 
 
 def decide(request: Request, verb: str, user: str, comment: str, policy: Policy) -> Request:
-    """The request after ``user`` approves, rejects or cancels it."""
+    """The request after ``user`` approves, rejects or cancels it. Approving a request that
+    is already approved answers it as it is (a retried approval changes nothing)."""
+    comment = check_text(comment, "the comment")
+    if verb == "approve" and request.status == APPROVED:
+        return request
     if verb == "approve":
         return request.with_approval(user, comment, policy)
     if verb == "reject":
@@ -575,8 +596,8 @@ class Reconciliation:
     """What disagrees and the writes that bring everything in line with the history."""
 
     findings: tuple[Finding, ...]
-    adopted: Mapping[int, str]
-    """Stages set outside jupyreg (no event at all): recorded with an event of their own."""
+    adopted: Mapping[int, tuple[str, str]]
+    """Stages MLflow's own API set outside jupyreg: (from, to), recorded with an event."""
     stage_tags: Mapping[int, str]
     legacy_stages: Mapping[int, str]
     moves: tuple[Move, ...]
@@ -586,7 +607,11 @@ class Reconciliation:
     """Every version's stage once repaired (where the aliases must point)."""
 
 
-ADOPTED_REASON = "adopted by check --repair: stage was set outside jupyreg"
+def adopted_reason(from_stage: str, to_stage: str) -> str:
+    return (
+        "adopted by check --repair: stage was set outside jupyreg "
+        f"(MLflow's stage {from_stage} -> {to_stage})"
+    )
 
 
 def reconcile(facts: Iterable[VersionFacts], aliases: Mapping[str, int]) -> Reconciliation:
@@ -599,18 +624,28 @@ def reconcile(facts: Iterable[VersionFacts], aliases: Mapping[str, int]) -> Reco
     latest: dict[int, str] = {}
     for fact in facts:
         number = fact.version
+        history = fact.events[-1].to_stage if fact.events else NONE
+        tag = fact.stage_tag or NONE
         if fact.events:
-            truth[number] = fact.events[-1].to_stage
             latest[number] = fact.events[-1].id
-        elif fact.legacy_stage != NONE:  # set by plain MLflow, newer than our registration tag
+        if fact.legacy_stage != history and tag == history:
+            # only MLflow's stage moved: a plain MLflow client did it; adopt it
             truth[number] = fact.legacy_stage
-            findings.append(Finding(number, f"in {fact.legacy_stage} without any history event"))
-            adopted[number] = fact.legacy_stage
+            findings.append(
+                Finding(
+                    number,
+                    f"MLflow stage says {fact.legacy_stage}, history says {history}: "
+                    "changed outside jupyreg"
+                    if fact.events
+                    else f"in {fact.legacy_stage} without any history event",
+                )
+            )
+            adopted[number] = (history, fact.legacy_stage)
             stage_tags[number] = fact.legacy_stage
+            latest[number] = "~"  # the newest entrant, whatever the history says
             continue
-        else:
-            truth[number] = fact.stage_tag or NONE
-        if (fact.stage_tag or NONE) != truth[number]:
+        truth[number] = history if fact.events else tag
+        if tag != truth[number]:
             findings.append(
                 Finding(number, f"stage tag says {fact.stage_tag}, history says {truth[number]}")
             )
@@ -643,3 +678,56 @@ def reconcile(facts: Iterable[VersionFacts], aliases: Mapping[str, int]) -> Reco
                 )
             )
     return Reconciliation(tuple(findings), adopted, stage_tags, legacy, tuple(moves), keep, truth)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One lifecycle step — every move it causes and the request it settles — recorded as
+    one intent before any of it is applied, then applied idempotently; an interrupted step
+    is finished forward by whoever sees it next (DESIGN.md §7.6)."""
+
+    id: str
+    name: str
+    author: str
+    at: str
+    moves: tuple[Move, ...]
+    preferred: int | None = None
+    """The version the step is about (the stage aliases prefer it)."""
+    request: Request | None = None
+    """The request as the step leaves it (approved), written with the moves."""
+    done: bool = False
+
+    @classmethod
+    def new(
+        cls,
+        name: str,
+        author: str,
+        moves: Iterable[Move],
+        preferred: int | None = None,
+        request: Request | None = None,
+    ) -> Step:
+        moment = now()
+        return cls(sortable_id(moment), name, author, iso(moment), tuple(moves), preferred, request)
+
+    def events(self) -> list[TransitionEvent]:
+        """One history event per move, with ids fixed by the step (so applying it twice
+        writes each event once)."""
+        settled = self.request.id if self.request is not None else None
+        return [
+            TransitionEvent(
+                f"{self.id}.{index}",
+                self.name,
+                move.version,
+                move.from_stage,
+                move.to_stage,
+                self.author,
+                move.reason,
+                self.at,
+                settled if move.version == self.preferred else None,
+            )
+            for index, move in enumerate(self.moves)
+        ]
+
+    def final_stages(self) -> dict[int, str]:
+        """Each moved version's stage once the step is applied."""
+        return apply_moves({}, self.moves)

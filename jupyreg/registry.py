@@ -43,6 +43,7 @@ class Registry:
         registry_uri: str | None = None,
         *,
         user: str | None = None,
+        store_class: type[Store] = Store,
     ) -> None:
         resolved = settings.resolve(tracking_uri, registry_uri, user)
         self.tracking_uri = resolved.tracking_uri
@@ -51,7 +52,7 @@ class Registry:
             resolved.user, authenticated=_authenticated_user(self.registry_uri)
         )
         self._default_policy = resolved.policy
-        self._store = Store(self.tracking_uri, self.registry_uri)
+        self._store = store_class(self.tracking_uri, self.registry_uri)
         self._queries = Queries(self._store)
 
     def __repr__(self) -> str:
@@ -100,7 +101,7 @@ class Registry:
             raise
         if target:
             why = reason or f"registered into {target}"
-            self._backend.transition(prepared.name, state.version, target, why)
+            return self._backend.transition(prepared.name, state.version, target, why)
         return self.get(prepared.name, state.version)
 
     # typed reads -------------------------------------------------------------------
@@ -189,8 +190,7 @@ class Registry:
         number = version_number(version)
         target = lifecycle.normalize_stage(stage)
         why = lifecycle.require_reason(reason, "a stage change")
-        self._backend.transition(name, number, target, why)
-        return self.get(name, number)
+        return self._backend.transition(name, number, target, why)
 
     def request(
         self, name: str, version: int | str, stage: str, reason: str | None = None
@@ -216,7 +216,7 @@ class Registry:
         """Put the previous Production version back (it was approved before), archiving
         the current one; both moves get their own history event."""
         why = lifecycle.require_reason(reason, "a rollback")
-        return self.get(name, self._backend.rollback(name, why))
+        return self._backend.rollback(name, why)
 
     def policy(self, name: str) -> Policy:
         """The policy in force: the model's ``jupyreg.policy`` tag, else the default of the
@@ -244,6 +244,11 @@ class Registry:
 
         problems = self._backend.check(name, repair)
         return pd.DataFrame(problems, columns=["name", "version", "problem", "repaired"])
+
+    def finish_steps(self, name: str | None = None) -> None:
+        """Finish, forward, every lifecycle step a crash interrupted (a server does it as
+        it starts; any later step of the model would do it too)."""
+        self._backend.finish(name)
 
     # team server and CI/CD ---------------------------------------------------------
 
@@ -275,21 +280,9 @@ class Registry:
         return add_webhook(self._store, url, secret=secret, events=events, name=name)
 
     def webhooks(self) -> pd.DataFrame:
-        import pandas as pd
+        from jupyreg.webhooks import webhooks_frame
 
-        from jupyreg.webhooks import list_webhooks
-
-        rows = [
-            {
-                "id": h.webhook_id,
-                "name": h.name,
-                "url": h.url,
-                "status": str(h.status),
-                "events": ",".join(str(e) for e in h.events),
-            }
-            for h in list_webhooks(self._store)
-        ]
-        return pd.DataFrame(rows, columns=["id", "name", "url", "status", "events"])
+        return webhooks_frame(self._store)
 
 
 def _authenticated_user(uri: str) -> str | None:

@@ -44,7 +44,31 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
         "params": dict(mv.params),
         **lineage_summary(mv.lineage_fields),
         "warnings": list(mv.warnings),
+        "source": mv.source,
+        "lineage": mv.lineage,
+        "tags": dict(mv.tags),
     }
+
+
+def version_from_json(body: Mapping[str, Any]) -> ModelVersion:
+    from jupyreg.lifecycle import parse_iso
+
+    return ModelVersion(
+        name=str(body["name"]),
+        version=int(body["version"]),
+        stage=str(body["stage"]),
+        run_id=body.get("run_id"),
+        aliases=tuple(body.get("aliases") or ()),
+        created=parse_iso(body["created"]) if body.get("created") else None,
+        author=body.get("author"),
+        description=body.get("description"),
+        source=body.get("source"),
+        metrics=dict(body.get("metrics") or {}),
+        params=dict(body.get("params") or {}),
+        lineage=dict(body.get("lineage") or {}),
+        tags=dict(body.get("tags") or {}),
+        warnings=tuple(body.get("warnings") or ()),
+    )
 
 
 def event_json(event: TransitionEvent) -> dict[str, Any]:

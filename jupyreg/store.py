@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from jupyreg.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    RegistryBusy,
     RegistryError,
     RegistryUnavailable,
 )
@@ -60,10 +62,23 @@ def translated(what: str, uri: str) -> Iterator[None]:
         raise
 
 
+_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Failed to establish", "connection refused"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "unknown host"),
+    ("error responses", "it answered with server errors (HTTP 5xx)"),
+    ("unable to open database", "the database file cannot be opened"),
+    ("RemoteDisconnected", "the connection was closed"),
+    ("Connection aborted", "the connection was closed"),
+)
+
+
 def _unreachable(uri: str, detail: str) -> str:
+    reason = next((why for text, why in _REASONS if text.lower() in detail.lower()), None)
     return (
-        f"the registry at {uri} cannot be reached ({detail[:200]}); "
-        "check that the tracking server is running or the URI is right, then retry"
+        f"the registry at {uri} cannot be reached ({reason or detail.splitlines()[0][:300]}); "
+        "check that the tracking server is running and the URI is right, then retry"
     )
 
 
@@ -73,29 +88,78 @@ def sqlite_path(uri: str) -> Path | None:
     return None
 
 
-def registry_lock(uri: str, name: str) -> AbstractContextManager[Any]:
+LOCK_WAIT_SECONDS = 30
+"""How long a lifecycle step waits for the model's lock before the caller hears "busy"."""
+QUEUE_BOUND = 8
+"""Steps of one model that may wait in one process; more are refused at once (busy)."""
+LOCK_POOL_SIZE = 8
+"""PostgreSQL connections one process holds for advisory locks (each waiting step one)."""
+
+_waiting: dict[str, int] = {}
+_waiting_guard = threading.Lock()
+
+
+@contextmanager
+def registry_lock(uri: str, name: str) -> Iterator[None]:
     """The lock that makes each lifecycle step on model ``name`` one serialised step:
     a file lock beside an embedded SQLite registry (processes on one machine), a
     PostgreSQL advisory lock per model (any number of processes and server replicas).
-    A remote tracking server serialises on its side instead."""
-    path = sqlite_path(uri)
-    if path is not None:
-        from filelock import FileLock
+    A remote tracking server serialises on its side instead. Waiting is bounded: past
+    ``QUEUE_BOUND`` waiters or ``LOCK_WAIT_SECONDS`` the step raises RegistryBusy."""
+    with _queued(name):
+        path = sqlite_path(uri)
+        if path is not None:
+            from filelock import FileLock, Timeout
 
-        return FileLock(str(path) + ".jupyreg.lock", timeout=120)
-    if uri.startswith(("postgresql", "postgres:")):
-        return _advisory_lock(uri, name)
-    return nullcontext()
+            try:
+                with FileLock(str(path) + ".jupyreg.lock", timeout=LOCK_WAIT_SECONDS):
+                    yield
+            except Timeout:
+                raise _busy(name) from None
+        elif uri.startswith(("postgresql", "postgres:")):
+            with _advisory_lock(uri, name):
+                yield
+        else:
+            yield
+
+
+@contextmanager
+def _queued(name: str) -> Iterator[None]:
+    with _waiting_guard:
+        if _waiting.get(name, 0) >= QUEUE_BOUND:
+            raise _busy(name)
+        _waiting[name] = _waiting.get(name, 0) + 1
+    try:
+        yield
+    finally:
+        with _waiting_guard:
+            _waiting[name] -= 1
+
+
+def _busy(name: str) -> RegistryBusy:
+    return RegistryBusy(
+        f"too many lifecycle steps of {name} are waiting; retry in a second", retry_after=1
+    )
 
 
 @contextmanager
 def _advisory_lock(uri: str, name: str) -> Iterator[None]:
-    from sqlalchemy import text
+    from sqlalchemy import exc, text
 
-    with _engine(uri).begin() as connection:
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"jupyreg:{name}"}
-        )
+    try:
+        connection = _engine(uri).connect()
+    except exc.TimeoutError:
+        raise _busy(name) from None
+    with connection, connection.begin():
+        try:
+            connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"jupyreg:{name}"}
+            )
+        except exc.OperationalError as error:
+            if "lock timeout" in str(error):
+                raise _busy(name) from None
+            raise
         yield
 
 
@@ -103,7 +167,9 @@ def _advisory_lock(uri: str, name: str) -> Iterator[None]:
 def _engine(uri: str) -> Any:
     from sqlalchemy import create_engine
 
-    return create_engine(uri, pool_pre_ping=True)
+    return create_engine(
+        uri, pool_pre_ping=True, pool_size=LOCK_POOL_SIZE, max_overflow=0, pool_timeout=5
+    )
 
 
 def _local_path(uri: str) -> str | None:
@@ -194,13 +260,19 @@ class Store:
         for bad input must not leave behind."""
         from mlflow import MlflowClient
 
+        if self.registry_uri.startswith(("http://", "https://")):
+            from jupyreg.compat import fail_fast
+
+            fail_fast()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def translated(self, what: str) -> AbstractContextManager[None]:
         return translated(what, self.registry_uri)
 
-    def lock(self, name: str) -> AbstractContextManager[Any]:
-        return registry_lock(self.registry_uri, name)
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        with self.translated(f"locking {name}"), registry_lock(self.registry_uri, name):
+            yield
 
     # reads -------------------------------------------------------------------------
 
@@ -319,6 +391,10 @@ class Store:
         with self.translated(f"tagging {name} v{version}"):
             self.client.set_model_version_tag(name, str(version), key, value)
 
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        with self.translated(f"tagging {name}"):
+            self.client.set_registered_model_tag(name, key, value)
+
     def set_legacy_stage(self, name: str, version: int, stage: str) -> None:
         """Keep MLflow's deprecated ``current_stage`` in step (``models:/NAME/Production``)."""
         with (
@@ -330,16 +406,18 @@ class Store:
                 name, str(version), stage, archive_existing_versions=False
             )
 
-    def point_alias(self, name: str, alias: str, version: int | None) -> None:
+    def point_alias(self, name: str, alias: str, version: int | None) -> bool:
+        """Point ``alias`` at ``version`` (None: remove it); whether anything changed."""
         if version is not None:
             with self.translated(f"alias {alias!r} of {name}"):
                 self.client.set_registered_model_alias(name, alias, str(version))
-            return
+            return True
         try:
             with self.translated(f"alias {alias!r} of {name}"):
                 self.client.delete_registered_model_alias(name, alias)
         except NotFound:
-            pass  # already gone
+            return False  # already gone
+        return True
 
 
 @dataclass(frozen=True)

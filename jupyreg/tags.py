@@ -14,7 +14,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from jupyreg.lifecycle import Approval, Dataset, Evidence, Policy, Request, TransitionEvent
+from jupyreg.errors import InvalidArgument
+from jupyreg.lifecycle import (
+    Approval,
+    Dataset,
+    Evidence,
+    Move,
+    Policy,
+    Request,
+    Step,
+    TransitionEvent,
+)
 
 PREFIX = "jupyreg."
 STAGE_TAG = "jupyreg.stage"
@@ -23,12 +33,14 @@ LINEAGE_TAG = "jupyreg.lineage"
 POLICY_TAG = "jupyreg.policy"
 EVENT_PREFIX = "jupyreg.event."
 REQUEST_PREFIX = "jupyreg.request."
+STEP_TAG = "jupyreg.step"
+"""Registered-model tag: the model's last lifecycle step, recorded before it is applied."""
 REGISTERED_MODEL_RUN_TAG = "jupyreg.registered_model"
 """Run tag naming the registered model a run was logged for."""
 MAX_TAG_LENGTH = 100_000
 """MLflow's limit for a model-version tag value."""
 
-LIFECYCLE_TAGS = (STAGE_TAG, AUTHOR_TAG, LINEAGE_TAG)
+LIFECYCLE_TAGS = (STAGE_TAG, AUTHOR_TAG, LINEAGE_TAG, STEP_TAG)
 _DATA_FIELD = re.compile(r"^data\.(\d+)\.(path|md5|recorded_md5|stale|dvc)$")
 _REQUEST_ID = re.compile(r"^[0-9a-f]{8}$")
 
@@ -267,4 +279,53 @@ def evidence(version_tags: Mapping[str, str], metrics: Mapping[str, float]) -> E
             for n, e in sorted(entries.items())
         ),
         metrics=dict(metrics),
+    )
+
+
+# lifecycle steps -------------------------------------------------------------------
+
+
+def step_value(step: Step) -> str:
+    """The step as its intent tag; refused (before anything is written) when it, or a tag it
+    will write, does not fit MLflow's limit."""
+    request = step.request
+    value = json.dumps(
+        {
+            "id": step.id,
+            "author": step.author,
+            "at": step.at,
+            "preferred": step.preferred,
+            "done": step.done,
+            "moves": [[m.version, m.from_stage, m.to_stage, m.reason] for m in step.moves],
+            "request": None
+            if request is None
+            else {"id": request.id, "version": request.version, "value": request_value(request)},
+        }
+    )
+    if len(value) > MAX_TAG_LENGTH:
+        raise InvalidArgument(
+            f"this step of {step.name} records {len(value):,} characters, more than the "
+            f"{MAX_TAG_LENGTH:,} MLflow keeps in a tag: shorten its reason or comment"
+        )
+    return value
+
+
+def step_from_tag(name: str, value: str | None) -> Step | None:
+    if not value:
+        return None
+    raw = json.loads(value)
+    request = raw.get("request")
+    return Step(
+        id=raw["id"],
+        name=name,
+        author=raw["author"],
+        at=raw["at"],
+        moves=tuple(Move(int(v), f, t, r) for v, f, t, r in raw["moves"]),
+        preferred=raw.get("preferred"),
+        done=bool(raw.get("done")),
+        request=None
+        if request is None
+        else request_from_tag(
+            name, int(request["version"]), request_key(request["id"]), request["value"]
+        ),
     )

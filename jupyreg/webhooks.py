@@ -23,6 +23,8 @@ from jupyreg.lifecycle import STAGE_ALIASES
 from jupyreg.tags import STAGE_TAG
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from jupyreg.store import Store
 
 DEFAULT_EVENTS = (
@@ -126,6 +128,20 @@ def add_webhook(
         )
 
 
-def list_webhooks(store: Store) -> list[Any]:
+def webhooks_frame(store: Store) -> pd.DataFrame:
+    """The registered webhooks, one row each."""
+    import pandas as pd
+
     with store.translated("listing webhooks"):
-        return list(store.client.list_webhooks())
+        hooks = list(store.client.list_webhooks())
+    rows = [
+        {
+            "id": h.webhook_id,
+            "name": h.name,
+            "url": h.url,
+            "status": str(h.status),
+            "events": ",".join(str(e) for e in h.events),
+        }
+        for h in hooks
+    ]
+    return pd.DataFrame(rows, columns=["id", "name", "url", "status", "events"])

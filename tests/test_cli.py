@@ -163,7 +163,8 @@ def test_metrics_named_like_fields_keep_json_well_formed(cli, alice, model) -> N
     assert (code, row["version"], row["stage"], row["gpu"]) == (0, 1, "None", None)
     assert row["metrics"] == {"stage": 0.5, "version": 7.0, "gpu": 2.0}
     code, out, _ = cli("list")
-    assert code == 0 and "1.0" not in out
+    line = next(line for line in out.splitlines() if line.strip().startswith(NAME))
+    assert code == 0 and line.split()[1:3] == ["1", "<NA>"]  # latest 1, no Production
 
 
 def test_request_json_lists_each_approval(cli, two_versions, alice) -> None:

@@ -205,9 +205,58 @@ def test_reconcile_trusts_history_and_keeps_the_latest_production_entrant() -> N
 
 def test_reconcile_adopts_a_stage_set_by_plain_mlflow() -> None:
     plan = lifecycle.reconcile([_facts(1, [], "None", "Staging")], {})
-    assert plan.adopted == {1: "Staging"}
+    assert plan.adopted == {1: ("None", "Staging")}
     assert plan.stages == {1: "Staging"}
     assert [f.problem for f in plan.findings] == [
         "in Staging without any history event",
         "alias 'staging' points at None, should be 1",
     ]
+
+
+def test_reconcile_adopts_mlflows_stage_changed_after_jupyreg_moved_it() -> None:
+    plan = lifecycle.reconcile(
+        [
+            _facts(1, [_event(1, "Staging", "Production", 1)], "Production", "Archived"),
+            _facts(2, [_event(2, "None", "Staging", 2)], "Staging", "Production"),
+        ],
+        {"production": 1, "staging": 2},
+    )
+    assert plan.adopted == {1: ("Production", "Archived"), 2: ("Staging", "Production")}
+    assert plan.stages == {1: "Archived", 2: "Production"} and not plan.moves
+    assert "outside jupyreg" in lifecycle.adopted_reason("Staging", "Production")
+
+
+def test_a_step_fixes_its_event_ids_so_applying_twice_writes_each_once() -> None:
+    request = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "", Policy())
+    moves = lifecycle.plan_transition(
+        "m", 2, "Production", {1: "Production", 2: "Staging"}, Policy(), "why"
+    )
+    step = lifecycle.Step.new("m", "bob", moves, preferred=2, request=request)
+    first, second = step.events()
+    assert first.id < second.id and step.events() == [first, second]
+    assert (first.version, first.to_stage, first.request_id) == (1, "Archived", None)
+    assert (second.version, second.to_stage, second.request_id) == (2, "Production", request.id)
+    assert step.final_stages() == {1: "Archived", 2: "Production"}
+    again = tags.step_from_tag("m", tags.step_value(step))
+    assert again == step and again.events() == step.events()
+
+
+def test_a_step_too_large_for_a_tag_is_refused_before_anything_is_written() -> None:
+    moves = [lifecycle.Move(v, "None", "Staging", "x" * 5_000) for v in range(1, 25)]
+    with pytest.raises(InvalidArgument, match="more than the 100,000 MLflow keeps"):
+        tags.step_value(lifecycle.Step.new("m", "bob", moves))
+
+
+def test_long_comments_and_reasons_are_refused_with_their_length() -> None:
+    request = Request.new("m", 2, "Production", "alice", "why")
+    with pytest.raises(InvalidArgument, match="the comment has 60,000 characters"):
+        lifecycle.decide(request, "approve", "bob", "x" * 60_000, Policy())
+    with pytest.raises(InvalidArgument, match="must be text, not int"):
+        lifecycle.require_reason(5, "a stage change")  # type: ignore[arg-type]
+
+
+def test_reapproving_an_approved_request_answers_it_unchanged() -> None:
+    approved = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "", Policy())
+    assert lifecycle.decide(approved, "approve", "carol", "late", Policy()) is approved
+    with pytest.raises(PolicyViolation, match="already approved"):
+        lifecycle.decide(approved, "reject", "carol", "", Policy())

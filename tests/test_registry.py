@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -227,13 +228,15 @@ def test_self_approval_is_refused_and_changes_nothing(alice, model, sqlite_uri) 
     assert snapshot(sqlite_uri) == before
 
 
-def test_approved_or_rejected_request_cannot_be_decided_again(alice, bob, model, sqlite_uri):
+def test_a_decided_request_is_not_decided_again(alice, bob, model, sqlite_uri):
     carol = Registry(sqlite_uri, user="carol")
     register_versions(alice, model, NAME, 2)
     promote_to_production(alice, bob, 1)
     approved = alice.requests(NAME, status="approved")["id"].iloc[0]
-    with pytest.raises(PolicyViolation, match=f"request {approved} is already approved by bob"):
-        carol.approve(approved)
+    before = snapshot(sqlite_uri)
+    again = carol.approve(approved)  # a retried approval: the applied result, nothing written
+    assert (again.status, again.decided_by) == ("approved", "bob")
+    assert snapshot(sqlite_uri) == before
     alice.transition(NAME, 2, "Staging", reason="candidate")
     request = alice.request(NAME, 2, "Production", reason="ship")
     assert bob.reject(request.id, comment="test auc too low").status == "rejected"
@@ -347,8 +350,32 @@ def test_check_finds_and_repairs_out_of_band_changes(alice, bob, model, sqlite_u
     assert alice.check(NAME).empty
     assert client.get_registered_model(NAME).aliases == {"production": 1, "staging": 3}
     assert alice.history(NAME, 3)["reason"].tolist() == [
-        "adopted by check --repair: stage was set outside jupyreg"
+        "adopted by check --repair: stage was set outside jupyreg (MLflow's stage None -> Staging)"
     ]
+
+
+def test_repair_adopts_a_production_change_made_by_plain_mlflow(alice, bob, model, sqlite_uri):
+    register_versions(alice, model, NAME, 2)
+    promote_to_production(alice, bob, 1)
+    client = MlflowClient(sqlite_uri, sqlite_uri)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client.transition_model_version_stage(NAME, "2", "Production", True)
+    assert sorted(alice.check(NAME)["problem"]) == [
+        "MLflow stage says Archived, history says Production: changed outside jupyreg",
+        "alias 'production' points at 1, should be 2",
+        "in Production without any history event",
+    ]
+    alice.check(NAME, repair=True)
+    assert alice.check(NAME).empty
+    assert [(mv.version, mv.stage) for mv in alice.version_records(NAME)] == [
+        (1, "Archived"),
+        (2, "Production"),
+    ]
+    assert client.get_registered_model(NAME).aliases == {"production": 2}
+    outside = alice.history(NAME).iloc[-2:]
+    assert outside["to_stage"].tolist() in (["Archived", "Production"], ["Production", "Archived"])
+    assert all("outside jupyreg" in reason for reason in outside["reason"])
 
 
 def test_identity_comes_from_argument_then_environment(sqlite_uri, monkeypatch) -> None:

@@ -16,6 +16,8 @@ import requests
 from mlflow import MlflowClient
 
 from jupyreg import Registry
+from jupyreg.backend.local import LocalBackend
+from jupyreg.backend.remote import RemoteBackend
 from jupyreg.errors import (
     ApprovalRequired,
     InvalidArgument,
@@ -24,6 +26,8 @@ from jupyreg.errors import (
     PolicyViolation,
     RegistryUnavailable,
 )
+from jupyreg.webhooks import verify
+from tests.conftest import WEBHOOK_ENV
 from tests.team import ADMIN_PASSWORD, S3_ENV, Postgres, S3Server, TeamServer
 
 pytestmark = pytest.mark.server
@@ -93,6 +97,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, model) -> Iterator[Team]:
     s3 = S3Server(root)
     env = {
         **S3_ENV,
+        **WEBHOOK_ENV,
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "shared-by-both-replicas",
@@ -151,12 +156,13 @@ def test_a_client_shows_and_obeys_the_servers_policy_not_its_projects(
     (workdir / "pyproject.toml").write_text(
         "[tool.jupyreg.policy]\napprovals = { Production = 0 }\n"
     )
-    alice = team.login(monkeypatch, "alice")
-    assert alice.policy(NAME).approvals_for("Production") == 1  # the server's default
-    mv = alice.register(model, NAME, stage="Staging", reason="candidate")
+    name = "policed"
+    admin = team.login(monkeypatch, "admin")
+    mv = admin.register(model, name, stage="Staging", reason="candidate")
+    assert admin.policy(name).approvals_for("Production") == 1  # the server's default
     with pytest.raises(ApprovalRequired, match="needs 1 approval"):
-        alice.transition(NAME, mv.version, "Production", reason="no reviewer")
-    assert alice.get(NAME, mv.version).stage == "Staging"
+        admin.transition(name, mv.version, "Production", reason="no reviewer")
+    assert admin.get(name, mv.version).stage == "Staging"
 
 
 def test_permissions_and_authorship_are_enforced_by_the_server(team: Team, model, monkeypatch):
@@ -193,8 +199,8 @@ def test_permissions_and_authorship_are_enforced_by_the_server(team: Team, model
         },
     )
     assert response.status_code == 200, response.text
-    request_id = response.json()["id"]
-    assert json.loads(response.json()["tag"])["requested_by"] == "alice"
+    request_id = response.json()["request"]["id"]
+    assert response.json()["request"]["requested_by"] == "alice"
     after_request = team.state()
     response = team.post("alice", "/api/2.0/jupyreg/approve", {"request_id": request_id})
     assert response.status_code == 403 and "needs MANAGE" in response.json()["message"]
@@ -407,8 +413,22 @@ def _as_admin(call, *args):  # type: ignore[no-untyped-def]
 
 def test_client_against_plain_mlflow_keeps_the_client_side_path(mlflow_server, model, workdir):
     registry = Registry(mlflow_server, user="alice")
-    assert registry._server() is None
+    assert isinstance(registry._backend, LocalBackend)
     assert registry.register(model, "plain").stage == "None"
+
+
+def test_a_transient_failure_is_not_remembered_as_a_plain_server(team: Team, monkeypatch) -> None:
+    replica = team.replicas[1]
+    expected = team.login(monkeypatch, "bob").policy(NAME)
+    alice = team.login(monkeypatch, "alice", replica=1)
+    replica.kill()
+    try:
+        with pytest.raises(RegistryUnavailable, match="cannot be reached"):
+            alice.policy(NAME)
+    finally:
+        replica.start()
+    assert isinstance(alice._backend, RemoteBackend)
+    assert alice.policy(NAME) == expected
 
 
 def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> None:
@@ -442,3 +462,43 @@ def test_users_cli_adds_and_grants(team: Team, model, monkeypatch, capsys) -> No
     with pytest.raises(PermissionDenied, match="dana has EDIT"):
         dana.rollback(NAME, reason="not allowed")
     assert main(["--tracking-uri", team.url, "requests", NAME, "--format", "json"]) == 0
+
+
+def test_every_move_through_the_server_fires_signed_mlflow_webhooks(
+    team: Team, model, monkeypatch, receiver, workdir
+) -> None:
+    name, secret = "hooked", "webhook-secret"
+    admin = team.login(monkeypatch, "admin")
+    admin.add_webhook(receiver.url, secret=secret)
+    for _ in range(2):
+        admin.register(model, name, metrics={"test": {"auc": 0.9}})
+    admin.grant("alice", name, "EDIT")
+    admin.grant("bob", name, "MANAGE")
+    alice, bob = team.login(monkeypatch, "alice"), team.login(monkeypatch, "bob")
+    for version in (1, 2):  # the second promotion archives v1
+        alice.transition(name, version, "Staging", reason="candidate")
+        bob.approve(alice.request(name, version, "Production", reason="ship").id)
+    bob.rollback(name, reason="v2 drifts")
+
+    def stage_tags(deliveries) -> list[tuple[str, str]]:
+        payloads = [json.loads(body) for _, body in deliveries]
+        return sorted(
+            (p["data"]["version"], p["data"]["value"])
+            for p in payloads
+            if p["entity"] == "model_version_tag" and p["data"]["key"] == "jupyreg.stage"
+            and p["data"]["name"] == name
+        )  # fmt: skip
+
+    moves = sorted(
+        [("1", "Staging"), ("1", "Production"), ("2", "Staging"), ("1", "Archived")]
+        + [("2", "Production"), ("2", "Archived"), ("1", "Production")]
+    )
+    receiver.wait_for(lambda _: stage_tags(receiver.received) == moves)
+    aliases = sorted(
+        (p["data"]["alias"], p["data"]["version"])
+        for p in (json.loads(body) for _, body in receiver.received)
+        if p["entity"] == "model_version_alias" and p["action"] == "created"
+    )
+    assert aliases.count(("production", "1")) == 2 and ("production", "2") in aliases
+    for headers, body in receiver.received:
+        verify(headers, body, secret)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import replace
 from typing import Any
 
+from jupyreg import tags
+from jupyreg.entities import ModelVersion
 from jupyreg.lifecycle import (
+    NONE,
+    Finding,
     Policy,
     Reconciliation,
     Request,
@@ -28,7 +33,7 @@ class Backend(abc.ABC):
     def set_policy(self, name: str, policy: Policy) -> Policy: ...
 
     @abc.abstractmethod
-    def transition(self, name: str, version: int, target: str, reason: str) -> None:
+    def transition(self, name: str, version: int, target: str, reason: str) -> ModelVersion:
         """Move a version to ``target`` when the policy needs no approval for it."""
 
     @abc.abstractmethod
@@ -39,8 +44,12 @@ class Backend(abc.ABC):
         """Approve, reject or cancel a request; an approval that completes it applies it."""
 
     @abc.abstractmethod
-    def rollback(self, name: str, reason: str) -> int:
-        """Put the previous Production version back; returns its number."""
+    def rollback(self, name: str, reason: str) -> ModelVersion:
+        """Put the previous Production version back; returns it."""
+
+    @abc.abstractmethod
+    def finish(self, name: str | None = None) -> None:
+        """Finish every recorded step a crash interrupted."""
 
     @abc.abstractmethod
     def repair(self, name: str | None) -> list[dict[str, Any]]:
@@ -57,12 +66,21 @@ class Backend(abc.ABC):
 
     def reconcile(self, name: str) -> Reconciliation:
         states = self.store.model_versions(name)
-        return reconcile((s.facts() for s in states.values()), self.store.aliases(name))
+        model = self.store.registered_model(name)
+        aliases = {alias: int(v) for alias, v in (model.aliases or {}).items()}
+        plan = reconcile((s.facts() for s in states.values()), aliases)
+        step = tags.step_from_tag(name, (model.tags or {}).get(tags.STEP_TAG))
+        if step is None or step.done:
+            return plan
+        interrupted = Finding(
+            step.preferred,
+            f"step {step.id} by {step.author} was interrupted: the next lifecycle call or "
+            "check --repair finishes it",
+        )
+        return replace(plan, findings=(interrupted, *plan.findings))
 
     def check_registration_stage(self, name: str, target: str) -> None:
         """Refuse, before anything is written, a stage a new version cannot enter at once."""
-        from jupyreg.lifecycle import NONE
-
         check_move(name, None, NONE, target)
         check_no_approval_needed(name, None, target, self.policy(name))
 

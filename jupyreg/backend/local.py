@@ -1,16 +1,47 @@
 """Lifecycle steps applied in this process: the rules of ``jupyreg.lifecycle`` on the store,
-each step under the registry's lock (a file lock beside SQLite, a PostgreSQL advisory lock)."""
+each step under the registry's lock (a file lock beside SQLite, a PostgreSQL advisory lock).
+
+A step that moves versions is recorded as one intent (the model's ``jupyreg.step`` tag)
+before any of its writes, then applied idempotently and marked done. The next step on the
+model (or ``check --repair``, or a server start) finishes a step a crash interrupted,
+forward, before doing anything else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jupyreg import lifecycle, tags
 from jupyreg.backend.base import Backend, findings
+from jupyreg.entities import ModelVersion
 from jupyreg.errors import NotFound, PolicyViolation
-from jupyreg.lifecycle import Move, Policy, Request, TransitionEvent
+from jupyreg.lifecycle import Policy, Request, Step, TransitionEvent
+from jupyreg.queries import Queries
 from jupyreg.store import Store, VersionState
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A model as one step sees it, read under the lock."""
+
+    name: str
+    versions: dict[int, VersionState]
+    tags: dict[str, str]
+    aliases: dict[str, int]
+
+    def stages(self) -> dict[int, str]:
+        return {v: s.stage for v, s in self.versions.items()}
+
+    def version(self, number: int) -> VersionState:
+        if number not in self.versions:
+            known = ", ".join(str(v) for v in sorted(self.versions)) or "none yet"
+            raise NotFound(
+                f"{self.name} has no version {number} (versions: {known}); "
+                f"reg.versions({self.name!r}) lists them"
+            )
+        return self.versions[number]
 
 
 class LocalBackend(Backend):
@@ -23,121 +54,168 @@ class LocalBackend(Backend):
 
     def policy(self, name: str) -> Policy:
         try:
-            model = self.store.registered_model(name)
+            model_tags = self.store.registered_model(name).tags or {}
         except NotFound:
-            tagged = None
-        else:
-            tagged = tags.policy_from_tag((model.tags or {}).get(tags.POLICY_TAG))
+            model_tags = {}
+        return self._policy_of(model_tags)
+
+    def _policy_of(self, model_tags: Mapping[str, str]) -> Policy:
+        tagged = tags.policy_from_tag(model_tags.get(tags.POLICY_TAG))
         return tagged or Policy.from_mapping(self.default_policy)
 
     def set_policy(self, name: str, policy: Policy) -> Policy:
-        with self.store.lock(name), self.store.translated(f"setting the policy of {name}"):
-            self.store.registered_model(name)
-            self.store.client.set_registered_model_tag(
-                name, tags.POLICY_TAG, tags.policy_value(policy)
-            )
+        with self.store.lock(name):
+            self._current(name)
+            self.store.set_model_tag(name, tags.POLICY_TAG, tags.policy_value(policy))
         return policy
 
     # steps -------------------------------------------------------------------------
 
-    def transition(self, name: str, version: int, target: str, reason: str) -> None:
-        with self.store.lock(name):
-            states = self.store.model_versions(name)
-            if version not in states:
-                self.store.version(name, version)  # NotFound naming the versions
-            policy = self.policy(name)
-            moves = lifecycle.plan_transition(
-                name, version, target, _stages(states), policy, reason
-            )
-            self._check_gates(name, version, target, states, policy)
+    def transition(self, name: str, version: int, target: str, reason: str) -> ModelVersion:
+        def plan(model: ModelState) -> Step:
+            model.version(version)
+            policy = self._policy_of(model.tags)
+            moves = lifecycle.plan_transition(name, version, target, model.stages(), policy, reason)
+            self._check_gates(model, version, target, policy)
             lifecycle.check_no_approval_needed(name, version, target, policy)
-            self._apply(name, states, moves, preferred=version)
+            return Step.new(name, self.user, moves, preferred=version)
+
+        self._step(name, plan)
+        return Queries(self.store).get(name, version)
 
     def request(self, name: str, version: int, target: str, reason: str) -> Request:
         with self.store.lock(name):
-            states = self.store.model_versions(name)
-            state = states.get(version) or self.store.version(name, version)
+            model = self._current(name)
+            state = model.version(version)
             lifecycle.check_new_request(name, version, state.stage, target, state.requests())
-            self._check_gates(name, version, target, states, self.policy(name))
+            self._check_gates(model, version, target, self._policy_of(model.tags))
             request = Request.new(name, version, target, self.user, reason)
             self._write_request(request)
         return request
 
     def decide(self, request_id: str, verb: str, comment: str) -> Request:
         name = self.store.request_holder(request_id).name
-        with self.store.lock(name):
+        decided: Request | None = None
+
+        def plan(model: ModelState) -> Step | None:
+            nonlocal decided
             holder = self.store.request_holder(request_id)  # fresh, under the lock
-            policy = self.policy(name)
-            decided = lifecycle.decide(holder.request(request_id), verb, self.user, comment, policy)
-            if decided.status == lifecycle.APPROVED:
-                states = self.store.model_versions(name)
-                moves = lifecycle.plan_transition(
-                    name, holder.version, decided.to_stage, _stages(states), policy, decided.reason
-                )
-                self._check_gates(name, holder.version, decided.to_stage, states, policy)
-                self._apply(name, states, moves, preferred=holder.version, request_id=request_id)
-            self._write_request(decided)
+            pending = holder.request(request_id)
+            policy = self._policy_of(model.tags)
+            decided = lifecycle.decide(pending, verb, self.user, comment, policy)
+            if decided == pending:
+                return None  # already settled this way: nothing to write
+            if decided.status != lifecycle.APPROVED:
+                self._write_request(decided)
+                return None
+            moves = lifecycle.plan_transition(
+                name, holder.version, decided.to_stage, model.stages(), policy, decided.reason
+            )
+            self._check_gates(model, holder.version, decided.to_stage, policy)
+            return Step.new(name, self.user, moves, preferred=holder.version, request=decided)
+
+        self._step(name, plan)
+        assert decided is not None
         return decided
 
-    def rollback(self, name: str, reason: str) -> int:
-        with self.store.lock(name):
-            states = self.store.model_versions(name)
-            events = [e for s in states.values() for e in s.events()]
-            previous, moves = lifecycle.plan_rollback(name, _stages(states), events, reason)
-            self._apply(name, states, moves, preferred=previous)
-        return previous
+    def rollback(self, name: str, reason: str) -> ModelVersion:
+        restored: list[int] = []
+
+        def plan(model: ModelState) -> Step:
+            events = [e for s in model.versions.values() for e in s.events()]
+            previous, moves = lifecycle.plan_rollback(name, model.stages(), events, reason)
+            restored.append(previous)
+            return Step.new(name, self.user, moves, preferred=previous)
+
+        self._step(name, plan)
+        return Queries(self.store).get(name, restored[0])
 
     def repair(self, name: str | None) -> list[dict[str, Any]]:
         names = [name] if name else [m.name for m in self.store.registered_models()]
         problems: list[dict[str, Any]] = []
-        for model in names:
-            with self.store.lock(model):
-                plan = self.reconcile(model)
-                self._repair(model, plan)
-            problems.extend(findings(model, plan, True))
+        for model_name in names:
+            with self.store.lock(model_name):
+                self._current(model_name)
+                plan = self.reconcile(model_name)
+                self._repair(model_name, plan)
+            problems.extend(findings(model_name, plan, True))
         return problems
 
-    # writes ------------------------------------------------------------------------
+    def finish(self, name: str | None = None) -> None:
+        """Finish every recorded step a crash interrupted (a server does it on start)."""
+        for model in [name] if name else [m.name for m in self.store.registered_models()]:
+            with self.store.lock(model):
+                self._current(model)
+
+    # the step machinery ------------------------------------------------------------
+
+    def _step(self, name: str, plan: Callable[[ModelState], Step | None]) -> None:
+        """Under the lock: finish any interrupted step, plan (validating everything), record
+        the intent, apply it, mark it done."""
+        with self.store.lock(name):
+            model = self._current(name)
+            step = plan(model)
+            if step is None:
+                return
+            self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(step))
+            self._apply(step, model)
+
+    def _current(self, name: str) -> ModelState:
+        """The model's state, after finishing its last step if a crash interrupted it."""
+        model = self._read(name)
+        recorded = tags.step_from_tag(name, model.tags.get(tags.STEP_TAG))
+        if recorded is not None and not recorded.done:
+            self._apply(recorded, model)
+            model = self._read(name)
+        return model
+
+    def _read(self, name: str) -> ModelState:
+        versions = self.store.model_versions(name)
+        registered = self.store.registered_model(name)
+        aliases = {alias: int(v) for alias, v in (registered.aliases or {}).items()}
+        return ModelState(name, versions, dict(registered.tags or {}), aliases)
+
+    def _apply(self, step: Step, model: ModelState) -> None:
+        """Write what the step changes and is not written yet: each move's event, stage tag
+        and MLflow stage, the request it settles, the stage aliases; then mark it done."""
+        name = step.name
+        for event in step.events():
+            state = model.versions.get(event.version)
+            if state is not None and tags.event_key(event) not in state.tags:
+                self._write_event(event)
+        final = step.final_stages()
+        for number, stage in final.items():
+            state = model.versions.get(number)
+            if state is None:  # deleted since: nothing left to move
+                continue
+            if state.tags.get(tags.STAGE_TAG) != stage:
+                self.store.set_version_tag(name, number, tags.STAGE_TAG, stage)
+            if state.legacy_stage != stage:
+                self.store.set_legacy_stage(name, number, stage)
+        if step.request is not None:
+            holder = model.versions.get(step.request.version)
+            key, value = tags.request_key(step.request.id), tags.request_value(step.request)
+            if holder is not None and holder.tags.get(key) != value:
+                self.store.set_version_tag(name, step.request.version, key, value)
+        stages = {**model.stages(), **{v: s for v, s in final.items() if v in model.versions}}
+        self._point_aliases(model, stages, step.preferred)
+        self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(replace(step, done=True)))
 
     def _repair(self, name: str, plan: lifecycle.Reconciliation) -> None:
-        for number, stage in plan.adopted.items():
-            event = TransitionEvent.new(
-                name, number, lifecycle.NONE, stage, self.user, lifecycle.ADOPTED_REASON
-            )
-            self._write_event(event)
+        for number, (before, after) in plan.adopted.items():
+            reason = lifecycle.adopted_reason(before, after)
+            self._write_event(TransitionEvent.new(name, number, before, after, self.user, reason))
         for number, stage in plan.stage_tags.items():
             self.store.set_version_tag(name, number, tags.STAGE_TAG, stage)
         for number, stage in plan.legacy_stages.items():
             self.store.set_legacy_stage(name, number, stage)
+        model = self._read(name)
         if plan.moves:
-            self._apply(name, self.store.model_versions(name), plan.moves, preferred=plan.keep)
-        self._point_aliases(name, plan.stages, None)
-
-    def _apply(
-        self,
-        name: str,
-        states: Mapping[int, VersionState],
-        moves: Sequence[Move],
-        preferred: int | None,
-        request_id: str | None = None,
-    ) -> None:
-        """Write each move: its history event first (the intent ``check`` repairs from),
-        then the stage tag and MLflow's legacy stage; then point the stage aliases."""
-        for move in moves:
-            self._write_event(
-                TransitionEvent.new(
-                    name,
-                    move.version,
-                    move.from_stage,
-                    move.to_stage,
-                    self.user,
-                    move.reason,
-                    request_id if move.version == preferred else None,
-                )
-            )
-            self.store.set_version_tag(name, move.version, tags.STAGE_TAG, move.to_stage)
-            self.store.set_legacy_stage(name, move.version, move.to_stage)
-        self._point_aliases(name, lifecycle.apply_moves(_stages(states), moves), preferred)
+            step = Step.new(name, self.user, plan.moves, preferred=plan.keep)
+            self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(step))
+            self._apply(step, model)
+            model = self._read(name)
+        self._point_aliases(model, plan.stages, None)
 
     def _write_event(self, event: TransitionEvent) -> None:
         self.store.set_version_tag(
@@ -149,23 +227,18 @@ class LocalBackend(Backend):
             request.name, request.version, tags.request_key(request.id), tags.request_value(request)
         )
 
-    def _point_aliases(self, name: str, stages: Mapping[int, str], preferred: int | None) -> None:
-        current = self.store.aliases(name)
-        for alias, target in lifecycle.alias_targets(stages, current, preferred).items():
-            if current.get(alias) != target:
-                self.store.point_alias(name, alias, target)
-
-    def _check_gates(
-        self,
-        name: str,
-        number: int,
-        target: str,
-        states: Mapping[int, VersionState],
-        policy: Policy,
+    def _point_aliases(
+        self, model: ModelState, stages: Mapping[int, str], preferred: int | None
     ) -> None:
+        for alias, target in lifecycle.alias_targets(stages, model.aliases, preferred).items():
+            if model.aliases.get(alias) != target:
+                self.store.point_alias(model.name, alias, target)
+
+    def _check_gates(self, model: ModelState, number: int, target: str, policy: Policy) -> None:
         """Raise PolicyViolation listing every gate the version fails for ``target``."""
         if not policy.gates(target):
             return
+        states = model.versions
         holders = [v for v, s in states.items() if s.stage == lifecycle.PRODUCTION and v != number]
         runs = self.store.runs([states[v].run_id or "" for v in (number, *holders)])
 
@@ -178,10 +251,6 @@ class LocalBackend(Backend):
         failures = policy.failing_gates(target, evidence, production)
         if failures:
             raise PolicyViolation(
-                f"{name} v{number} cannot go to {target}: {len(failures)} gate(s) failed: "
-                + "; ".join(failures)
+                f"{model.name} v{number} cannot go to {target}: {len(failures)} gate(s) "
+                "failed: " + "; ".join(failures)
             )
-
-
-def _stages(states: Mapping[int, VersionState]) -> dict[int, str]:
-    return {v: s.stage for v, s in states.items()}

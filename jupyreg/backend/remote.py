@@ -9,6 +9,7 @@ from typing import Any
 
 from jupyreg import errors, serialize
 from jupyreg.backend.base import Backend
+from jupyreg.entities import ModelVersion
 from jupyreg.errors import PermissionDenied, RegistryError, RegistryUnavailable
 from jupyreg.lifecycle import Policy, Request
 from jupyreg.store import Store
@@ -16,6 +17,7 @@ from jupyreg.store import Store
 INFO_ENDPOINT = "/api/2.0/jupyreg/info"
 ACTION_ENDPOINT = "/api/2.0/jupyreg/{}"
 DISCOVERY_ATTEMPTS = 3
+BUSY_RETRIES = 10
 _ERRORS = {
     cls.__name__: cls
     for cls in vars(errors).values()
@@ -32,8 +34,9 @@ class RemoteBackend(Backend):
             self._post("policy", name=name, policy=policy.to_dict())["policy"]
         )
 
-    def transition(self, name: str, version: int, target: str, reason: str) -> None:
-        self._post("transition", name=name, version=version, stage=target, reason=reason)
+    def transition(self, name: str, version: int, target: str, reason: str) -> ModelVersion:
+        body = self._post("transition", name=name, version=version, stage=target, reason=reason)
+        return serialize.version_from_json(body["version"])
 
     def request(self, name: str, version: int, target: str, reason: str) -> Request:
         body = self._post("request", name=name, version=version, stage=target, reason=reason)
@@ -43,16 +46,33 @@ class RemoteBackend(Backend):
         body = self._post(verb, request_id=request_id, comment=comment)
         return serialize.request_from_json(body["request"])
 
-    def rollback(self, name: str, reason: str) -> int:
-        return int(self._post("rollback", name=name, reason=reason)["version"])
+    def rollback(self, name: str, reason: str) -> ModelVersion:
+        return serialize.version_from_json(
+            self._post("rollback", name=name, reason=reason)["version"]
+        )
+
+    def finish(self, name: str | None = None) -> None:
+        """The server finishes interrupted steps itself (on start and at each step)."""
 
     def repair(self, name: str | None) -> list[dict[str, Any]]:
         return self._post("repair", name=name)["problems"]
 
     def _post(self, action: str, **payload: Any) -> dict[str, Any]:
+        """One request per step; a busy server's 503 is retried as its Retry-After says,
+        ``BUSY_RETRIES`` times at most (about 15 s)."""
         uri = self.store.registry_uri
         with self.store.translated(f"{action} on {uri}"):
-            response = _http(uri, ACTION_ENDPOINT.format(action), "POST", json=payload)
+            response = _http(
+                uri,
+                ACTION_ENDPOINT.format(action),
+                "POST",
+                json=payload,
+                max_retries=BUSY_RETRIES,
+                backoff_factor=1,
+                retry_codes=(429, 503),
+                respect_retry_after_header=True,
+                raise_on_status=False,
+            )
         body = _json(response)
         if response.status_code == 401:
             raise _needs_credentials(uri)
@@ -73,8 +93,8 @@ def discover(store: Store) -> RemoteBackend | None:
     if not uri.startswith(("http://", "https://")):
         return None
     for attempt in range(DISCOVERY_ATTEMPTS):
-        with store.translated(f"contacting {uri}"):
-            response = _http(uri, INFO_ENDPOINT, "GET")
+        with store.translated(f"contacting {uri}"):  # seconds, not MLflow's minutes
+            response = _http(uri, INFO_ENDPOINT, "GET", max_retries=1, timeout=5)
         if response.status_code == 401:
             raise _needs_credentials(uri)
         if response.status_code < 500:

@@ -14,7 +14,7 @@ from typing import Any
 from jupyreg import lifecycle
 from jupyreg.errors import InvalidArgument, PermissionDenied
 from jupyreg.registry import Registry
-from jupyreg.serialize import request_json
+from jupyreg.serialize import request_json, version_json
 
 APPROVERS_ENV = "JUPYREG_APPROVERS"
 """Comma-separated users who may approve and apply Production changes besides MANAGE."""
@@ -24,9 +24,10 @@ Permission = Callable[[str], Any]  # model name -> MLflow Permission of the curr
 
 def server_registry(user: str) -> Registry:
     from jupyreg.compat import server_store_uris
+    from jupyreg.server.events import FiringStore
 
     backend, registry = server_store_uris(default="sqlite:///mlflow.db")
-    return Registry(backend, registry, user=user)
+    return Registry(backend, registry, user=user, store_class=FiringStore)
 
 
 def _field(body: Mapping[str, Any], key: str) -> Any:
@@ -69,7 +70,7 @@ class Actions:
         name, stage = _field(body, "name"), _field(body, "stage")
         self._for_stage(name, stage, f"moving a version to {stage}")
         mv = self.registry.transition(name, _field(body, "version"), stage, body.get("reason"))
-        return {"name": mv.name, "version": mv.version}
+        return {"version": version_json(mv)}
 
     def request(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _field(body, "name")
@@ -97,8 +98,7 @@ class Actions:
     def rollback(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _field(body, "name")
         self._require(name, "MANAGE", "a rollback of Production")
-        mv = self.registry.rollback(name, body.get("reason"))
-        return {"name": mv.name, "version": mv.version}
+        return {"version": version_json(self.registry.rollback(name, body.get("reason")))}
 
     def policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The policy in force (no ``policy`` field: READ), or a new one (MANAGE)."""

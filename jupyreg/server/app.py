@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jupyreg
-from jupyreg.errors import NotFound, RegistryError, http_status
+from jupyreg.errors import NotFound, RegistryBusy, RegistryError, http_status
 from jupyreg.server.guard import refusal
 
 INFO_ROUTE = "/api/2.0/jupyreg/info"
@@ -29,6 +29,8 @@ def _error(exc: RegistryError) -> Any:
         {"error_code": _CODES[status], "message": str(exc), "jupyreg_error": type(exc).__name__}
     )
     response.status_code = status
+    if isinstance(exc, RegistryBusy):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

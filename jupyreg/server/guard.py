@@ -56,8 +56,8 @@ def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None)
     return None
 
 
-def _creation_refusal(tags: list[Mapping[str, Any]], user: str | None) -> str | None:
-    for tag in tags:
+def _creation_refusal(new_tags: list[Mapping[str, Any]], user: str | None) -> str | None:
+    for tag in new_tags:
         key, value = str(tag.get("key", "")), str(tag.get("value", ""))
         if key == tags.STAGE_TAG and value != lifecycle.NONE:
             return "a new version starts in stage None: request a stage change afterwards"

@@ -10,6 +10,8 @@ import tempfile
 from jupyreg.server.actions import APPROVERS_ENV
 
 AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
+POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "10"}
+"""Database connections of MLflow's store per worker (docs/deploy.md sizes PostgreSQL)."""
 
 
 def server_command(
@@ -49,6 +51,8 @@ def server_environment(
     config naming the users database, and the approvers list."""
     env = dict(os.environ)
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+    for name, value in POOL.items():
+        env.setdefault(name, value)
     if auth_database_uri:
         env["MLFLOW_AUTH_CONFIG_PATH"] = write_auth_config(
             auth_database_uri, default_permission, admin_username
@@ -87,7 +91,16 @@ def run_server(
     admin_username: str = "admin",
     approvers: list[str] | None = None,
 ) -> None:
-    """Replace this process with the tracking server (so signals reach it directly)."""
+    """Prepare the databases once, then replace this process with the tracking server (so
+    signals reach it directly): migrations and interrupted lifecycle steps are dealt with
+    before any worker starts."""
+    from jupyreg.compat import default_auth_database_uri, migrate_server_stores
+    from jupyreg.registry import Registry
+
     command = server_command(backend_store_uri, artifacts_destination, host, port, workers)
     env = server_environment(auth_database_uri, default_permission, admin_username, approvers)
+    migrate_server_stores(
+        backend_store_uri, artifacts_destination, auth_database_uri or default_auth_database_uri()
+    )
+    Registry(backend_store_uri, user="jupyreg server").finish_steps()
     os.execve(command[0], command, env)

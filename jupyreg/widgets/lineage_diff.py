@@ -110,7 +110,7 @@ def diff_lineage(
 
 def stale_datasets(fields: Mapping[str, Any], cwd: Path) -> list[StaleDataset]:
     """Datasets of a version whose md5 differs from what the ``.dvc`` files at ``cwd``'s DVC
-    root record now (reads the files; DVC itself is not imported)."""
+    root record now (as lineage capture reads them)."""
     trained = {path: md5 for path, md5 in datasets(fields).items() if md5}
     if not trained:
         return []

@@ -1,0 +1,94 @@
+"""Lifecycle steps survive kill -9 at any point: after each crash and the next lifecycle call
+(no manual repair) the registry is exactly the outcome of its last recorded step."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from jupyreg import Registry, tags
+from tests.conftest import register_versions
+
+pytestmark = pytest.mark.slow
+NAME = "crashy"
+KILLS = 100
+VERSIONS = 5
+
+
+def _promote_forever(uri: str, ready: multiprocessing.Event, seed: int) -> None:
+    """Lifecycle steps back to back until killed: promotions through a request and its
+    approval (archiving the holder), moves to Staging and Archived, rollbacks."""
+    rng = random.Random(seed)
+    alice, bob = Registry(uri, user="alice"), Registry(uri, user="bob")
+    alice.holder(NAME)  # the store is open: what follows is steps only
+    ready.set()
+    while True:
+        stages = {mv.version: mv.stage for mv in alice.version_records(NAME)}
+        version = rng.choice(sorted(stages))
+        stage = stages[version]
+        if stage in ("None", "Archived"):
+            alice.transition(NAME, version, "Staging", reason="candidate")
+        elif stage == "Staging" and rng.random() < 0.8:
+            pending = [r.id for r in alice.request_records(NAME) if r.version == version]
+            request = pending[0] if pending else alice.request(NAME, version, "Production", "go").id
+            bob.approve(request, comment="ok")
+        elif stage == "Staging":
+            alice.transition(NAME, version, "Archived", reason="retired")
+        else:
+            bob.rollback(NAME, reason="drifts")
+
+
+def assert_consistent(registry: Registry) -> None:
+    """One Production version; aliases, stage tags and MLflow's stage agree; each version's
+    history is one unbroken chain of moves ending in its stage (a move applied twice or lost
+    breaks it); every approved request moved its version, no pending one did; the last
+    recorded step is done and its outcome stands."""
+    versions = registry.version_records(NAME)
+    stages = {mv.version: mv.stage for mv in versions}
+    assert list(stages.values()).count("Production") == 1, stages
+    assert registry.check(NAME).empty, registry.check(NAME).to_dict("records")
+    events = registry.history_records(NAME)
+    for number, stage in stages.items():
+        chain = [e for e in events if e.version == number]
+        assert all(a.to_stage == b.from_stage for a, b in zip(chain, chain[1:], strict=False))
+        assert (chain[-1].to_stage if chain else "None") == stage
+    settled = Counter(e.request_id for e in events if e.request_id)
+    for request in registry.request_records(NAME, status=None):
+        assert settled[request.id] == (1 if request.status == "approved" else 0), request
+    model = registry._store.registered_model(NAME)
+    step = tags.step_from_tag(NAME, model.tags[tags.STEP_TAG])
+    assert step is not None and step.done
+    assert all(stages[v] == s for v, s in step.final_stages().items() if v in stages)
+
+
+def test_kill_9_at_random_points_of_lifecycle_steps_embedded(alice, bob, model, sqlite_uri):
+    register_versions(alice, model, NAME, VERSIONS)
+    alice.transition(NAME, 1, "Staging", reason="first")
+    bob.approve(alice.request(NAME, 1, "Production", reason="first").id)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["jupyreg.registry", "jupyreg.backend.local", "mlflow"])
+    rng = random.Random(13)
+    interrupted = 0
+    for kill in range(KILLS):
+        ready = context.Event()
+        worker = context.Process(target=_promote_forever, args=(sqlite_uri, ready, kill))
+        worker.start()
+        assert ready.wait(60), "the worker did not start"
+        time.sleep(rng.uniform(0.05, 0.6))
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join()
+        assert worker.exitcode == -signal.SIGKILL
+        after = Registry(sqlite_uri, user="carol")
+        last = tags.step_from_tag(NAME, after._store.registered_model(NAME).tags[tags.STEP_TAG])
+        interrupted += not last.done
+        after.finish_steps(NAME)  # what the next lifecycle call does first
+        assert_consistent(after)
+    assert interrupted >= KILLS // 10, f"only {interrupted} kills landed inside a step"
+    assert Path(sqlite_uri.removeprefix("sqlite:///")).exists()
