@@ -21,7 +21,7 @@ def http_request(uri: str, endpoint: str, method: str, **kwargs: Any) -> Any:
 
 
 FAIL_FAST = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
@@ -82,14 +82,18 @@ def fire_webhook(entity: str, action: str, payload: dict[str, str]) -> None:
     deliver_webhook(event=event, payload=payload, store=_get_model_registry_store())
 
 
-def migrate_server_stores(backend_store_uri: str, artifact_root: str, auth_uri: str) -> None:
+PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
+"""The default artifact root of a server that proxies artifacts (``--artifacts-destination``)."""
+
+
+def migrate_server_stores(backend_store_uri: str, auth_uri: str) -> None:
     """Bring MLflow's tracking and auth databases to its current schema once, before a
     server's workers start: workers racing the same migrations on a first start die
     (duplicate alembic rows, tables that already exist)."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as AuthStore
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    SqlAlchemyStore(backend_store_uri, artifact_root)
+    SqlAlchemyStore(backend_store_uri, PROXIED_ARTIFACT_ROOT)
     AuthStore().init_db(auth_uri)
 
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jupyreg import Registry, tags
+from jupyreg.errors import InvalidTransition, PolicyViolation, RegistryError
 from tests.conftest import register_versions
 
 pytestmark = pytest.mark.slow
@@ -32,17 +35,21 @@ def _promote_forever(uri: str, ready: multiprocessing.Event, seed: int) -> None:
     while True:
         stages = {mv.version: mv.stage for mv in alice.version_records(NAME)}
         version = rng.choice(sorted(stages))
-        stage = stages[version]
-        if stage in ("None", "Archived"):
-            alice.transition(NAME, version, "Staging", reason="candidate")
-        elif stage == "Staging" and rng.random() < 0.8:
-            pending = [r.id for r in alice.request_records(NAME) if r.version == version]
-            request = pending[0] if pending else alice.request(NAME, version, "Production", "go").id
-            bob.approve(request, comment="ok")
-        elif stage == "Staging":
-            alice.transition(NAME, version, "Archived", reason="retired")
-        else:
-            bob.rollback(NAME, reason="drifts")
+        with contextlib.suppress(RegistryError):  # e.g. nothing earlier to roll back to
+            _one_step(alice, bob, version, stages[version], rng)
+
+
+def _one_step(alice: Registry, bob: Registry, version: int, stage: str, rng) -> None:
+    if stage in ("None", "Archived"):
+        alice.transition(NAME, version, "Staging", reason="candidate")
+    elif stage == "Staging" and rng.random() < 0.8:
+        pending = [r.id for r in alice.request_records(NAME) if r.version == version]
+        request = pending[0] if pending else alice.request(NAME, version, "Production", "go").id
+        bob.approve(request, comment="ok")
+    elif stage == "Staging":
+        alice.transition(NAME, version, "Archived", reason="retired")
+    else:
+        bob.rollback(NAME, reason="drifts")
 
 
 def assert_consistent(registry: Registry) -> None:
@@ -92,3 +99,45 @@ def test_kill_9_at_random_points_of_lifecycle_steps_embedded(alice, bob, model, 
         assert_consistent(after)
     assert interrupted >= KILLS // 10, f"only {interrupted} kills landed inside a step"
     assert Path(sqlite_uri.removeprefix("sqlite:///")).exists()
+
+
+SERVER_KILLS = 10
+
+
+@pytest.mark.server
+def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monkeypatch):
+    """A client promotes through a jupyreg server while the server is killed at random
+    moments; each restart finishes the interrupted step before serving (no repair)."""
+    from tests.team import ADMIN_PASSWORD, Postgres, TeamServer
+
+    postgres = Postgres()
+    env = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    backend = postgres.create_database("mlflow")
+    server = TeamServer(tmp_path, backend, postgres.create_database("auth"), str(tmp_path), env)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server.start()
+    try:
+        admin = Registry(server.url)
+        register_versions(admin, model, NAME, VERSIONS)
+        admin.set_policy(NAME, allow_self_approval=True)
+        admin.transition(NAME, 1, "Staging", reason="first")
+        admin.approve(admin.request(NAME, 1, "Production", reason="first").id)
+        rng = random.Random(7)
+        for _ in range(SERVER_KILLS):
+            client = Registry(server.url)
+            killer = threading.Timer(rng.uniform(0.3, 2.0), server.kill)
+            killer.start()
+            with contextlib.suppress(RegistryError):
+                while True:  # steps until the server dies under them
+                    stages = {mv.version: mv.stage for mv in client.version_records(NAME)}
+                    version = rng.choice(sorted(stages))
+                    with contextlib.suppress(PolicyViolation, InvalidTransition):
+                        _one_step(client, client, version, stages[version], rng)
+            killer.join()
+            server.start()  # finishes the interrupted step before its workers serve
+            assert_consistent(Registry(backend, user="check"))
+    finally:
+        server.stop()
+        postgres.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from datetime import UTC, datetime
@@ -427,3 +428,29 @@ def test_a_server_authenticated_user_wins_over_a_declared_one(monkeypatch) -> No
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     assert Registry("http://127.0.0.1:1", user="mallory").user == "alice"
     assert Registry(f"sqlite:///{'/tmp/x.db'}", user="mallory").user == "mallory"
+
+
+def test_steps_queued_past_the_bound_are_refused_busy(alice, model, monkeypatch) -> None:
+    from jupyreg import store
+    from jupyreg.errors import RegistryBusy, http_status
+
+    register_versions(alice, model, NAME, 1)
+    monkeypatch.setattr(store, "QUEUE_BOUND", 1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with alice._store.lock(NAME):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(RegistryBusy, match="retry in a second") as busy:
+            alice.transition(NAME, 1, "Staging", reason="while busy")
+        assert (busy.value.retry_after, http_status(busy.value)) == (1, 503)
+    finally:
+        release.set()
+        holder.join()
+    assert alice.transition(NAME, 1, "Staging", reason="after").stage == "Staging"

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ PASSWORDS = {
     "bob": "bob-password-12",
     "eve": "eve-password-12",
 }
-PROMOTERS, PROCESSES, VERSIONS = 20, 3, 20
+PROMOTERS, PROCESSES, VERSIONS = 30, 3, 20
 
 
 class Team:
@@ -50,6 +51,20 @@ class Team:
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
         return Registry(self.replicas[replica].url)
+
+    def logs(self) -> dict[Path, int]:
+        """Each replica's log file and its size so far."""
+        paths = [r.root / f"server-{r.port}.log" for r in self.replicas]
+        return {path: path.stat().st_size for path in paths}
+
+    def logged_since(self, sizes: dict[Path, int]) -> list[str]:
+        """The log lines every replica wrote since ``logs()`` gave ``sizes``."""
+        lines = []
+        for path, size in sizes.items():
+            with open(path, "rb") as log:
+                log.seek(size)
+                lines += log.read().decode(errors="replace").splitlines()
+        return lines
 
     def post(self, user: str, path: str, body: dict, method: str = "POST") -> requests.Response:
         return requests.request(
@@ -105,12 +120,12 @@ def team(tmp_path_factory: pytest.TempPathFactory, model) -> Iterator[Team]:
     }
     backend, auth_db = postgres.create_database("mlflow"), postgres.create_database("auth")
     replicas = [
-        TeamServer(root, backend, auth_db, f"s3://{s3.bucket}/artifacts", env) for _ in range(2)
+        TeamServer(root, backend, auth_db, f"s3://{s3.bucket}/artifacts", env) for _ in range(3)
     ]
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k != "MLFLOW_AUTH_ADMIN_PASSWORD"})
     try:
-        for replica in replicas:  # one after the other: the first one creates the schema
+        for replica in replicas:
             replica.start()
         team = Team(replicas, s3)
         _seed(team, model)
@@ -310,7 +325,9 @@ def _promoter(urls: list[str], jobs: list[tuple[int, int]], results) -> None:  #
     results.put(outcomes)
 
 
-def test_concurrent_promotions_over_two_replicas(team: Team, model, monkeypatch, capsys):
+def test_concurrent_promotions_over_three_replicas(team: Team, model, monkeypatch, capsys):
+    """3 replicas x 30 concurrent promoters each: no 500, one Production, an event per
+    applied move."""
     admin = team.login(monkeypatch, "admin")
     admin.set_policy(NAME, approvals={})  # promotion without approval, to race on apply
     first = max(admin.versions(NAME)["version"]) + 1
@@ -318,6 +335,7 @@ def test_concurrent_promotions_over_two_replicas(team: Team, model, monkeypatch,
         mv = admin.register(model, NAME)
         admin.transition(NAME, mv.version, "Staging", reason="candidate")
     versions = list(range(first, first + VERSIONS))
+    logged_before = team.logs()
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = [
@@ -325,7 +343,7 @@ def test_concurrent_promotions_over_two_replicas(team: Team, model, monkeypatch,
             target=_promoter,
             args=(
                 [r.url for r in team.replicas],
-                [((p + i) % 2, versions[i % VERSIONS]) for i in range(PROMOTERS)],
+                [(i % len(team.replicas), versions[(p + i) % VERSIONS]) for i in range(PROMOTERS)],
                 results,
             ),
         )
@@ -338,6 +356,9 @@ def test_concurrent_promotions_over_two_replicas(team: Team, model, monkeypatch,
         process.join(timeout=60)
     unexpected = [o for o in outcomes if o not in ("applied", "refused")]
     assert unexpected == []
+    assert len(outcomes) == PROCESSES * PROMOTERS
+    during = team.logged_since(logged_before)
+    assert [line for line in during if '" 500 ' in line] == []
     applied = outcomes.count("applied")
 
     history = admin.history(NAME)
@@ -355,7 +376,7 @@ def test_concurrent_promotions_over_two_replicas(team: Team, model, monkeypatch,
     assert admin.check(NAME).empty
     with capsys.disabled():
         print(
-            f"\nconcurrency: {len(outcomes)} promotions attempted over 2 replicas, "
+            f"\nconcurrency: {len(outcomes)} promotions attempted over 3 replicas, "
             f"{applied} applied, {len(production)} Production, "
             f"{len(to_production)} Production events"
         )
@@ -474,11 +495,15 @@ def test_every_move_through_the_server_fires_signed_mlflow_webhooks(
         admin.register(model, name, metrics={"test": {"auc": 0.9}})
     admin.grant("alice", name, "EDIT")
     admin.grant("bob", name, "MANAGE")
-    alice, bob = team.login(monkeypatch, "alice"), team.login(monkeypatch, "bob")
+    registry = Registry(team.url)  # credentials are read at each request: _credentials picks
     for version in (1, 2):  # the second promotion archives v1
-        alice.transition(name, version, "Staging", reason="candidate")
-        bob.approve(alice.request(name, version, "Production", reason="ship").id)
-    bob.rollback(name, reason="v2 drifts")
+        with _credentials("alice"):
+            registry.transition(name, version, "Staging", reason="candidate")
+            request = registry.request(name, version, "Production", reason="ship")
+        with _credentials("bob"):
+            registry.approve(request.id)
+    with _credentials("bob"):
+        registry.rollback(name, reason="v2 drifts")
 
     def stage_tags(deliveries) -> list[tuple[str, str]]:
         payloads = [json.loads(body) for _, body in deliveries]

@@ -99,8 +99,6 @@ def run_server(
 
     command = server_command(backend_store_uri, artifacts_destination, host, port, workers)
     env = server_environment(auth_database_uri, default_permission, admin_username, approvers)
-    migrate_server_stores(
-        backend_store_uri, artifacts_destination, auth_database_uri or default_auth_database_uri()
-    )
+    migrate_server_stores(backend_store_uri, auth_database_uri or default_auth_database_uri())
     Registry(backend_store_uri, user="jupyreg server").finish_steps()
     os.execve(command[0], command, env)

@@ -116,3 +116,32 @@ def test_registering_and_loading_never_touch_the_process_tracking_uri(
     stored = client.get_model_version("m", str(mv.version))
     assert stored.source == logged.artifact_location and stored.run_id == mv.run_id
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_migrations_run_before_a_server_starts(tmp_path: Path) -> None:
+    import sqlite3
+
+    backend, auth = tmp_path / "mlflow.db", tmp_path / "auth.db"
+    compat.migrate_server_stores(f"sqlite:///{backend}", f"sqlite:///{auth}")
+    tables = {row[0] for row in sqlite3.connect(backend).execute("SELECT name FROM sqlite_master")}
+    assert {"registered_models", "model_versions", "webhooks"} <= tables
+    auth_tables = {
+        row[0] for row in sqlite3.connect(auth).execute("SELECT name FROM sqlite_master")
+    }
+    assert "users" in auth_tables
+    (location,) = sqlite3.connect(backend).execute(
+        "SELECT artifact_location FROM experiments WHERE experiment_id = 0"
+    )
+    assert location[0].startswith(compat.PROXIED_ARTIFACT_ROOT)
+    assert compat.default_auth_database_uri().startswith("sqlite:///")
+
+
+def test_webhook_delivery_has_the_shape_jupyreg_fires() -> None:
+    from mlflow.entities.webhook import WebhookAction, WebhookEntity
+    from mlflow.server import handlers
+    from mlflow.webhooks.delivery import deliver_webhook
+
+    assert WebhookEntity("model_version_tag") and WebhookEntity("model_version_alias")
+    assert {WebhookAction(a) for a in ("set", "created", "deleted")}
+    assert list(inspect.signature(deliver_webhook).parameters) == ["event", "payload", "store"]
+    assert callable(handlers._get_model_registry_store)

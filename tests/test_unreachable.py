@@ -1,0 +1,44 @@
+"""An unreachable registry fails within seconds, with the whole URL and what to do next."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jupyreg import Registry
+from jupyreg.cli import main
+from jupyreg.compat import FAIL_FAST
+from jupyreg.errors import RegistryUnavailable
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def closed_port_uri(workdir, monkeypatch) -> str:
+    import mlflow  # noqa: F401 - the import's second is not what is measured
+
+    for name in FAIL_FAST:  # MLflow's own defaults would retry for minutes
+        monkeypatch.delenv(name, raising=False)
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_the_api_gives_up_in_seconds_naming_the_whole_url(closed_port_uri) -> None:
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailable) as error:
+        Registry(closed_port_uri, user="alice").models()
+    assert time.monotonic() - started < 5
+    assert str(error.value) == (
+        f"the registry at {closed_port_uri} cannot be reached (connection refused); check "
+        "that the tracking server is running and the URI is right, then retry"
+    )
+    with pytest.raises(RegistryUnavailable, match="connection refused"):
+        Registry(closed_port_uri, user="alice").transition("m", 1, "Staging", reason="x")
+
+
+def test_the_cli_exits_3_in_seconds(closed_port_uri, capsys) -> None:
+    started = time.monotonic()
+    assert main(["--tracking-uri", closed_port_uri, "list"]) == 3
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"jupyreg: the registry at {closed_port_uri} cannot be reached")
+    assert err.endswith("then retry") and "\n" not in err
