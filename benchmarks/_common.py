@@ -1,6 +1,8 @@
 """Shared helpers of the benchmark scripts: timing and stats, the result table and ratio
 lines, a temp working directory with a SQLite registry, a small scikit-learn model, a
-throwaway PostgreSQL cluster and a local ``mlflow server``.
+throwaway PostgreSQL cluster (and more databases on it), a local ``mlflow server``, a
+local ``jupyreg server`` with credentials to act as its users, and a count of the HTTP
+requests this process sends.
 
 Every script prints, per measure, the jupyreg figure, the anchor measured in the same run,
 and one line ``RATIO <measure>: <ratio> (target ...)`` (or ``RATIO <measure>: skipped: why``)
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -326,8 +329,9 @@ def postgres(fast_seed: bool = False) -> Iterator[str]:
 
 
 @contextmanager
-def mlflow_server(backend: str, root: Path) -> Iterator[str]:
-    """A plain ``mlflow server`` (one worker) on 127.0.0.1 over ``backend``; yields its URL."""
+def mlflow_server(backend: str, root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A plain ``mlflow server`` (one worker) on 127.0.0.1 over ``backend``; yields its URL.
+    ``env``: extra environment of the server (e.g. ``SERVER_ENV``, as a jupyreg server has)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / f"server-{port}.log"
@@ -339,7 +343,7 @@ def mlflow_server(backend: str, root: Path) -> Iterator[str]:
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**clean_env(), "PATH": f"{BIN}:{os.environ['PATH']}"},
+            env={**clean_env(), **(env or {}), "PATH": f"{BIN}:{os.environ['PATH']}"},
             start_new_session=True,
         )
     try:
@@ -363,6 +367,157 @@ def mlflow_server(backend: str, root: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
+
+
+def create_database(uri: str, name: str) -> str:
+    """A new database ``name`` on the cluster of ``uri`` (a URI ``postgres()`` yielded);
+    returns its URI (same scheme, host and port)."""
+    parts = urllib.parse.urlsplit(uri)
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", str(PG_BIN / "createdb")]
+        + ["-h", str(parts.hostname), "-p", str(parts.port), "-U", "postgres", name],
+        check=True,
+        capture_output=True,
+    )
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+"""What the jupyreg-server rows give both servers: no background job runner (MLflow starts
+one by default; the team tests run without it too)."""
+JUPYREG_ADMIN = ("admin", "bench-admin-password-1234")
+"""The admin of ``jupyreg_server()`` (created on its first start)."""
+
+
+@contextmanager
+def jupyreg_server(
+    backend: str, auth_database: str, root: Path, workers: int = 1, auth_cache_seconds: int = 0
+) -> Iterator[str]:
+    """``jupyreg server`` (MLflow's basic-auth app plus jupyreg's lifecycle endpoints and
+    guard), started with the installed CLI on 127.0.0.1 over ``backend``, users and
+    permissions in ``auth_database``, admin ``JUPYREG_ADMIN``; yields its URL. Clients
+    authenticate with ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``
+    (``credentials()``).
+
+    ``auth_cache_seconds`` > 0: MLflow's basic-auth caches a checked password that long
+    (``auth_cache_ttl_seconds``; MLflow's default 0 hashes the password at every check).
+    ``jupyreg server`` has no option for it, so the server then gets its own
+    ``basic_auth.ini`` (``MLFLOW_AUTH_CONFIG_PATH``) instead of ``--auth-database-uri``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = root / f"jupyreg-server-{port}.log"
+    env = {
+        **clean_env(),
+        **SERVER_ENV,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": JUPYREG_ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret-key",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    auth = ["--auth-database-uri", auth_database]
+    if auth_cache_seconds > 0:
+        import configparser
+
+        config = configparser.ConfigParser()
+        config["mlflow"] = {
+            "default_permission": "READ",
+            "database_uri": auth_database.replace("%", "%%"),
+            "admin_username": JUPYREG_ADMIN[0],
+            "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+            "auth_cache_ttl_seconds": str(auth_cache_seconds),
+        }
+        config_path = root / f"basic_auth-{port}.ini"
+        with open(config_path, "w") as file:
+            config.write(file)
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config_path)
+        auth = []
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "jupyreg"), "server", "--backend-store-uri", backend]
+            + ["--artifacts-destination", str(root / f"artifacts-{port}")]
+            + [*auth, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # the CLI and its uvicorn worker(s): one process group
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"jupyreg server did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+@contextmanager
+def credentials(username: str | None, password: str | None = None) -> Iterator[None]:
+    """Act as ``username`` towards a basic-auth server (MLflow's client reads
+    ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` at each request); None: no credentials.
+    The previous values are restored after."""
+    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    saved = {k: os.environ.get(k) for k in keys}
+    for key, value in zip(keys, (username, password), strict=True):
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class HttpLog:
+    """The HTTP requests this process sent while ``count_http()`` was on: one
+    ``(method, path)`` per request on the wire (each retry its own)."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def mark(self) -> int:
+        return len(self.sent)
+
+    def since(self, mark: int) -> list[tuple[str, str]]:
+        return self.sent[mark:]
+
+
+@contextmanager
+def count_http() -> Iterator[HttpLog]:
+    """Record every HTTP request sent from this process (urllib3's one place where a
+    request goes on the wire, below requests' and MLflow's retries) until the end."""
+    from urllib3.connectionpool import HTTPConnectionPool
+
+    original = HTTPConnectionPool._make_request
+    log = HttpLog()
+
+    def recording(self: Any, conn: Any, method: str, url: str, *args: Any, **kw: Any) -> Any:
+        log.sent.append((method, url.split("?", 1)[0]))
+        return original(self, conn, method, url, *args, **kw)
+
+    HTTPConnectionPool._make_request = recording  # type: ignore[method-assign]
+    try:
+        yield log
+    finally:
+        HTTPConnectionPool._make_request = original  # type: ignore[method-assign]
 
 
 def profile(action: Callable[[], Any], lines: int = 30) -> None:

@@ -20,7 +20,7 @@ def test_benchmark_scripts_run_and_print_their_ratios() -> None:
         + ["--only", ",".join(OURS)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # a hang guard; bench_promotion alone starts two servers (about 1 min)
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -37,6 +37,14 @@ def test_benchmark_scripts_run_and_print_their_ratios() -> None:
     assert "register small sklearn model" in section["register"]
     assert 'reg.load(stage="Production")' in section["load"]
     assert "request+approve" in section["promotion"]
+    # through a jupyreg server (smoke: on SQLite) each lifecycle step is one HTTP request
+    steps = [ln for ln in done.stdout.splitlines() if ln.startswith("HTTP requests per step")]
+    team = [ln for ln in steps if "(SQLite jupyreg server)" in ln]
+    assert any("jupyreg 1 [POST jupyreg/transition];" in ln for ln in team), steps
+    assert any(
+        "jupyreg request 1 [POST jupyreg/request] + approve 1 [POST jupyreg/approve];" in ln
+        for ln in team
+    ), steps
     assert "peak memory" in section["versions"]
 
 
