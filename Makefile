@@ -3,11 +3,25 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.jupyreg-installed
 
+# The oldest MLflow jupyreg supports: tests/contract runs against it in its own virtualenv.
+OLDEST_MLFLOW ?= 3.17.0
+OLDEST_VENV ?= .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.jupyreg-installed-mlflow-$(OLDEST_MLFLOW)
+
 UI_TESTS := labextension/ui-tests
 LABEXT := jupyreg/labextension/package.json
 VENV_BIN = $(abspath $(VENV))/bin
 
-.PHONY: demo test ui-test
+# Stage 1 runs what tests/conftest.py does not mark slow, server or e2e; stage 2 the rest.
+# pytest's exit 5 (no test collected) fails a stage like any other failure.
+PYTEST = $(VENV)/bin/python -m pytest -q -ra -p no:cacheprovider --durations=15
+FAST = not slow and not server and not e2e
+E2E = slow or server or e2e
+# `$(call timed,NAME,COMMAND)`: runs COMMAND, then prints NAME's wall time and fails as it did
+timed = @t0=$$(date +%s); $(2); rc=$$?; \
+	echo "make: $(1) took $$(( $$(date +%s) - t0 )) s (exit $$rc)"; exit $$rc
+
+.PHONY: demo test lint test-fast test-e2e test-oldest contract-oldest ui-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +32,55 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/jupyreg demo $(if $(DIR),--dir $(DIR))
 
-test: $(STAMP)
+# In this order, stopping at the first failing stage (`make -k test` runs every stage).
+test: test-fast test-e2e ui-test test-oldest
+
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q -ra
-	$(MAKE) ui-test
+
+# Stage 1: ruff, then the unit and integration tests (minutes).
+test-fast: lint
+	$(call timed,stage 1 (fast tests),$(PYTEST) -m "$(FAST)")
+
+# Stage 2: the end-to-end suites: real `mlflow server` and `jupyreg server` processes,
+# PostgreSQL, notebooks in kernels, binder, the benchmarks' smoke run, concurrency. Most of
+# their time is spent waiting (on servers, kernels, pip, locks), so two lanes run at once:
+# the server suites (-m server) in the background, the rest in front; the background lane's
+# output follows. `make test-e2e LANES=1` runs them one after the other.
+LANES ?= 2
+test-e2e: $(STAMP)
+ifeq ($(LANES),1)
+	$(call timed,stage 2 (end-to-end tests),$(PYTEST) -m "$(E2E)")
+else
+	$(call timed,stage 2 (end-to-end tests in 2 lanes),\
+	log=$$(mktemp); $(PYTEST) -m "server" > $$log 2>&1 & lane=$$!; trap "kill $$lane" INT TERM; \
+	$(PYTEST) -m "($(E2E)) and not server"; rest=$$?; \
+	wait $$lane; servers=$$?; echo "----- stage 2: lane -m server (exit $$servers):"; \
+	cat $$log; rm -f $$log; [ $$servers = 0 ] && [ $$rest = 0 ])
+endif
+
+# The contract tests on the oldest supported MLflow, in a second virtualenv (pip reuses
+# its cache). Skipped only while tests/contract/ does not exist.
+test-oldest:
+	@if [ -d tests/contract ]; then \
+		$(MAKE) --no-print-directory $(OLDEST_STAMP) && $(MAKE) --no-print-directory contract-oldest; \
+	else \
+		echo "make: test-oldest: tests/contract/ does not exist: nothing to run"; \
+	fi
+
+contract-oldest:
+	$(call timed,contract tests on MLflow $(OLDEST_MLFLOW),\
+		$(OLDEST_VENV)/bin/python -m pytest -q -ra -p no:cacheprovider tests/contract)
+
+$(OLDEST_STAMP): pyproject.toml
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	echo '*' > $(OLDEST_VENV)/.gitignore
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -e ".[test]" "mlflow[auth]==$(OLDEST_MLFLOW)"
+	$(OLDEST_VENV)/bin/python -c "import mlflow, sys; \
+		sys.exit(mlflow.__version__ != '$(OLDEST_MLFLOW)' and 'got MLflow ' + mlflow.__version__)"
+	touch $@
 
 # The lab extension is built by `pip install` (hatch-jupyter-builder); rebuild it when its
 # sources change and link the build into the venv, so the browser tests see the current code.
@@ -35,5 +94,5 @@ ui-test: $(LABEXT)
 	@test -x /usr/bin/chromium || apt-get install -y chromium || \
 		{ apt-get update && apt-get install -y chromium; }
 	cd $(UI_TESTS) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund
-	cd $(UI_TESTS) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 JUPYREG_PYTHON="$(VENV_BIN)/python" \
-		npx playwright test
+	$(call timed,Galata UI tests,cd $(UI_TESTS) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+		JUPYREG_PYTHON="$(VENV_BIN)/python" npx playwright test)

@@ -1,12 +1,21 @@
-"""Fixtures that start real things: SQLite registries in temp dirs, an `mlflow server`."""
+"""Fixtures that start real things: SQLite registries in temp dirs, an `mlflow server`.
+
+Also the shape of `make test` (see the Makefile): modules that run things end to end are
+marked here, by path, so that stage 1 (`-m "not slow and not server and not e2e"`) stays
+fast and stage 2 (`-m "slow or server or e2e"`) runs the rest.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -17,6 +26,39 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+TESTS = Path(__file__).resolve().parent
+
+# Every `mlflow server` with a SQL backend (ours, `jupyreg server`, those the notebooks and
+# benchmarks start) otherwise also starts MLflow's job runner: 8 more Python processes that
+# import MLflow (seconds of CPU each on 2 cores), and that a SIGTERM leaves running as
+# orphans. jupyreg uses no MLflow jobs (GenAI judges, trace rollups), so tests run without.
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+os.environ.update({k: v for k, v in SERVER_ENV.items() if k not in os.environ})
+
+# Stage 2 of `make test`: marks by module path, relative to tests/.
+STAGE2_MARKS: dict[str, tuple[str, ...]] = {
+    "test_binder.py": ("e2e",),  # its slow tests build a virtualenv from binder/
+    "test_benchmarks_smoke.py": ("e2e",),  # benchmark scripts, some with mlflow servers
+    "test_cicd.py": ("server", "e2e"),  # mlflow servers, restarts, watchers
+    "test_concurrency.py": ("e2e",),  # 8 spawned processes racing on one registry
+    "test_demo.py": ("e2e",),  # `jupyreg demo` in a fresh process
+    "test_faults.py": ("e2e",),  # kill -9 mid-step, embedded and of servers on PostgreSQL
+    "test_github_actions.py": ("e2e",),  # actionlint, workflow steps as subprocesses
+    "test_notebook_register.py": ("e2e",),  # notebooks run in kernels
+    "test_notebooks.py": ("e2e",),  # notebooks/ run in kernels, some start servers
+    "test_server.py": ("server", "e2e"),
+    "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            module = Path(item.path).resolve().relative_to(TESTS).as_posix()
+        except ValueError:  # a test outside tests/ (e.g. given on the command line)
+            continue
+        for mark in STAGE2_MARKS.get(module, ()):
+            item.add_marker(mark)
 
 
 def free_port() -> int:
@@ -44,14 +86,35 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def empty_registry_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow SQLite database with its schema, made once: creating one runs
-    MLflow's migrations (seconds), copying it takes milliseconds."""
+@functools.cache
+def schema_template() -> Path:
+    """An empty MLflow SQLite database with its schema. Creating one runs MLflow's
+    migrations (seconds), copying it takes milliseconds; so it is made once per installed
+    MLflow version and virtualenv and kept in the virtualenv, for every pytest run (each
+    stage of `make test`) and every `mlflow server` the tests start. Tests only copy it."""
+    import mlflow
     from mlflow import MlflowClient
 
+    name = f"mlflow-{mlflow.__version__}-schema.db"
+    cache = Path(sys.prefix) / ".jupyreg-test-cache"
+    try:
+        cache.mkdir(exist_ok=True)
+    except OSError:  # a read-only virtualenv: one per process, in a temp dir
+        cache = Path(tempfile.mkdtemp(prefix="jupyreg-schema-"))
+    path = cache / name
+    if not path.exists():
+        scratch = Path(tempfile.mkdtemp(prefix="jupyreg-schema-", dir=cache))
+        MlflowClient(f"sqlite:///{scratch / name}").search_experiments()
+        os.replace(scratch / name, path)  # atomic: parallel runs never see half a file
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def empty_registry_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The schema template (see `schema_template`), copied once into this session."""
     path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
+    shutil.copyfile(schema_template(), path)
     return path
 
 
@@ -116,6 +179,9 @@ class MlflowServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        database = self.root / "mlflow.db"
+        if not database.exists():  # a restart keeps its database; a first start skips migrations
+            shutil.copyfile(schema_template(), database)
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             [
@@ -135,7 +201,8 @@ class MlflowServer:
             cwd=self.root,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **WEBHOOK_ENV, "PATH": f"{BIN}:{os.environ['PATH']}"},
+            env={**os.environ, **SERVER_ENV, **WEBHOOK_ENV, "PATH": f"{BIN}:{os.environ['PATH']}"},
+            start_new_session=True,  # stop() signals the CLI and its uvicorn worker together
         )
         log.close()
         deadline = time.monotonic() + 90
@@ -147,20 +214,26 @@ class MlflowServer:
             except OSError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
+                self._signal(signal.SIGKILL)
+                self.process.wait()
                 raise RuntimeError((self.root / "server.log").read_text()[-3000:])
             time.sleep(0.3)
 
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
+        self._signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal(signal.SIGKILL)
             self.process.wait()
+        self._signal(signal.SIGKILL)  # whatever the CLI left behind in its group
         self.process = None
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
 
 
 @pytest.fixture(scope="module")

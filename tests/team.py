@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import BIN, free_port
+from tests.conftest import BIN, SERVER_ENV, free_port
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
 ADMIN_PASSWORD = "admin-password-1234"
@@ -166,7 +166,12 @@ class TeamServer:
                 cwd=self.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env, "PATH": f"{BIN}:{os.environ['PATH']}"},
+                env={
+                    **os.environ,
+                    **SERVER_ENV,
+                    **self.env,
+                    "PATH": f"{BIN}:{os.environ['PATH']}",
+                },
                 start_new_session=True,  # its uvicorn workers share one process group
             )
         wait_until_up(f"{self.url}/health", self.process, log_path)
