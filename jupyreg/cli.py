@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--default-permission", default="READ", choices=PERMISSIONS)
     sub.add_argument(
+        "--auth-cache-seconds",
+        type=int,
+        default=0,
+        help="let each worker remember a checked password this long (default 0: hash every "
+        "request, MLflow's default; a revoked password works until the cache forgets it)",
+    )
+    sub.add_argument(
         "--approvers",
         nargs="+",
         metavar="USER",
@@ -133,6 +140,7 @@ def _run(args: argparse.Namespace) -> Any:
             args.auth_database_uri,
             args.default_permission,
             approvers=args.approvers,
+            auth_cache_seconds=args.auth_cache_seconds,
         )
     from jupyreg.registry import Registry
 

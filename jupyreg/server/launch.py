@@ -46,6 +46,7 @@ def server_environment(
     default_permission: str,
     admin_username: str,
     approvers: list[str] | None,
+    auth_cache_seconds: int = 0,
 ) -> dict[str, str]:
     """The server's environment: a stable Flask secret (shared by its workers), an auth
     config naming the users database, and the approvers list."""
@@ -55,16 +56,21 @@ def server_environment(
         env.setdefault(name, value)
     if auth_database_uri:
         env["MLFLOW_AUTH_CONFIG_PATH"] = write_auth_config(
-            auth_database_uri, default_permission, admin_username
+            auth_database_uri, default_permission, admin_username, auth_cache_seconds
         )
     if approvers:
         env[APPROVERS_ENV] = ",".join(approvers)
     return env
 
 
-def write_auth_config(database_uri: str, default_permission: str, admin_username: str) -> str:
+def write_auth_config(
+    database_uri: str, default_permission: str, admin_username: str, auth_cache_seconds: int = 0
+) -> str:
     """MLflow's basic-auth config in a new private file (mode 0600: the database URI may
-    carry a password), written with configparser as MLflow reads it (``%`` escaped)."""
+    carry a password), written with configparser as MLflow reads it (``%`` escaped).
+    ``auth_cache_seconds`` > 0 lets each worker remember a checked password that long
+    (MLflow's password hashing costs ~0.1 s per request; a revoked password keeps working
+    until the cache forgets it)."""
     import configparser
 
     config = configparser.ConfigParser()
@@ -73,6 +79,7 @@ def write_auth_config(database_uri: str, default_permission: str, admin_username
         "database_uri": database_uri.replace("%", "%%"),
         "admin_username": admin_username,
         "authorization_function": AUTHORIZATION_FUNCTION,
+        "auth_cache_ttl_seconds": str(auth_cache_seconds),
     }
     handle, path = tempfile.mkstemp(prefix="jupyreg-auth-", suffix=".ini")
     with os.fdopen(handle, "w") as file:
@@ -90,6 +97,7 @@ def run_server(
     default_permission: str = "READ",
     admin_username: str = "admin",
     approvers: list[str] | None = None,
+    auth_cache_seconds: int = 0,
 ) -> None:
     """Prepare the databases once, then replace this process with the tracking server (so
     signals reach it directly): migrations and interrupted lifecycle steps are dealt with
@@ -98,7 +106,9 @@ def run_server(
     from jupyreg.registry import Registry
 
     command = server_command(backend_store_uri, artifacts_destination, host, port, workers)
-    env = server_environment(auth_database_uri, default_permission, admin_username, approvers)
+    env = server_environment(
+        auth_database_uri, default_permission, admin_username, approvers, auth_cache_seconds
+    )
     migrate_server_stores(backend_store_uri, auth_database_uri or default_auth_database_uri())
     Registry(backend_store_uri, user="jupyreg server").finish_steps()
     os.execve(command[0], command, env)

@@ -1,0 +1,36 @@
+"""`jupyreg server`'s preparation: the auth config MLflow reads, private and exact."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from jupyreg.server.launch import server_environment, write_auth_config
+
+
+def test_the_auth_config_keeps_a_percent_escaped_password_exactly(monkeypatch) -> None:
+    from mlflow.server.auth.config import read_auth_config
+
+    uri = "postgresql://auth:p%40ss%25word@db.internal:5432/auth"
+    path = write_auth_config(uri, "READ", "admin", auth_cache_seconds=30)
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", path)
+        config = read_auth_config()
+        assert config.database_uri == uri
+        assert (config.default_permission, config.admin_username) == ("READ", "admin")
+        assert config.auth_cache_ttl_seconds == 30
+    finally:
+        os.unlink(path)
+
+
+def test_each_server_gets_its_own_new_private_config() -> None:
+    first = server_environment("sqlite:///a.db", "READ", "admin", None)
+    second = server_environment("sqlite:///a.db", "READ", "admin", ["bob"])
+    try:
+        assert first["MLFLOW_AUTH_CONFIG_PATH"] != second["MLFLOW_AUTH_CONFIG_PATH"]
+        assert second["JUPYREG_APPROVERS"] == "bob"
+        assert first["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "10"
+    finally:
+        for env in (first, second):
+            os.unlink(env["MLFLOW_AUTH_CONFIG_PATH"])
