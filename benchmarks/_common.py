@@ -346,27 +346,8 @@ def mlflow_server(backend: str, root: Path, env: dict[str, str] | None = None) -
             env={**clean_env(), **(env or {}), "PATH": f"{BIN}:{os.environ['PATH']}"},
             start_new_session=True,
         )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with _serving(process, url, log_path, "mlflow server"):
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
 
 
 def create_database(uri: str, name: str) -> str:
@@ -441,27 +422,8 @@ def jupyreg_server(
             env=env,
             start_new_session=True,  # the CLI and its uvicorn worker(s): one process group
         )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"jupyreg server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with _serving(process, url, log_path, "jupyreg server"):
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
 
 
 @contextmanager
@@ -529,3 +491,29 @@ def profile(action: Callable[[], Any], lines: int = 30) -> None:
     profiler.runcall(action)
     print(f"\n-- cProfile of one call, top {lines} by cumulative time")
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
+
+
+@contextmanager
+def _serving(process: subprocess.Popen, url: str, log_path: Path, what: str) -> Iterator[None]:
+    """Wait until the server process answers /health, then stop its process group."""
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()

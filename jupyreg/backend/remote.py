@@ -17,7 +17,7 @@ from jupyreg.store import Store
 INFO_ENDPOINT = "/api/2.0/jupyreg/info"
 ACTION_ENDPOINT = "/api/2.0/jupyreg/{}"
 DISCOVERY_ATTEMPTS = 3
-BUSY_RETRIES = 10
+BUSY_RETRY_SECONDS = 15
 _ERRORS = {
     cls.__name__: cls
     for cls in vars(errors).values()
@@ -58,21 +58,25 @@ class RemoteBackend(Backend):
         return self._post("repair", name=name)["problems"]
 
     def _post(self, action: str, **payload: Any) -> dict[str, Any]:
-        """One request per step; a busy server's 503 is retried as its Retry-After says,
-        ``BUSY_RETRIES`` times at most (about 15 s)."""
+        """One request per step. A busy server's 503 (or 429) is retried after the
+        Retry-After it sends, for ``BUSY_RETRY_SECONDS`` at most; an unreachable server is
+        not retried here (MLflow's few fast retries apply), so it fails in seconds."""
         uri = self.store.registry_uri
-        with self.store.translated(f"{action} on {uri}"):
-            response = _http(
-                uri,
-                ACTION_ENDPOINT.format(action),
-                "POST",
-                json=payload,
-                max_retries=BUSY_RETRIES,
-                backoff_factor=1,
-                retry_codes=(429, 503),
-                respect_retry_after_header=True,
-                raise_on_status=False,
-            )
+        deadline = time.monotonic() + BUSY_RETRY_SECONDS
+        while True:
+            with self.store.translated(f"{action} on {uri}"):
+                response = _http(
+                    uri,
+                    ACTION_ENDPOINT.format(action),
+                    "POST",
+                    json=payload,
+                    retry_codes=(),
+                    raise_on_status=False,
+                )
+            wait = _retry_after(response)
+            if wait is None or time.monotonic() + wait > deadline:
+                break
+            time.sleep(wait)
         body = _json(response)
         if response.status_code == 401:
             raise _needs_credentials(uri)
@@ -105,6 +109,16 @@ def discover(store: Store) -> RemoteBackend | None:
         f"the registry at {uri} answered HTTP {response.status_code} {DISCOVERY_ATTEMPTS} times; "
         "check the tracking server's log, then retry"
     )
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds a busy server asks the client to wait, None when it is not busy."""
+    if response.status_code not in (429, 503):
+        return None
+    try:
+        return max(0.1, float(response.headers.get("Retry-After", 1)))
+    except ValueError:
+        return 1.0
 
 
 def _needs_credentials(uri: str) -> PermissionDenied:
