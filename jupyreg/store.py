@@ -27,7 +27,8 @@ from jupyreg.errors import (
 
 _UNREACHABLE = re.compile(
     r"Max retries exceeded|Connection refused|Failed to establish|unable to open database|"
-    r"Name or service not known|timed out|RemoteDisconnected|Connection aborted",
+    r"Name or service not known|timed out|RemoteDisconnected|Connection aborted|"
+    r"Connection broken|IncompleteRead|Connection reset",
     re.IGNORECASE,
 )
 _SEARCH_PAGE = 1000
@@ -71,6 +72,8 @@ _REASONS = (
     ("unable to open database", "the database file cannot be opened"),
     ("RemoteDisconnected", "the connection was closed"),
     ("Connection aborted", "the connection was closed"),
+    ("Connection broken", "the connection was closed mid-answer"),
+    ("Connection reset", "the connection was reset"),
 )
 
 
