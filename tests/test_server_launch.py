@@ -31,6 +31,7 @@ def test_each_server_gets_its_own_new_private_config() -> None:
         assert first["MLFLOW_AUTH_CONFIG_PATH"] != second["MLFLOW_AUTH_CONFIG_PATH"]
         assert second["JUPYREG_APPROVERS"] == "bob"
         assert first["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "10"
+        assert first["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     finally:
         for env in (first, second):
             os.unlink(env["MLFLOW_AUTH_CONFIG_PATH"])

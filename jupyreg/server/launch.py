@@ -12,6 +12,9 @@ from jupyreg.server.actions import APPROVERS_ENV
 AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "10"}
 """Database connections of MLflow's store per worker (docs/deploy.md sizes PostgreSQL)."""
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+"""jupyreg uses none of MLflow's server jobs; their runner is 8 more processes per server
+(and outlives a SIGTERM). An operator who wants them sets the variable."""
 
 
 def server_command(
@@ -52,7 +55,7 @@ def server_environment(
     config naming the users database, and the approvers list."""
     env = dict(os.environ)
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
-    for name, value in POOL.items():
+    for name, value in {**POOL, **NO_JOB_RUNNER}.items():
         env.setdefault(name, value)
     if auth_database_uri:
         env["MLFLOW_AUTH_CONFIG_PATH"] = write_auth_config(
