@@ -51,7 +51,7 @@ class Registry:
         self.user = resolve_user(
             resolved.user, authenticated=_authenticated_user(self.registry_uri)
         )
-        self._default_policy = resolved.policy
+        self._default_policy = resolved.default_policy
         self._store = store_class(self.tracking_uri, self.registry_uri)
         self._queries = Queries(self._store)
 

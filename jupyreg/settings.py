@@ -27,8 +27,16 @@ class Settings:
     registry_uri: str
     user: str | None
     """The declared identity, if any (``jupyreg.identity`` completes it)."""
-    policy: Mapping[str, Any] = field(default_factory=dict)
-    """``[tool.jupyreg.policy]``: the default policy of models without a policy tag."""
+    project_dir: Path = field(default_factory=Path.cwd)
+    """Where the project's pyproject.toml is looked up from."""
+
+    def default_policy(self) -> dict[str, Any]:
+        """``[tool.jupyreg.policy]``, read when a step needs it (the policy lives with the
+        code and may change while a notebook runs)."""
+        policy = project_settings(self.project_dir).get("policy", {})
+        if not isinstance(policy, Mapping):
+            raise InvalidArgument("[tool.jupyreg.policy] must be a table of policy settings")
+        return dict(policy)
 
 
 def resolve(
@@ -38,7 +46,8 @@ def resolve(
     start: str | Path | None = None,
 ) -> Settings:
     """The settings in force, each from the first source that sets it."""
-    project = project_settings(start)
+    project_dir = Path(start or Path.cwd()).absolute()
+    project = project_settings(project_dir)
     if tracking_uri:  # an explicit tracking URI is also the registry unless one is given
         registry = registry_uri
     else:
@@ -47,14 +56,11 @@ def resolve(
             registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or project.get("registry_uri")
         )
     tracking = absolute_sqlite(str(tracking_uri or DEFAULT_TRACKING_URI))
-    policy = project.get("policy", {})
-    if not isinstance(policy, Mapping):
-        raise InvalidArgument("[tool.jupyreg.policy] must be a table of policy settings")
     return Settings(
         tracking_uri=tracking,
         registry_uri=absolute_sqlite(str(registry)) if registry else tracking,
         user=user or os.environ.get("JUPYREG_USER") or project.get("user") or None,
-        policy=dict(policy),
+        project_dir=project_dir,
     )
 
 

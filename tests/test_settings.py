@@ -67,4 +67,12 @@ def test_a_malformed_policy_table_is_a_clear_error(workdir) -> None:
 
     (workdir / "pyproject.toml").write_text('[tool.jupyreg]\npolicy = "strict"\n')
     with pytest.raises(InvalidArgument, match=r"\[tool.jupyreg.policy\] must be a table"):
-        settings.resolve()
+        settings.resolve().default_policy()
+
+
+def test_the_projects_policy_is_read_when_a_step_needs_it(workdir, model) -> None:
+    reg = Registry(user="alice")
+    reg.register(model, "m")
+    assert reg.policy("m").approvals_for("Production") == 1
+    (workdir / "pyproject.toml").write_text("[tool.jupyreg.policy]\napprovals = {}\n")
+    assert reg.policy("m").approvals_for("Production") == 0

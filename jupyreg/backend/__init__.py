@@ -12,7 +12,7 @@ read from where it is enforced.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyreg.backend.base import Backend
@@ -23,7 +23,9 @@ from jupyreg.store import Store
 __all__ = ["Backend", "open_backend"]
 
 
-def open_backend(store: Store, user: str, default_policy: Mapping[str, Any]) -> Backend:
+def open_backend(
+    store: Store, user: str, default_policy: Callable[[], Mapping[str, Any]]
+) -> Backend:
     """The jupyreg server's endpoints when the registry is one, else local rules."""
     remote = discover(store)
     return remote if remote is not None else LocalBackend(store, user, default_policy)

@@ -45,7 +45,9 @@ class ModelState:
 
 
 class LocalBackend(Backend):
-    def __init__(self, store: Store, user: str, default_policy: Mapping[str, Any]) -> None:
+    def __init__(
+        self, store: Store, user: str, default_policy: Callable[[], Mapping[str, Any]]
+    ) -> None:
         super().__init__(store)
         self.user = user
         self.default_policy = default_policy
@@ -61,7 +63,7 @@ class LocalBackend(Backend):
 
     def _policy_of(self, model_tags: Mapping[str, str]) -> Policy:
         tagged = tags.policy_from_tag(model_tags.get(tags.POLICY_TAG))
-        return tagged or Policy.from_mapping(self.default_policy)
+        return tagged or Policy.from_mapping(self.default_policy())
 
     def set_policy(self, name: str, policy: Policy) -> Policy:
         with self.store.lock(name):
