@@ -9,7 +9,7 @@ import functools
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +175,13 @@ def _engine(uri: str) -> Any:
     )
 
 
+def no_such_version(name: str, version: int, known: Iterable[int]) -> NotFound:
+    listed = ", ".join(str(v) for v in sorted(known)) or "none yet"
+    return NotFound(
+        f"{name} has no version {version} (versions: {listed}); reg.versions({name!r}) lists them"
+    )
+
+
 def _local_path(uri: str) -> str | None:
     """The file-system path of a local artifact URI, None for a remote one."""
     from urllib.parse import unquote, urlparse
@@ -321,11 +328,7 @@ class Store:
     def version(self, name: str, version: int) -> VersionState:
         states = self.model_versions(name)
         if version not in states:
-            known = ", ".join(str(v) for v in sorted(states)) or "none yet"
-            raise NotFound(
-                f"{name} has no version {version} (versions: {known}); "
-                f"reg.versions({name!r}) lists them"
-            )
+            raise no_such_version(name, version, states)
         return states[version]
 
     def request_holder(self, request_id: str) -> VersionState:

@@ -50,6 +50,18 @@ def is_reserved(key: str) -> bool:
     return str(key).strip().lower().startswith(PREFIX)
 
 
+def written_by_lifecycle_only(key: str) -> bool:
+    """Whether a tag key may only come from a lifecycle step, even on a new version: the
+    policy, steps, history events, requests, and any other spelling of a jupyreg key
+    (registration writes the lineage keys, ``jupyreg.stage`` and ``jupyreg.author`` as is)."""
+    canonical = str(key).strip().lower()
+    return is_reserved(key) and (
+        key != canonical
+        or canonical in (POLICY_TAG, STEP_TAG)
+        or canonical.startswith((EVENT_PREFIX, REQUEST_PREFIX))
+    )
+
+
 # lineage ---------------------------------------------------------------------------
 
 

@@ -24,7 +24,8 @@ def test_the_auth_config_keeps_a_percent_escaped_password_exactly(monkeypatch) -
         os.unlink(path)
 
 
-def test_each_server_gets_its_own_new_private_config() -> None:
+def test_each_server_gets_its_own_new_private_config(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)  # set by conftest
     first = server_environment("sqlite:///a.db", "READ", "admin", None)
     second = server_environment("sqlite:///a.db", "READ", "admin", ["bob"])
     try:

@@ -19,7 +19,7 @@ from jupyreg.entities import ModelVersion
 from jupyreg.errors import NotFound, PolicyViolation
 from jupyreg.lifecycle import Policy, Request, Step, TransitionEvent
 from jupyreg.queries import Queries
-from jupyreg.store import Store, VersionState
+from jupyreg.store import Store, VersionState, no_such_version
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,7 @@ class ModelState:
 
     def version(self, number: int) -> VersionState:
         if number not in self.versions:
-            known = ", ".join(str(v) for v in sorted(self.versions)) or "none yet"
-            raise NotFound(
-                f"{self.name} has no version {number} (versions: {known}); "
-                f"reg.versions({self.name!r}) lists them"
-            )
+            raise no_such_version(self.name, number, self.versions)
         return self.versions[number]
 
 

@@ -13,12 +13,7 @@ from typing import Any
 from jupyreg import lifecycle, tags
 
 _PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-_MANAGED_TAGS = (tags.EVENT_PREFIX, tags.REQUEST_PREFIX)
 _ENDPOINTS = "POST /api/2.0/jupyreg/{transition,request,approve,reject,cancel,rollback}"
-
-
-def _managed_version_tag(key: str) -> bool:
-    return key == tags.STAGE_TAG or key.startswith(_MANAGED_TAGS)
 
 
 def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None) -> str | None:
@@ -27,17 +22,19 @@ def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None)
     if route is None:
         return None
     key = str(params.get("key", ""))
-    if route in ("model-versions/set-tag", "model-versions/delete-tag") and _managed_version_tag(
-        key
-    ):
+    if route in ("model-versions/set-tag", "model-versions/delete-tag") and tags.is_reserved(key):
         return (
-            f"'{key}' is managed by jupyreg's lifecycle: change stages with "
-            f"reg.transition / reg.request / reg.approve ({_ENDPOINTS})"
+            f"'{key}' is managed by jupyreg (stages, history, requests and the lineage the "
+            f"gates judge): change stages with reg.transition / reg.request / reg.approve "
+            f"({_ENDPOINTS})"
         )
     if route in ("registered-models/set-tag", "registered-models/delete-tag") and (
-        key == tags.POLICY_TAG
+        tags.is_reserved(key)
     ):
-        return "the policy is managed by jupyreg: use reg.set_policy (POST /api/2.0/jupyreg/policy)"
+        return (
+            f"'{key}' is managed by jupyreg (its policy and lifecycle steps): use "
+            "reg.set_policy (POST /api/2.0/jupyreg/policy) or the lifecycle calls"
+        )
     if (
         route == "registered-models/alias"
         and params.get("alias") in lifecycle.STAGE_ALIASES.values()
@@ -61,7 +58,7 @@ def _creation_refusal(new_tags: list[Mapping[str, Any]], user: str | None) -> st
         key, value = str(tag.get("key", "")), str(tag.get("value", ""))
         if key == tags.STAGE_TAG and value != lifecycle.NONE:
             return "a new version starts in stage None: request a stage change afterwards"
-        if key.startswith(_MANAGED_TAGS) or key == tags.POLICY_TAG:
+        if tags.written_by_lifecycle_only(key):
             return f"'{key}' is managed by jupyreg and cannot be set at creation"
         if key == tags.AUTHOR_TAG and user is not None and value != user:
             return f"the author of a new version is the authenticated user ({user}), not {value!r}"
