@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USER",
         help="users who may approve Production changes besides MANAGE holders",
     )
+    sub.add_argument(
+        "--creator-permission",
+        default="EDIT",
+        choices=PERMISSIONS,
+        help="what a model's creator gets on it unless granted before (default EDIT: "
+        "approving and demoting Production stay with MANAGE holders)",
+    )
+    sub.add_argument(
+        "--static-prefix",
+        help="serve everything under this path (e.g. /mlflow), jupyreg's endpoints included",
+    )
     users = verbs.add_parser(
         "users",
         help="manage users of a jupyreg server (as an admin: MLFLOW_TRACKING_USERNAME / _PASSWORD)",
@@ -141,6 +152,8 @@ def _run(args: argparse.Namespace) -> Any:
             args.default_permission,
             approvers=args.approvers,
             auth_cache_seconds=args.auth_cache_seconds,
+            creator_permission=args.creator_permission,
+            static_prefix=args.static_prefix,
         )
     from jupyreg.registry import Registry
 

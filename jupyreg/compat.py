@@ -56,6 +56,33 @@ def model_permission(name: str) -> Any:
     return auth._get_registered_model_permission(name)
 
 
+def static_prefix() -> str:
+    """The path ``mlflow server --static-prefix`` serves everything under ('' for none)."""
+    import os
+
+    from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
+
+    return os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
+
+
+def explicit_model_permission(name: str, username: str) -> str | None:
+    """The permission ``username`` was granted on registered model ``name`` (None: none)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import auth
+
+    try:
+        return str(auth.store.get_registered_model_permission(name, username).permission)
+    except MlflowException:
+        return None
+
+
+def grant_model_permission(username: str, name: str, permission: str) -> None:
+    """Set (create or replace) ``username``'s permission on registered model ``name``."""
+    from mlflow.server import auth
+
+    auth.store.grant_user_permission(username, "registered_model", name, permission)
+
+
 def sender_is_admin() -> bool:
     from mlflow.server import auth
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import jupyreg
 from jupyreg.errors import NotFound, RegistryBusy, RegistryError, http_status
-from jupyreg.server.guard import refusal
 
 INFO_ROUTE = "/api/2.0/jupyreg/info"
 ACTION_ROUTE = "/api/2.0/jupyreg/<action>"
@@ -41,19 +40,93 @@ def _username() -> str:
 
 
 def _guard() -> Any:
-    """Refuse direct writes that would bypass the lifecycle (403, with the right call)."""
-    from flask import jsonify, request
+    """Read every write as MLflow's handler will, then allow, check or refuse it (400 for a
+    malformed request, 403 for one that would bypass the lifecycle, with the right call)."""
+    from flask import g, jsonify, request
 
-    if request.method not in ("POST", "PATCH", "DELETE"):
-        return None
-    params = {**request.args.to_dict(), **(request.get_json(silent=True) or {})}
+    from jupyreg.compat import explicit_model_permission, static_prefix
+    from jupyreg.server.guard import Refusal, Request, check
+
+    if request.url_rule is None:
+        return None  # no such route: Flask answers 404
     user = request.authorization.username if request.authorization else None
-    message = refusal(request.method, request.path, params, user)
-    if message is None:
-        return None
-    response = jsonify({"error_code": "PERMISSION_DENIED", "message": f"jupyreg: {message}"})
-    response.status_code = 403
+    seen = Request(
+        method=request.method,
+        rule=request.url_rule.rule,
+        args=request.args.to_dict(flat=False),
+        body=lambda: request.get_data(cache=True),
+        content_type=request.content_type,
+        view_args=request.view_args or {},
+        user=user,
+    )
+    outcome = check(seen, ServerState(), static_prefix())
+    if isinstance(outcome, Refusal):
+        code = "PERMISSION_DENIED" if outcome.status == 403 else "INVALID_PARAMETER_VALUE"
+        response = jsonify({"error_code": code, "message": f"jupyreg: {outcome.message}"})
+        response.status_code = outcome.status
+        return response
+    g.jupyreg_params = outcome or {}
+    if user and _route() == "POST mlflow/registered-models/create":
+        g.jupyreg_prior_permission = explicit_model_permission(str(outcome["name"]), user)
+    return None
+
+
+def _route() -> str:
+    from flask import request
+
+    from jupyreg.compat import static_prefix
+    from jupyreg.server.routes import route_name
+
+    return route_name(request.method, request.url_rule.rule, static_prefix())
+
+
+def _creator_keeps_edit(response: Any) -> Any:
+    """After MLflow granted a new model's creator MANAGE: what the creator gets instead."""
+    from flask import g, request
+
+    from jupyreg.compat import grant_model_permission, sender_is_admin
+    from jupyreg.server.roles import creator_permission, is_prompt
+
+    if (
+        response.status_code != 200
+        or request.url_rule is None
+        or request.authorization is None
+        or _route() != "POST mlflow/registered-models/create"
+        or is_prompt(g.get("jupyreg_params", {}))
+        or sender_is_admin()
+    ):
+        return response
+    permission = creator_permission(g.get("jupyreg_prior_permission"))
+    name = str(g.jupyreg_params["name"])
+    grant_model_permission(request.authorization.username, name, permission)
     return response
+
+
+class ServerState:
+    """The guard's reads of the server's own registry store."""
+
+    def __init__(self) -> None:
+        from jupyreg.compat import server_store_uris
+        from jupyreg.store import Store
+
+        self.store = Store(*server_store_uris(default="sqlite:///mlflow.db"))
+
+    def stages(self, name: str) -> dict[int, str]:
+        from jupyreg.lifecycle import PRODUCTION, STAGING
+
+        held = (STAGING, PRODUCTION)
+        return {
+            s.version: s.stage if s.stage in held or s.legacy_stage not in held else s.legacy_stage
+            for s in self.store.versions(name)
+        }
+
+    def registered_version_of(self, run_id: str | None, model_id: str | None) -> str | None:
+        query = f"run_id = '{run_id}'" if run_id else f"source_path LIKE '%{model_id}%'"
+        found = self.store.versions(filter_string=query)
+        return f"{found[0].name} v{found[0].version}" if found else None
+
+    def keep_history(self, name: str, version: int) -> None:
+        self.store.keep_history(name, version)
 
 
 def _info() -> Any:
@@ -63,14 +136,14 @@ def _info() -> Any:
 
 
 def _act(action: str) -> Any:
-    from flask import jsonify, request
+    from flask import g, jsonify
 
     from jupyreg.compat import model_permission, sender_is_admin
     from jupyreg.server.actions import ACTIONS, Actions
 
     if action not in ACTIONS:
         return _error(NotFound(f"no jupyreg endpoint {action!r}: use one of {', '.join(ACTIONS)}"))
-    body = request.get_json(silent=True) or {}
+    body = {k: v for k, v in g.get("jupyreg_params", {}).items() if k != "action"}
     try:
         actions = Actions(_username(), sender_is_admin(), model_permission)
         return jsonify(getattr(actions, action)(body))
@@ -87,17 +160,26 @@ def create_app(app: Any = None) -> Any:
     from mlflow.server import app as mlflow_app
     from mlflow.server.auth import create_app as create_auth_app
 
-    from jupyreg.compat import authorise_routes
+    from jupyreg.compat import authorise_routes, static_prefix
     from jupyreg.server.actions import ACTIONS
 
     flask_app = app if app is not None else mlflow_app
+    flask_app.after_request(_creator_keeps_edit)  # runs after basic-auth's own (LIFO)
     wrapped = create_auth_app(flask_app)
+    prefixes = sorted({"", static_prefix()})  # served under --static-prefix as MLflow is
     # ours authorise per action and model inside the handler, after basic-auth has
     # authenticated the caller
-    routes = [(INFO_ROUTE, "GET")]
-    routes += [(ACTION_ROUTE.replace("<action>", action), "POST") for action in ACTIONS]
+    routes = [(prefix + INFO_ROUTE, "GET") for prefix in prefixes]
+    routes += [
+        (prefix + ACTION_ROUTE.replace("<action>", action), "POST")
+        for prefix in prefixes
+        for action in ACTIONS
+    ]
     authorise_routes(routes, _authenticated)
     flask_app.before_request(_guard)
-    flask_app.add_url_rule(INFO_ROUTE, "jupyreg_info", _info, methods=["GET"])
-    flask_app.add_url_rule(ACTION_ROUTE, "jupyreg_action", _act, methods=["POST"])
+    for prefix in prefixes:
+        flask_app.add_url_rule(prefix + INFO_ROUTE, f"jupyreg_info{prefix}", _info, methods=["GET"])
+        flask_app.add_url_rule(
+            prefix + ACTION_ROUTE, f"jupyreg_action{prefix}", _act, methods=["POST"]
+        )
     return wrapped

@@ -1,65 +1,299 @@
-"""Refusal of MLflow REST writes that would bypass the lifecycle.
+"""The server's guard: every write request is read once, exactly as MLflow's handler will
+read it, then allowed, checked, or refused by the route's class (``routes.ROUTES``).
 
-The lifecycle's own state (stage tags, history events, requests, the policy, the stage
-aliases and MLflow's legacy stage) may only change through jupyreg's endpoints, which
-check permissions and policy and record who did it.
+The lifecycle's own state (every ``jupyreg.*`` tag, the stage aliases, MLflow's legacy
+stage, the versions that hold a stage, a registered version's files) changes only through
+jupyreg's endpoints, which check permissions and policy and record who did it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from jupyreg import lifecycle, tags
+from jupyreg.server import routes
 
-_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 _ENDPOINTS = "POST /api/2.0/jupyreg/{transition,request,approve,reject,cancel,rollback}"
+_HELD = (lifecycle.STAGING, lifecycle.PRODUCTION)
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+_BINARY_BODY = frozenset({"artifact_path", "run_artifacts"})
+"""Checks of routes whose body is file content, not a JSON request."""
 
 
-def refusal(method: str, path: str, params: Mapping[str, Any], user: str | None) -> str | None:
-    """Why the request must be refused (a message pointing to the right call), or None."""
-    route = next((path[len(p) :] for p in _PREFIXES if path.startswith(p)), None)
-    if route is None:
+@dataclass(frozen=True)
+class Refusal:
+    status: int  # 400: the request is malformed; 403: it would bypass the lifecycle
+    message: str
+
+
+class State(Protocol):
+    """What the guard reads of the registry (the server's own store)."""
+
+    def stages(self, name: str) -> dict[int, str]:
+        """Each version's stage (jupyreg's tag, else MLflow's legacy stage); {} if unknown."""
+
+    def registered_version_of(self, run_id: str | None, model_id: str | None) -> str | None:
+        """``NAME vN`` of a registered version backed by this run or logged model, or None."""
+
+    def keep_history(self, name: str, version: int) -> None:
+        """Copy a version's history where deleting the version cannot remove it."""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    rule: str  # the matched Flask URL rule
+    args: Mapping[str, list[str]]  # the query string, every value of every key
+    body: Callable[[], bytes]  # read only where the route's body is a JSON request
+    content_type: str | None
+    view_args: Mapping[str, Any]
+    user: str | None
+
+
+def check(request: Request, state: State, static_prefix: str = "") -> Refusal | dict | None:
+    """A refusal, or the parameters MLflow's handler will act on (None for a read)."""
+    if request.method not in routes.WRITE_METHODS:
         return None
-    key = str(params.get("key", ""))
-    if route in ("model-versions/set-tag", "model-versions/delete-tag") and tags.is_reserved(key):
-        return (
-            f"'{key}' is managed by jupyreg (stages, history, requests and the lineage the "
-            f"gates judge): change stages with reg.transition / reg.request / reg.approve "
-            f"({_ENDPOINTS})"
+    kind = routes.classify(request.method, request.rule, static_prefix)
+    if kind is None:
+        name = routes.route_name(request.method, request.rule, static_prefix)
+        return Refusal(403, f"'{name}' is a write jupyreg's guard does not know: it is refused")
+    strict = kind != routes.OPEN or _ours(request)
+    params = _params(request, body=kind not in _BINARY_BODY, strict=strict)
+    if isinstance(params, Refusal) or kind == routes.OPEN:
+        return params
+    if kind == routes.LIFECYCLE:
+        return Refusal(
+            403,
+            f"stage changes go through the lifecycle: reg.transition / reg.request ({_ENDPOINTS})",
         )
-    if route in ("registered-models/set-tag", "registered-models/delete-tag") and (
-        tags.is_reserved(key)
-    ):
-        return (
-            f"'{key}' is managed by jupyreg (its policy and lifecycle steps): use "
-            "reg.set_policy (POST /api/2.0/jupyreg/policy) or the lifecycle calls"
+    try:
+        refusal = _CHECKS[kind](params, request.user, state)
+    except (TypeError, ValueError) as exc:
+        refusal = Refusal(400, str(exc))
+    return refusal or params
+
+
+def _ours(request: Request) -> bool:
+    return routes.route_name(request.method, request.rule).startswith("POST jupyreg/")
+
+
+def _params(request: Request, body: bool, strict: bool) -> Refusal | dict[str, Any]:
+    """The request's parameters as MLflow's handler reads them: the JSON body (parsed
+    whatever the content type, a double-encoded string decoded again), the query string,
+    and the URL's own parts. A query string that disagrees with the body is refused: MLflow's
+    authorisation may read one and its handler the other."""
+    query: dict[str, str] = {}
+    for key, values in request.args.items():
+        if len(set(values)) > 1:
+            return Refusal(400, f"query parameter {key!r} is given more than once")
+        query[key] = values[0]
+    parsed = _json_object(request.body(), strict) if body else {}
+    if isinstance(parsed, Refusal):
+        return parsed
+    if strict and parsed and not _is_json(request.content_type):
+        return Refusal(400, "send the request body as JSON (Content-Type: application/json)")
+    for key in query.keys() & parsed.keys():
+        if str(parsed[key]) != query[key]:
+            return Refusal(400, f"the query string and the body name different {key!r}")
+    return {**query, **parsed, **request.view_args}
+
+
+def _json_object(raw: bytes, strict: bool) -> Refusal | dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, str):  # older MLflow clients double-encode; MLflow decodes
+            parsed = json.loads(parsed)
+    except RecursionError:
+        return Refusal(400, "the request body is nested too deeply")
+    except ValueError:
+        return Refusal(400, "the request body is not valid JSON") if strict else {}
+    if isinstance(parsed, dict):
+        return parsed
+    return Refusal(400, f"the request body must be a JSON object, not {type(parsed).__name__}")
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"
+
+
+# the checks ----------------------------------------------------------------------------
+
+
+def _text(params: Mapping[str, Any], field: str) -> str:
+    value = params.get(field)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field!r} must be a non-empty string")
+    return value
+
+
+def _version(params: Mapping[str, Any]) -> int:
+    value = params.get("version")
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError("'version' must be a version number")
+    return int(str(value).strip())
+
+
+def _model_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    key = _text(params, "key")
+    if tags.is_reserved(key):
+        return Refusal(
+            403,
+            f"'{key}' is managed by jupyreg (its policy and lifecycle steps): "
+            "use reg.set_policy (POST /api/2.0/jupyreg/policy) or the lifecycle "
+            "calls",
         )
-    if (
-        route == "registered-models/alias"
-        and params.get("alias") in lifecycle.STAGE_ALIASES.values()
-    ):
-        return (
-            f"the '{params.get('alias')}' alias follows the lifecycle stage: use "
-            f"reg.transition / reg.request ({_ENDPOINTS})"
-        )
-    if route == "model-versions/transition-stage":
-        return (
-            f"stage changes go through jupyreg's lifecycle: use reg.transition / "
-            f"reg.request ({_ENDPOINTS})"
-        )
-    if route in ("model-versions/create", "registered-models/create"):
-        return _creation_refusal(params.get("tags") or [], user)
     return None
 
 
-def _creation_refusal(new_tags: list[Mapping[str, Any]], user: str | None) -> str | None:
-    for tag in new_tags:
-        key, value = str(tag.get("key", "")), str(tag.get("value", ""))
+def _version_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    key = _text(params, "key")
+    if tags.is_reserved(key):
+        return Refusal(
+            403,
+            f"'{key}' is managed by jupyreg (stages, history, requests and the "
+            f"record the gates judge, frozen at registration): change stages with "
+            f"reg.transition / reg.request / reg.approve ({_ENDPOINTS})",
+        )
+    return None
+
+
+def _alias(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    alias = _text(params, "alias")
+    if alias.strip().lower() in lifecycle.STAGE_ALIASES.values():
+        return Refusal(
+            403,
+            f"the alias '{alias}' is reserved: 'staging' and 'production' "
+            f"follow the lifecycle stage; use reg.transition / reg.request "
+            f"({_ENDPOINTS})",
+        )
+    return None
+
+
+def _new_tags(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    raw = params.get("tags") or []
+    if not isinstance(raw, list) or not all(
+        isinstance(t, dict)
+        and isinstance(t.get("key"), str)
+        and isinstance(t.get("value", ""), str)
+        for t in raw
+    ):
+        raise ValueError('\'tags\' must be a list of {"key": string, "value": string}')
+    return [(t["key"], t.get("value", "")) for t in raw]
+
+
+def _new_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    _text(params, "name")
+    for key, _ in _new_tags(params):
+        if tags.is_reserved(key):
+            return Refusal(403, f"'{key}' is managed by jupyreg and cannot be set at creation")
+    return None
+
+
+def _new_version(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    _text(params, "name")
+    for key, value in _new_tags(params):
         if key == tags.STAGE_TAG and value != lifecycle.NONE:
-            return "a new version starts in stage None: request a stage change afterwards"
+            return Refusal(
+                403, "a new version starts in stage None: request a stage change afterwards"
+            )
         if tags.written_by_lifecycle_only(key):
-            return f"'{key}' is managed by jupyreg and cannot be set at creation"
+            return Refusal(403, f"'{key}' is managed by jupyreg and cannot be set at creation")
         if key == tags.AUTHOR_TAG and user is not None and value != user:
-            return f"the author of a new version is the authenticated user ({user}), not {value!r}"
+            return Refusal(
+                403,
+                f"the author of a new version is the authenticated user ({user}), not {value!r}",
+            )
     return None
+
+
+def _delete_version(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    name, version = _text(params, "name"), _version(params)
+    stage = state.stages(name).get(version)
+    if stage in _HELD:
+        return Refusal(
+            403,
+            f"{name} v{version} is in {stage}: archive it first with "
+            f"reg.transition({name!r}, {version}, 'Archived', reason=...) "
+            "(POST /api/2.0/jupyreg/transition); an Archived version may be "
+            "deleted",
+        )
+    if stage is not None:
+        state.keep_history(name, version)
+    return None
+
+
+def _holding_model(verb: str) -> Callable[[Mapping[str, Any], str | None, State], Refusal | None]:
+    def check_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+        name = _text(params, "name")
+        held = sorted((v, s) for v, s in state.stages(name).items() if s in _HELD)
+        if not held:
+            return None
+        holding = ", ".join(f"v{v} in {s}" for v, s in held)
+        return Refusal(
+            403,
+            f"{name} cannot be {verb}: it holds {holding}; archive those "
+            "versions first (reg.transition(..., 'Archived', reason=...))",
+        )
+
+    return check_model
+
+
+def _artifact_path(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    parts = [p for p in str(params.get("artifact_path", "")).split("/") if p not in ("", ".")]
+    if len(parts) >= 3 and parts[1] == "models":
+        return _immutable(state, None, parts[2])
+    if len(parts) >= 2:
+        return _immutable(state, parts[1], None)
+    return None
+
+
+def _run_artifacts(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    run_id = params.get("run_uuid") or params.get("run_id")
+    return _immutable(state, str(run_id), None) if run_id else None
+
+
+def _logged_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    return _immutable(state, None, _text(params, "model_id"))
+
+
+def _run_delete(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    return _immutable(state, _text(params, "run_id"), None)
+
+
+def _immutable(state: State, run_id: str | None, model_id: str | None) -> Refusal | None:
+    run_id = run_id if run_id and _RUN_ID.match(run_id) else None
+    model_id = model_id if model_id and _MODEL_ID.match(model_id) else None
+    if run_id is None and model_id is None:
+        return None
+    holder = state.registered_version_of(run_id, model_id)
+    if holder is None:
+        return None
+    return Refusal(
+        403,
+        f"the files of a registered version ({holder}) are immutable: "
+        "register a new version instead",
+    )
+
+
+_CHECKS: dict[str, Callable[[Mapping[str, Any], str | None, State], Refusal | None]] = {
+    "model_tag": _model_tag,
+    "version_tag": _version_tag,
+    "alias": _alias,
+    "new_model": _new_model,
+    "new_version": _new_version,
+    "delete_version": _delete_version,
+    "delete_model": _holding_model("deleted"),
+    "rename_model": _holding_model("renamed"),
+    "artifact_path": _artifact_path,
+    "run_artifacts": _run_artifacts,
+    "logged_model": _logged_model,
+    "run_delete": _run_delete,
+}

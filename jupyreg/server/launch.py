@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from jupyreg.server.actions import APPROVERS_ENV
+from jupyreg.server.roles import CREATOR_PERMISSION_ENV
 
 AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "10"}
@@ -15,6 +16,9 @@ POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OV
 NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 """jupyreg uses none of MLflow's server jobs; their runner is 8 more processes per server
 (and outlives a SIGTERM). An operator who wants them sets the variable."""
+WEBHOOK_CACHE = {"MLFLOW_WEBHOOK_CACHE_TTL": "5"}
+"""Each worker remembers the webhook list per event this many seconds (MLflow's default,
+60, lets a webhook added on one replica miss a minute of moves on another)."""
 
 
 def server_command(
@@ -23,7 +27,9 @@ def server_command(
     host: str,
     port: int,
     workers: int,
+    static_prefix: str | None = None,
 ) -> list[str]:
+    prefix = ["--static-prefix", static_prefix] if static_prefix else []
     return [
         sys.executable,
         "-m",
@@ -41,6 +47,7 @@ def server_command(
         str(port),
         "--workers",
         str(workers),
+        *prefix,
     ]
 
 
@@ -50,12 +57,13 @@ def server_environment(
     admin_username: str,
     approvers: list[str] | None,
     auth_cache_seconds: int = 0,
+    creator_permission: str = "EDIT",
 ) -> dict[str, str]:
     """The server's environment: a stable Flask secret (shared by its workers), an auth
-    config naming the users database, and the approvers list."""
+    config naming the users database, the approvers list and what a creator gets."""
     env = dict(os.environ)
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
-    for name, value in {**POOL, **NO_JOB_RUNNER}.items():
+    for name, value in {**POOL, **NO_JOB_RUNNER, **WEBHOOK_CACHE}.items():
         env.setdefault(name, value)
     if auth_database_uri:
         env["MLFLOW_AUTH_CONFIG_PATH"] = write_auth_config(
@@ -63,6 +71,7 @@ def server_environment(
         )
     if approvers:
         env[APPROVERS_ENV] = ",".join(approvers)
+    env[CREATOR_PERMISSION_ENV] = creator_permission
     return env
 
 
@@ -101,6 +110,8 @@ def run_server(
     admin_username: str = "admin",
     approvers: list[str] | None = None,
     auth_cache_seconds: int = 0,
+    creator_permission: str = "EDIT",
+    static_prefix: str | None = None,
 ) -> None:
     """Prepare the databases once, then replace this process with the tracking server (so
     signals reach it directly): migrations and interrupted lifecycle steps are dealt with
@@ -108,9 +119,16 @@ def run_server(
     from jupyreg.compat import default_auth_database_uri, migrate_server_stores
     from jupyreg.registry import Registry
 
-    command = server_command(backend_store_uri, artifacts_destination, host, port, workers)
+    command = server_command(
+        backend_store_uri, artifacts_destination, host, port, workers, static_prefix
+    )
     env = server_environment(
-        auth_database_uri, default_permission, admin_username, approvers, auth_cache_seconds
+        auth_database_uri,
+        default_permission,
+        admin_username,
+        approvers,
+        auth_cache_seconds,
+        creator_permission,
     )
     migrate_server_stores(backend_store_uri, auth_database_uri or default_auth_database_uri())
     Registry(backend_store_uri, user="jupyreg server").finish_steps()
