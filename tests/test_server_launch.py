@@ -36,3 +36,24 @@ def test_each_server_gets_its_own_new_private_config(monkeypatch) -> None:
     finally:
         for env in (first, second):
             os.unlink(env["MLFLOW_AUTH_CONFIG_PATH"])
+
+
+def test_the_workers_of_a_server_share_one_webhook_key_and_an_operators_wins(
+    monkeypatch, capsys
+) -> None:
+    """Without one key per server, a webhook secret one worker encrypted is unreadable to
+    the others and MLflow silently stops delivering that webhook."""
+    from cryptography.fernet import Fernet
+
+    monkeypatch.delenv("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", raising=False)
+    made = server_environment(None, "READ", "admin", None)["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
+    Fernet(made)  # a valid key
+    assert "same on every replica" in capsys.readouterr().err
+    assert (
+        made
+        != server_environment(None, "READ", "admin", None)["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
+    )
+    monkeypatch.setenv("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", made)
+    env = server_environment(None, "READ", "admin", None)
+    assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == made
+    assert env["MLFLOW_WEBHOOK_CACHE_TTL"] == "5" and env["JUPYREG_CREATOR_PERMISSION"] == "EDIT"

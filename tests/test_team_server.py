@@ -3,6 +3,7 @@ store, with authentication and the lifecycle enforced on the server."""
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -116,6 +117,9 @@ def team(tmp_path_factory: pytest.TempPathFactory, model) -> Iterator[Team]:
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "shared-by-both-replicas",
+        # one webhook key for all replicas: else a webhook's secret, encrypted by the replica
+        # that created it, cannot be read by the others and MLflow stops delivering it
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode(),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
     backend, auth_db = postgres.create_database("mlflow"), postgres.create_database("auth")

@@ -16,6 +16,9 @@ POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OV
 NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 """jupyreg uses none of MLflow's server jobs; their runner is 8 more processes per server
 (and outlives a SIGTERM). An operator who wants them sets the variable."""
+WEBHOOK_KEY = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"
+"""MLflow encrypts webhook secrets with it; unset, each worker makes its own key and cannot
+read the secrets of webhooks another worker created (their deliveries silently stop)."""
 WEBHOOK_CACHE = {"MLFLOW_WEBHOOK_CACHE_TTL": "5"}
 """Each worker remembers the webhook list per event this many seconds (MLflow's default,
 60, lets a webhook added on one replica miss a minute of moves on another)."""
@@ -63,6 +66,13 @@ def server_environment(
     config naming the users database, the approvers list and what a creator gets."""
     env = dict(os.environ)
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+    if WEBHOOK_KEY not in env:
+        env[WEBHOOK_KEY] = _fernet_key()
+        print(
+            f"jupyreg server: webhook secrets are encrypted with a key made for this run; set "
+            f"{WEBHOOK_KEY} (same on every replica) to keep webhooks working across restarts",
+            file=sys.stderr,
+        )
     for name, value in {**POOL, **NO_JOB_RUNNER, **WEBHOOK_CACHE}.items():
         env.setdefault(name, value)
     if auth_database_uri:
@@ -73,6 +83,13 @@ def server_environment(
         env[APPROVERS_ENV] = ",".join(approvers)
     env[CREATOR_PERMISSION_ENV] = creator_permission
     return env
+
+
+def _fernet_key() -> str:
+    """A key as ``cryptography.fernet.Fernet.generate_key`` makes one (32 random bytes)."""
+    import base64
+
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
 def write_auth_config(
