@@ -2,6 +2,8 @@
 
 Metric columns are namespaced (``metrics.val.auc``) so that no metric name can shadow a
 field, and version columns stay integers (nullable ``Int64`` where a model has no holder).
+They show each version's metrics as registered, what the policy gates judge (the run's
+current metrics only for a version made outside jupyreg; see ``queries.model_version``).
 """
 
 from __future__ import annotations

@@ -211,8 +211,9 @@ class Policy:
     ) -> list[str]:
         """Every gate a version fails for a move to ``target``, each with the actual values.
 
-        ``production`` is the current Production version's number and metrics (None when
-        there is none)."""
+        ``production`` is the current Production version's number and recorded metrics
+        (None when there is none; empty when it has no record, so nothing to be worse than).
+        A version without a metrics record fails every metric gate with one message."""
         if not self.gates(target):
             return []
         failures = []
@@ -226,6 +227,11 @@ class Policy:
                 )
         if self.require_data_hashes:
             failures.extend(_data_gate_failures(evidence.datasets))
+        if not evidence.metrics_recorded:
+            judged = self.require_test_metrics or self.thresholds
+            if judged or (production is not None and self.not_worse_than_production):
+                failures.append(METRICS_NOT_RECORDED)
+            return failures
         if self.require_test_metrics and not any(m.startswith("test.") for m in metrics):
             recorded = ", ".join(sorted(metrics)) or "none"
             failures.append(f"test metrics: no test.* metric recorded (metrics: {recorded})")
@@ -259,6 +265,16 @@ class Evidence:
     git_dirty: bool | None = None
     datasets: tuple[Dataset, ...] = ()
     metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics_recorded: bool = True
+    """False when the version has no metrics record from its registration."""
+
+
+METRICS_NOT_RECORDED = (
+    "metrics: none were recorded when this version was registered (it was created "
+    "outside jupyreg, e.g. by a plain MLflow client), and the gates never judge a run's "
+    "metrics, which can be logged again later: register the model again with "
+    "reg.register(model, NAME, metrics={...}) (or %%register) and promote the new version"
+)
 
 
 def _data_gate_failures(datasets: tuple[Dataset, ...]) -> list[str]:

@@ -122,10 +122,19 @@ def timestamp(ms: int | None) -> datetime | None:
 
 
 def model_version(state: VersionState, run: Any, aliases: Mapping[str, int]) -> ModelVersion:
+    """The version as callers see it. ``metrics`` are what the gates judge: the record made
+    at registration (``jupyreg.metrics``) where the version has one, else (a version made
+    by a plain MLflow client) its run's current metrics; a run metric logged or changed
+    after registration is named in ``warnings``, not shown as the version's."""
     record = tags.lineage_record(state.tags)
     author = state.tags.get(tags.AUTHOR_TAG) or state.user_id
     if not author and run is not None:
         author = run.data.tags.get("mlflow.user")
+    run_metrics = dict(run.data.metrics) if run is not None else {}
+    registered = tags.recorded_metrics(state.tags)
+    warnings = tuple(record.get("warnings", ()))
+    if registered is not None:
+        warnings += tuple(_changed_since_registration(registered, run_metrics))
     return ModelVersion(
         name=state.name,
         version=state.version,
@@ -136,9 +145,27 @@ def model_version(state: VersionState, run: Any, aliases: Mapping[str, int]) -> 
         author=author,
         description=state.description,
         source=state.source,
-        metrics=dict(run.data.metrics) if run is not None else {},
+        metrics=run_metrics if registered is None else registered,
         params=dict(run.data.params) if run is not None else {},
         lineage=record,
         tags=state.tags,
-        warnings=tuple(record.get("warnings", ())),
+        warnings=warnings,
     )
+
+
+def _changed_since_registration(
+    registered: Mapping[str, float], run_metrics: Mapping[str, float]
+) -> list[str]:
+    changed = [
+        f"{k} = {v:g} on the run, {registered[k]:g} registered"
+        if k in registered
+        else f"{k} = {v:g} logged to the run after registration"
+        for k, v in sorted(run_metrics.items())
+        if registered.get(k) != v
+    ]
+    if not changed:
+        return []
+    return [
+        "run metrics changed since registration (the gates judge the registered values): "
+        + "; ".join(changed)
+    ]

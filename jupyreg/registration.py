@@ -1,5 +1,7 @@
 """Registering a model: one MLflow run with its metrics, params and lineage artifacts, a
-logged model, and a new model version carrying the lineage tags.
+logged model, and a new model version carrying the lineage tags and the metrics as
+registered (``jupyreg.metrics``, the record the policy gates judge; the run's metrics stay
+for MLflow's UI but may be logged again later).
 
 Only MLflow's public client API is used, on this registry's own URIs (no process-wide
 tracking URI is switched), so several registries can live in one process.
@@ -33,6 +35,8 @@ class Registration:
     name: str
     flavor: Flavor
     metrics: dict[str, float]
+    metrics_record: str
+    """``metrics`` as the version's ``jupyreg.metrics`` tag (checked to fit MLflow's limit)."""
     params: dict[str, str]
     tags: dict[str, str]
     description: str | None
@@ -51,10 +55,12 @@ def prepare(
     version_tags = {str(k): str(v) for k, v in (user_tags or {}).items()}
     if any(tags.is_reserved(k) for k in version_tags):
         raise InvalidArgument("tags starting with 'jupyreg.' are reserved for jupyreg")
+    flat = flatten_metrics(metrics)
     return Registration(
         name=name.strip(),
         flavor=choose_flavor(model),
-        metrics=flatten_metrics(metrics),
+        metrics=flat,
+        metrics_record=tags.metrics_value(flat),
         params=model_params(model, params),
         tags=version_tags,
         description=description,
@@ -113,6 +119,7 @@ def log_and_register(
                 tags={
                     **tags.lineage_tags(lineage.record),
                     **registration.tags,
+                    tags.METRICS_TAG: registration.metrics_record,
                     tags.STAGE_TAG: lifecycle.NONE,
                     tags.AUTHOR_TAG: user,
                 },

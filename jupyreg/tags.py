@@ -1,8 +1,10 @@
 """The tag schema: the one place that names jupyreg's MLflow tags and (de)serialises them.
 
 Model-version tags carry the stage, the author, the lineage (flat ``jupyreg.git.commit``,
-``jupyreg.data.<n>.md5``, ... plus the whole record as JSON), one tag per history event and
-one per request; the registered model carries the policy (DESIGN.md §5). Pure: no MLflow.
+``jupyreg.data.<n>.md5``, ... plus the whole record as JSON), the metrics as registered, one
+tag per history event and one per request; the registered model carries the policy, the
+last lifecycle step and the history kept from deleted versions (DESIGN.md §5). Pure: no
+MLflow.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ EVENT_PREFIX = "jupyreg.event."
 REQUEST_PREFIX = "jupyreg.request."
 STEP_TAG = "jupyreg.step"
 """Registered-model tag: the model's last lifecycle step, recorded before it is applied."""
+METRICS_TAG = "jupyreg.metrics"
+"""Model-version tag written at creation: the metrics registered with the version, as JSON.
+The gates judge this record, never the run's metrics (anyone who may log to the run could
+change those after registration); like every ``jupyreg.*`` tag it is not changed later."""
+KEPT_PREFIX = "jupyreg.kept."
+"""Registered-model tags holding what a deleted version's tags recorded (``keep_history``)."""
 REGISTERED_MODEL_RUN_TAG = "jupyreg.registered_model"
 """Run tag naming the registered model a run was logged for."""
 MAX_TAG_LENGTH = 100_000
@@ -52,13 +60,14 @@ def is_reserved(key: str) -> bool:
 
 def written_by_lifecycle_only(key: str) -> bool:
     """Whether a tag key may only come from a lifecycle step, even on a new version: the
-    policy, steps, history events, requests, and any other spelling of a jupyreg key
-    (registration writes the lineage keys, ``jupyreg.stage`` and ``jupyreg.author`` as is)."""
+    policy, steps, history events, requests, kept history, and any other spelling of a
+    jupyreg key (registration writes the lineage keys, ``jupyreg.metrics``,
+    ``jupyreg.stage`` and ``jupyreg.author`` as is)."""
     canonical = str(key).strip().lower()
     return is_reserved(key) and (
         key != canonical
         or canonical in (POLICY_TAG, STEP_TAG)
-        or canonical.startswith((EVENT_PREFIX, REQUEST_PREFIX))
+        or canonical.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX))
     )
 
 
@@ -107,8 +116,8 @@ def lineage_fields(tags: Mapping[str, str]) -> dict[str, str]:
         for key, value in tags.items()
         if key.startswith(PREFIX)
         and key not in LIFECYCLE_TAGS
-        and key != POLICY_TAG
-        and not key.startswith((EVENT_PREFIX, REQUEST_PREFIX))
+        and key not in (POLICY_TAG, METRICS_TAG)
+        and not key.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX))
     }
 
 
@@ -275,10 +284,47 @@ def policy_from_tag(value: str | None) -> Policy | None:
     return Policy.from_mapping(json.loads(value)) if value else None
 
 
-def evidence(version_tags: Mapping[str, str], metrics: Mapping[str, float]) -> Evidence:
-    """What the policy gates judge, read from a version's lineage tags and run metrics."""
+# metrics as registered ---------------------------------------------------------------
+
+
+def metrics_value(metrics: Mapping[str, float]) -> str:
+    """The ``jupyreg.metrics`` record of a new version; refused (InvalidArgument, before
+    anything is written) when it does not fit MLflow's tag limit: the gates would judge a
+    partial record otherwise, so nothing is cut."""
+    value = json.dumps(dict(metrics), sort_keys=True, separators=(",", ":"))
+    if len(value) > MAX_TAG_LENGTH:
+        raise InvalidArgument(
+            f"{len(metrics):,} metrics take {len(value):,} characters as the version's "
+            f"metrics record, more than the {MAX_TAG_LENGTH:,} MLflow keeps in a tag: register "
+            "the metrics the policy judges and a summary, and log the rest to an MLflow run"
+        )
+    return value
+
+
+def recorded_metrics(version_tags: Mapping[str, str]) -> dict[str, float] | None:
+    """The metrics recorded when the version was registered; None when it has no readable
+    record (created by a plain MLflow client, or by a jupyreg before the record existed)."""
+    text = version_tags.get(METRICS_TAG)
+    if not text:
+        return None
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in raw.values()
+    ):
+        return None
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+def evidence(version_tags: Mapping[str, str]) -> Evidence:
+    """What the policy gates judge, read only from what was frozen when the version was
+    created: its lineage tags and its ``jupyreg.metrics`` record (never the run's metrics,
+    which can be logged again after registration)."""
     fields = lineage_fields(version_tags)
     entries = dataset_entries(fields)
+    metrics = recorded_metrics(version_tags)
     return Evidence(
         git_dirty=git_dirty(fields),
         datasets=tuple(
@@ -290,7 +336,8 @@ def evidence(version_tags: Mapping[str, str], metrics: Mapping[str, float]) -> E
             )
             for n, e in sorted(entries.items())
         ),
-        metrics=dict(metrics),
+        metrics=metrics or {},
+        metrics_recorded=metrics is not None,
     )
 
 

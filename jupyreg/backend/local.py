@@ -233,19 +233,17 @@ class LocalBackend(Backend):
                 self.store.point_alias(model.name, alias, target)
 
     def _check_gates(self, model: ModelState, number: int, target: str, policy: Policy) -> None:
-        """Raise PolicyViolation listing every gate the version fails for ``target``."""
+        """Raise PolicyViolation listing every gate the version fails for ``target``. The
+        gates judge what was frozen at registration (lineage tags, the ``jupyreg.metrics``
+        record), never the run's metrics, which anyone who may log to the run can change."""
         if not policy.gates(target):
             return
         states = model.versions
         holders = [v for v, s in states.items() if s.stage == lifecycle.PRODUCTION and v != number]
-        runs = self.store.runs([states[v].run_id or "" for v in (number, *holders)])
-
-        def metrics(version: int) -> dict[str, float]:
-            run = runs.get(states[version].run_id or "")
-            return dict(run.data.metrics) if run is not None else {}
-
-        production = (holders[0], metrics(holders[0])) if holders else None
-        evidence = tags.evidence(states[number].tags, metrics(number))
+        production = None
+        if holders:
+            production = (holders[0], tags.recorded_metrics(states[holders[0]].tags) or {})
+        evidence = tags.evidence(states[number].tags)
         failures = policy.failing_gates(target, evidence, production)
         if failures:
             raise PolicyViolation(
