@@ -8,6 +8,8 @@ tested in milliseconds. ``jupyreg.tags`` stores the entities as MLflow tags.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -127,9 +129,12 @@ def parse_threshold(text: str) -> tuple[str, str, float]:
             f"threshold {text!r} is not of the form 'METRIC OP NUMBER', e.g. 'test.auc >= 0.85'"
         )
     try:
-        return match.group(1).strip(), match.group(2), float(match.group(3))
+        bound = float(match.group(3))
     except ValueError:
         raise InvalidArgument(f"threshold {text!r}: {match.group(3)!r} is not a number") from None
+    if not math.isfinite(bound):
+        raise InvalidArgument(f"threshold {text!r}: {match.group(3)!r} is not a finite number")
+    return match.group(1).strip(), match.group(2), bound
 
 
 @dataclass(frozen=True)
@@ -171,36 +176,52 @@ class Policy:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Policy:
-        """A policy from JSON or ``[tool.jupyreg.policy]``; unknown keys are refused."""
+        """A policy from JSON or ``[tool.jupyreg.policy]``, in exactly the shape ``to_dict``
+        gives; anything else (unknown keys, wrong types, unknown stages, out-of-range
+        numbers, over-long text) is refused with InvalidArgument naming the setting."""
+        if not isinstance(raw, Mapping):
+            raise InvalidArgument(
+                f"a policy must be a JSON object (a TOML table) of settings, "
+                f"not {type(raw).__name__}"
+            )
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else _short(k) for k in raw)
+        unknown = [k for k in unknown if k not in known]
         if unknown:
             raise InvalidArgument(
                 f"unknown policy setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}"
             )
-        values: dict[str, Any] = dict(raw)
-        if "approvals" in values:
-            values["approvals"] = {
-                normalize_stage(k): int(v) for k, v in dict(values["approvals"]).items()
-            }
-        for key in ("exclusive", "gated_stages"):
-            if key in values:
-                values[key] = tuple(normalize_stage(s) for s in values[key])
-        for key in ("thresholds", "not_worse_than_production"):
-            if key in values:
-                items = values[key]
-                values[key] = (items,) if isinstance(items, str) else tuple(map(str, items))
-        for key in (
-            "allow_self_approval",
-            "require_clean_git",
-            "require_data_hashes",
-            "require_test_metrics",
-        ):
-            if key in values and not isinstance(values[key], bool):
-                raise InvalidArgument(f"policy setting {key} must be true or false")
-        policy = cls(**values)
-        for threshold in policy.thresholds:
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key == "approvals":
+                values[key] = _policy_approvals(value)
+            elif key == "exclusive":
+                values[key] = _policy_exclusive(value)
+            elif key == "gated_stages":
+                stages = (_policy_stage(key, s) for s in _policy_list(key, value))
+                values[key] = tuple(dict.fromkeys(stages))
+            elif key in ("thresholds", "not_worse_than_production"):
+                values[key] = tuple(_policy_list(key, value))
+            elif not isinstance(value, bool):
+                raise InvalidArgument(
+                    f"policy setting {key} must be true or false, not {_shown(value)}"
+                )
+            else:
+                values[key] = value
+        for threshold in values.get("thresholds", ()):
             parse_threshold(threshold)
+        for metric in values.get("not_worse_than_production", ()):
+            if not metric.strip():
+                raise InvalidArgument(
+                    "policy setting not_worse_than_production lists an empty metric name"
+                )
+        policy = cls(**values)
+        size = len(json.dumps(policy.to_dict(), sort_keys=True))
+        if size > MAX_POLICY_JSON:
+            raise InvalidArgument(
+                f"the policy is {size:,} characters as JSON; MLflow keeps at most "
+                f"{MAX_POLICY_JSON:,} in a model tag: shorten its thresholds or metric names"
+            )
         return policy
 
     def failing_gates(
@@ -246,6 +267,102 @@ class Policy:
         if production is not None:
             failures.extend(_regressions(self.not_worse_than_production, metrics, *production))
         return failures
+
+
+MAX_APPROVALS = 100
+"""Distinct approvers a policy may require for one stage."""
+MAX_POLICY_ITEMS = 100
+"""Entries a policy list (thresholds, metrics, stages) may have."""
+MAX_POLICY_TEXT = 250
+"""Characters of one threshold or metric name in a policy (MLflow's metric key limit)."""
+MAX_POLICY_JSON = 100_000
+"""Characters of the ``jupyreg.policy`` tag: MLflow's limit for a registered model's tag."""
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters (and no 4,300-digit number is ever printed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number of more than 64 bits"
+    text = repr(value)
+    return text[:40] + ("..." if len(text) > 40 else "")
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {_short(value)}"
+
+
+def _policy_list(key: str, value: Any) -> list[str]:
+    """A policy list setting: a list of strings (one string stands for a list of one)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise InvalidArgument(f"policy setting {key} must be a list of text, not {_shown(value)}")
+    if len(items) > MAX_POLICY_ITEMS:
+        raise InvalidArgument(
+            f"policy setting {key} has {len(items):,} entries; at most {MAX_POLICY_ITEMS} are "
+            "allowed"
+        )
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidArgument(f"policy setting {key} must list text only, not {_shown(item)}")
+        if len(item) > MAX_POLICY_TEXT:
+            raise InvalidArgument(
+                f"policy setting {key}: {item[:40]!r}... is over {MAX_POLICY_TEXT} characters"
+            )
+        if "\x00" in item:
+            raise InvalidArgument(f"policy setting {key}: {item!r} contains a NUL character")
+    return list(items)
+
+
+def _policy_stage(key: str, stage: Any) -> str:
+    if not isinstance(stage, str) or len(stage) > MAX_POLICY_TEXT:
+        raise InvalidArgument(f"policy setting {key}: {_shown(stage)} is not a stage name")
+    try:
+        return normalize_stage(stage)
+    except InvalidTransition as exc:
+        raise InvalidArgument(f"policy setting {key}: {exc}") from None
+
+
+def _policy_approvals(value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(
+            'policy setting approvals must map stages to counts, e.g. {"Production": 1}, '
+            f"not {_shown(value)}"
+        )
+    approvals: dict[str, int] = {}
+    for stage, count in value.items():
+        canonical = _policy_stage("approvals", stage)
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise InvalidArgument(
+                f"policy setting approvals: the count for {canonical} must be a whole number, "
+                f"not {_shown(count)}"
+            )
+        if not 0 <= count <= MAX_APPROVALS:
+            raise InvalidArgument(
+                f"policy setting approvals: the count for {canonical} must be 0 to "
+                f"{MAX_APPROVALS}, not {_short(count)}"
+            )
+        if canonical in approvals:
+            raise InvalidArgument(f"policy setting approvals names {canonical} twice")
+        approvals[canonical] = count
+    return approvals
+
+
+def _policy_exclusive(value: Any) -> tuple[str, ...]:
+    """Stages with one holder at a time: Production always (its alias names one version),
+    Staging when the policy says so."""
+    stages = tuple(_policy_stage("exclusive", s) for s in _policy_list("exclusive", value))
+    wrong = [s for s in stages if s not in (STAGING, PRODUCTION)]
+    if wrong:
+        raise InvalidArgument(
+            f"policy setting exclusive: {wrong[0]} cannot be exclusive; list "
+            f"{PRODUCTION} and, if you like, {STAGING}"
+        )
+    if PRODUCTION not in stages:
+        raise InvalidArgument(
+            f"policy setting exclusive must list {PRODUCTION}: at most one version is in "
+            f"{PRODUCTION} at a time"
+        )
+    return tuple(dict.fromkeys(stages))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyreg import lifecycle
-from jupyreg.errors import InvalidArgument, PermissionDenied
+from jupyreg.errors import InvalidArgument, InvalidTransition, NotFound, PermissionDenied
+from jupyreg.queries import version_number
 from jupyreg.registry import Registry
 from jupyreg.serialize import request_json, version_json
 
@@ -30,20 +31,148 @@ def server_registry(user: str) -> Registry:
     return Registry(backend, registry, user=user, store_class=FiringStore)
 
 
-def _field(body: Mapping[str, Any], key: str) -> Any:
-    if body.get(key) in (None, ""):
+# input validation: every field of a body is typed and bounded before anything is read or
+# written; bad input is InvalidArgument (400 INVALID_PARAMETER_VALUE), naming the field
+
+MAX_NAME = 256
+"""Characters of a registered model's name (MLflow's column)."""
+MAX_VERSION = 2**31 - 1
+"""The largest version number MLflow's integer column holds."""
+MAX_TOKEN = 64
+"""Characters of a stage name, a version given as text, or a request id."""
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
+
+
+def _body(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise InvalidArgument(
+            f"the request body must be a JSON object of fields, not {_kind(body)}"
+        )
+    return body
+
+
+def _text_field(key: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"field {key!r} must be text, not {_kind(value)}")
+    if len(value) > limit:
+        raise InvalidArgument(
+            f"field {key!r} has {len(value):,} characters; at most {limit:,} are allowed"
+        )
+    if "\x00" in value:
+        raise InvalidArgument(f"field {key!r} contains a NUL character")
+    return value
+
+
+def _name(value: Any, key: str = "name") -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            f"field {key!r} must be a registered model's name (text), not {_kind(value)}"
+        )
+    name = _text_field(key, value, MAX_NAME)
+    if not name.strip():
         raise InvalidArgument(f"missing field {key!r}")
-    return body[key]
+    if "/" in name or ":" in name:
+        raise InvalidArgument(f"field {key!r}: a model name cannot contain '/' or ':'")
+    return name
+
+
+def _version(value: Any) -> int:
+    wrong = f"field 'version' must be a version number such as 3, not {_kind(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidArgument(wrong)
+    if isinstance(value, int) and not 1 <= value <= MAX_VERSION:
+        raise InvalidArgument(f"field 'version' must be 1 to {MAX_VERSION}")
+    number = version_number(
+        _text_field("version", value, MAX_TOKEN) if isinstance(value, str) else value
+    )
+    if number > MAX_VERSION:
+        raise InvalidArgument(f"field 'version' must be 1 to {MAX_VERSION}")
+    return number
+
+
+def _stage(value: Any) -> str:
+    stage = _text_field("stage", value, MAX_TOKEN)
+    try:
+        return lifecycle.normalize_stage(stage)
+    except InvalidTransition as exc:
+        raise InvalidArgument(f"field 'stage': {exc}") from None
+
+
+def _request_id(value: Any) -> str:
+    return _text_field("request_id", value, MAX_TOKEN)
+
+
+def _policy(value: Any) -> lifecycle.Policy:
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(
+            f"field 'policy' must be a JSON object of policy settings, not {_kind(value)}"
+        )
+    return lifecycle.Policy.from_mapping(value)
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": _name,
+    "version": _version,
+    "stage": _stage,
+    "request_id": _request_id,
+    "policy": _policy,
+}
+
+
+def _field(body: Mapping[str, Any], key: str) -> Any:
+    """A required field, checked (and converted: a version number, a canonical stage, a
+    Policy)."""
+    value = _body(body).get(key)
+    if value is None or value == "":
+        raise InvalidArgument(f"missing field {key!r}")
+    check = _CHECKS.get(key)
+    return check(value) if check is not None else value
+
+
+def _text(body: Mapping[str, Any], key: str) -> str | None:
+    """An optional reason or comment: text of at most ``lifecycle.MAX_TEXT`` characters."""
+    value = _body(body).get(key)
+    if value is None:
+        return None
+    return lifecycle.check_text(_text_field(key, value, 2 * lifecycle.MAX_TEXT), f"field {key!r}")
 
 
 class Actions:
-    """The endpoints' logic for one authenticated user."""
+    """The endpoints' logic for one authenticated user.
+
+    ``run(action, body)`` is the entry point for a request: it refuses an unknown action
+    (NotFound) and a body that is not a JSON object (InvalidArgument); each action checks
+    its fields' types and bounds before anything is read or written."""
 
     def __init__(self, user: str, is_admin: bool, permission: Permission) -> None:
         self.user = user
         self.is_admin = is_admin
         self.permission = permission
         self.registry = server_registry(user)
+
+    def run(self, action: str, body: Any) -> dict[str, Any]:
+        """The endpoint ``action`` (one of ``ACTIONS``) on a request's decoded JSON body."""
+        if not isinstance(action, str) or action not in ACTIONS:
+            raise NotFound(
+                f"no jupyreg endpoint {str(action)[:40]!r}: use one of {', '.join(ACTIONS)}"
+            )
+        return getattr(self, action)(_body(body))
 
     def _require(self, name: str, level: str, action: str) -> None:
         if self.is_admin:
@@ -69,14 +198,14 @@ class Actions:
     def transition(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, stage = _field(body, "name"), _field(body, "stage")
         self._for_stage(name, stage, f"moving a version to {stage}")
-        mv = self.registry.transition(name, _field(body, "version"), stage, body.get("reason"))
+        mv = self.registry.transition(name, _field(body, "version"), stage, _text(body, "reason"))
         return {"version": version_json(mv)}
 
     def request(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _field(body, "name")
         self._require(name, "EDIT", "requesting a stage change")
         filed = self.registry.request(
-            name, _field(body, "version"), _field(body, "stage"), body.get("reason")
+            name, _field(body, "version"), _field(body, "stage"), _text(body, "reason")
         )
         return {"request": request_json(filed)}
 
@@ -90,7 +219,7 @@ class Actions:
         request_id = str(_field(body, "request_id"))
         pending = self.registry.get_request(request_id)
         self._for_stage(pending.name, pending.to_stage, f"{verb} a request for {pending.to_stage}")
-        return {"request": request_json(decide(request_id, comment=body.get("comment")))}
+        return {"request": request_json(decide(request_id, comment=_text(body, "comment")))}
 
     def cancel(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return {"request": request_json(self.registry.cancel(str(_field(body, "request_id"))))}
@@ -98,7 +227,7 @@ class Actions:
     def rollback(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _field(body, "name")
         self._require(name, "MANAGE", "a rollback of Production")
-        return {"version": version_json(self.registry.rollback(name, body.get("reason")))}
+        return {"version": version_json(self.registry.rollback(name, _text(body, "reason")))}
 
     def policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The policy in force (no ``policy`` field: READ), or a new one (MANAGE)."""
@@ -107,11 +236,12 @@ class Actions:
             self._require(name, "READ", "reading the policy")
             return {"policy": self.registry.policy(name).to_dict()}
         self._require(name, "MANAGE", "changing the policy")
-        policy = lifecycle.Policy.from_mapping(_field(body, "policy"))
+        policy = _field(body, "policy")
         return {"policy": self.registry.set_policy(name, policy).to_dict()}
 
     def repair(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        name = body.get("name")
+        name = _body(body).get("name")
+        name = None if name in (None, "") else _name(name)
         if name:
             self._require(name, "MANAGE", "repairing the registry")
         elif not self.is_admin:
