@@ -1,0 +1,425 @@
+"""A team deployment to attack (tests/test_attacks.py): `jupyreg server` on SQLite or
+PostgreSQL, once plain and once under ``--static-prefix /mlflow`` on the same stores, with
+users alice (EDIT), bob (MANAGE), eve (READ) and a protected model holding a Production
+and a Staging version; raw HTTP attempts and a cheap read-back of the protected state."""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import BIN, SERVER_ENV, free_port, schema_template
+from tests.team import ADMIN_PASSWORD, Postgres, wait_until_up
+
+PASSWORDS = {
+    "admin": ADMIN_PASSWORD,
+    "alice": "alice-password-1",
+    "bob": "bob-password-12",
+    "eve": "eve-password-12",
+}
+USERS = ("anonymous", "eve", "alice", "bob", "admin")
+"""READ (eve), EDIT (alice), MANAGE (bob) on every protected model; admin; no credentials."""
+LEVELS = {"alice": "EDIT", "bob": "MANAGE", "eve": "READ"}
+STATIC_PREFIX = "/mlflow"
+DECOY = "eve-own"
+"""A model eve created herself: the object a mismatching query string names."""
+RESERVED_ALIASES = ("production", "staging")
+
+
+def _has_static_prefix_flag() -> bool:
+    result = subprocess.run(
+        [str(BIN / "jupyreg"), "server", "--help"], capture_output=True, text=True, timeout=60
+    )
+    return "--static-prefix" in result.stdout
+
+
+class Server:
+    """One `jupyreg server` process (or, where `jupyreg server` has no --static-prefix
+    yet, `mlflow server --app-name jupyreg --static-prefix`, as `jupyreg server` runs it)."""
+
+    def __init__(self, root: Path, backend: str, auth_db: str, static_prefix: str = "") -> None:
+        self.root, self.backend, self.auth_db = root, backend, auth_db
+        self.static_prefix = static_prefix
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / f"server-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def command(self, env: dict[str, str]) -> list[str]:
+        common = [
+            "--backend-store-uri",
+            self.backend,
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        if not self.static_prefix or _has_static_prefix_flag():
+            prefix = ["--static-prefix", self.static_prefix] if self.static_prefix else []
+            auth = ["--auth-database-uri", self.auth_db, "--auth-cache-seconds", "60"]
+            return [str(BIN / "jupyreg"), "server", *common, *auth, *prefix]
+        env["MLFLOW_AUTH_CONFIG_PATH"] = self._auth_config()
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", "attacks")
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "jupyreg",
+            "--static-prefix",
+            self.static_prefix,
+            *common,
+        ]
+
+    def _auth_config(self) -> str:
+        config = configparser.ConfigParser()
+        config["mlflow"] = {
+            "default_permission": "READ",
+            "database_uri": self.auth_db.replace("%", "%%"),
+            "admin_username": "admin",
+            "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+            "auth_cache_ttl_seconds": "60",
+        }
+        path = self.root / f"auth-{self.port}.ini"
+        with open(path, "w") as file:
+            config.write(file)
+        return str(path)
+
+    def start(self, env: Mapping[str, str]) -> None:
+        full_env = {**os.environ, **SERVER_ENV, **env, "PATH": f"{BIN}:{os.environ['PATH']}"}
+        command = self.command(full_env)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+            )
+        wait_until_up(f"{self.url}{self.static_prefix}/health", self.process, self.log)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever the group left behind
+        self.process = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+class credentials:  # noqa: N801 - used like a function
+    """MLflow's client credentials of ``user`` for the duration of a block."""
+
+    KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+    def __enter__(self) -> None:
+        self.saved = {k: os.environ.get(k) for k in self.KEYS}
+        os.environ["MLFLOW_TRACKING_USERNAME"] = self.user
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORDS[self.user]
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class Target:
+    """A protected model: Production version ``production``, Staging version ``staging``."""
+
+    name: str
+    production: int
+    staging: int
+    run_id: str
+    experiment_id: str
+    source: str  # the Production version's source (a forged version would reuse it)
+    model_files: dict[str, str]  # artifact path (under mlflow-artifacts) -> sha256
+    event_key: str  # a history event tag on the Production version
+    request_key: str  # the approved request's tag on the Production version
+    pristine: dict = field(default_factory=dict)
+
+    @property
+    def model_file(self) -> str:
+        """The Production version's serialised model (what a PUT would replace)."""
+        return next(p for p in self.model_files if p.endswith(("model.pkl", "model.skops")))
+
+
+def _reserved_tag(key: str) -> bool:
+    return key.strip().lower().startswith("jupyreg.")
+
+
+class Deployment:
+    """Both servers on one backend, a session per user, the protected target."""
+
+    def __init__(self, kind: str, root: Path, model: Any) -> None:
+        self.kind, self.root, self.model = kind, root, model
+        self.postgres: Postgres | None = None
+        if kind == "sqlite":
+            shutil.copyfile(schema_template(), root / "mlflow.db")
+            backend = f"sqlite:///{root / 'mlflow.db'}"
+            auth_db = f"sqlite:///{root / 'auth.db'}"
+        else:
+            self.postgres = Postgres()
+            backend = self.postgres.create_database("mlflow")
+            auth_db = self.postgres.create_database("auth")
+        self.env = {
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "shared-by-both-servers",
+        }
+        self.plain = Server(root, backend, auth_db)
+        self.prefixed = Server(root, backend, auth_db, STATIC_PREFIX)
+        self.sessions: dict[str, requests.Session] = {}
+        for user in USERS:
+            session = requests.Session()
+            if user != "anonymous":
+                session.auth = (user, PASSWORDS[user])
+            self.sessions[user] = session
+        self.generation = 0
+        self.target: Target | None = None
+
+    @property
+    def url(self) -> str:
+        return self.plain.url
+
+    def start(self) -> None:
+        self.plain.start(self.env)
+        self.prefixed.start(self.env)
+
+    def stop(self) -> None:
+        for server in (self.prefixed, self.plain):
+            server.stop()
+        for session in self.sessions.values():
+            session.close()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+    def base(self, static: bool) -> str:
+        return self.prefixed.url + STATIC_PREFIX if static else self.plain.url
+
+    # -- raw HTTP -------------------------------------------------------------------
+
+    def call(
+        self, user: str, method: str, path: str, body: Any = None, **kwargs: Any
+    ) -> requests.Response:
+        """A JSON request (``body``) to the plain server; ``path`` starts with /."""
+        if body is not None:
+            kwargs.setdefault("json", body)
+        return self.sessions[user].request(method, self.url + path, timeout=60, **kwargs)
+
+    def admin_get(self, route: str, **params: Any) -> requests.Response:
+        return self.call("admin", "GET", route, params=params)
+
+    # -- setup ---------------------------------------------------------------------
+
+    def add_users(self) -> None:
+        for user in ("alice", "bob", "eve"):
+            response = self.call(
+                "admin",
+                "POST",
+                "/api/2.0/mlflow/users/create",
+                {"username": user, "password": PASSWORDS[user]},
+            )
+            assert response.status_code == 200, response.text
+        response = self.call(
+            "eve", "POST", "/api/2.0/mlflow/registered-models/create", {"name": DECOY}
+        )
+        assert response.status_code == 200, response.text
+
+    def grant(self, name: str, levels: Mapping[str, str] = LEVELS) -> None:
+        from jupyreg import Registry
+
+        with credentials("admin"):
+            registry = Registry(self.url)
+            for user, level in levels.items():
+                registry.grant(user, name, level)
+
+    def registry(self, user: str):  # type: ignore[no-untyped-def]
+        """A jupyreg client of the plain server; use inside ``credentials(user)``."""
+        from jupyreg import Registry
+
+        return Registry(self.url)
+
+    def seed(self, name: str | None = None, **metrics: float) -> Target:
+        """A model holding a Production version (requested by admin, approved by bob) and a
+        Staging version, with a policy tag; alice EDIT, bob MANAGE, eve READ on it."""
+        if name is None:
+            self.generation += 1
+            name = f"M{self.generation}"
+        from jupyreg import Registry
+
+        test_metrics = {"test": {"auc": metrics.get("auc", 0.9)}}
+        with credentials("admin"):
+            admin = Registry(self.url)
+            production = admin.register(self.model, name, metrics=test_metrics).version
+            self.grant(name)
+            admin.set_policy(name, approvals={"Production": 1})
+            admin.transition(name, production, "Staging", reason="seed candidate")
+            request = admin.request(name, production, "Production", reason="seed ship")
+        with credentials("bob"):
+            Registry(self.url).approve(request.id, comment="seed approval")
+        with credentials("admin"):
+            staging = admin.register(self.model, name, metrics=test_metrics).version
+            admin.transition(name, staging, "Staging", reason="seed candidate")
+        version = self.admin_get(
+            "/api/2.0/mlflow/model-versions/get", name=name, version=production
+        ).json()["model_version"]
+        tags = {t["key"]: t["value"] for t in version.get("tags", [])}
+        experiment = self.admin_get("/api/2.0/mlflow/runs/get", run_id=version["run_id"]).json()
+        target = Target(
+            name=name,
+            production=int(production),
+            staging=int(staging),
+            run_id=version["run_id"],
+            experiment_id=experiment["run"]["info"]["experiment_id"],
+            source=version["source"],
+            model_files={p: "" for p in self._model_files(version)},
+            event_key=min(k for k in tags if k.startswith("jupyreg.event.")),
+            request_key=min(k for k in tags if k.startswith("jupyreg.request.")),
+        )
+        target.pristine = self.state(target)
+        return target
+
+    def _model_files(self, version: Mapping[str, Any]) -> list[str]:
+        """Artifact paths (relative to the mlflow-artifacts root) of a version's model."""
+        location = version.get("storage_location") or version["source"]
+        if location.startswith("models:/"):
+            model_id = location.split("/", 1)[1].strip("/")
+            logged = self.admin_get(f"/api/2.0/mlflow/logged-models/{model_id}").json()
+            location = logged["model"]["info"]["artifact_uri"]
+        root = location.split("mlflow-artifacts:", 1)[1].lstrip("/")
+        listed = self.admin_get("/api/2.0/mlflow-artifacts/artifacts", path=root).json()
+        files = [f"{root}/{f['path']}" for f in listed.get("files", []) if not f["is_dir"]]
+        assert any(p.endswith("MLmodel") for p in files), (location, files)
+        return sorted(p for p in files if p.endswith(("MLmodel", "model.pkl", "model.skops")))
+
+    def protected(self) -> Target:
+        """The protected model, re-seeded when an earlier attempt broke it."""
+        if self.target is None or self.state(self.target) != self.target.pristine:
+            self.target = self.seed()
+        return self.target
+
+    # -- read-back -----------------------------------------------------------------
+
+    def state(self, target: Target) -> dict[str, Any]:
+        """Everything protected about ``target``, as the admin reads it (4 GETs)."""
+        model = self.admin_get("/api/2.0/mlflow/registered-models/get", name=target.name)
+        if model.status_code != 200:
+            return {"model": f"GET {target.name}: {model.status_code} {model.text[:200]}"}
+        registered = model.json()["registered_model"]
+        versions = self.admin_get(
+            "/api/2.0/mlflow/model-versions/search",
+            filter=f"name = '{target.name}'",
+            max_results=1000,
+        ).json()
+        files = {}
+        for path in (target.model_file,):  # the one an attack would replace (test 7: all)
+            response = self.admin_get(f"/api/2.0/mlflow-artifacts/artifacts/{path}")
+            files[path] = (
+                hashlib.sha256(response.content).hexdigest()
+                if response.status_code == 200
+                else response.status_code
+            )
+        return {
+            "model": registered["name"],
+            "model_tags": sorted(
+                (t["key"], t["value"])
+                for t in registered.get("tags", [])
+                if _reserved_tag(t["key"])
+            ),
+            "aliases": sorted(
+                (a["alias"], a["version"])
+                for a in registered.get("aliases", [])
+                if a["alias"].strip().lower() in RESERVED_ALIASES
+            ),
+            "versions": sorted(
+                (
+                    int(v["version"]),
+                    v.get("current_stage"),
+                    tuple(
+                        sorted(
+                            (t["key"], t["value"])
+                            for t in v.get("tags", [])
+                            if _reserved_tag(t["key"])
+                        )
+                    ),
+                )
+                for v in versions.get("model_versions", [])
+            ),
+            "files": files,
+        }
+
+
+def describe(state_before: Mapping[str, Any], state_after: Mapping[str, Any]) -> str:
+    """What changed between two read-backs, briefly."""
+    changes = []
+    for key in sorted(set(state_before) | set(state_after)):
+        before, after = state_before.get(key), state_after.get(key)
+        if before == after:
+            continue
+        if isinstance(before, list) and isinstance(after, list):
+            gone = [x for x in before if x not in after]
+            new = [x for x in after if x not in before]
+            changes.append(f"{key}: -{_short(gone)} +{_short(new)}")
+        else:
+            changes.append(f"{key}: {_short(before)} -> {_short(after)}")
+    return "; ".join(changes)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@contextlib.contextmanager
+def deployment(kind: str, root: Path, model: Any) -> Iterator[Deployment]:
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.chdir(root)  # registrations capture no lineage of the checkout running the tests
+    started = time.monotonic()
+    deployed = Deployment(kind, root, model)
+    try:
+        deployed.start()
+        deployed.add_users()
+        deployed.target = deployed.seed()
+        deployed.setup_seconds = time.monotonic() - started
+        yield deployed
+    finally:
+        deployed.stop()
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
