@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jupyreg
-from jupyreg.errors import NotFound, RegistryBusy, RegistryError, http_status
+from jupyreg.errors import RegistryBusy, RegistryError, http_status
 
 INFO_ROUTE = "/api/2.0/jupyreg/info"
 ACTION_ROUTE = "/api/2.0/jupyreg/<action>"
@@ -139,14 +139,12 @@ def _act(action: str) -> Any:
     from flask import g, jsonify
 
     from jupyreg.compat import model_permission, sender_is_admin
-    from jupyreg.server.actions import ACTIONS, Actions
+    from jupyreg.server.actions import Actions
 
-    if action not in ACTIONS:
-        return _error(NotFound(f"no jupyreg endpoint {action!r}: use one of {', '.join(ACTIONS)}"))
     body = {k: v for k, v in g.get("jupyreg_params", {}).items() if k != "action"}
     try:
         actions = Actions(_username(), sender_is_admin(), model_permission)
-        return jsonify(getattr(actions, action)(body))
+        return jsonify(actions.run(action, body))
     except RegistryError as exc:
         return _error(exc)
 
