@@ -259,6 +259,9 @@ class Deployment:
             "eve", "POST", "/api/2.0/mlflow/registered-models/create", {"name": DECOY}
         )
         assert response.status_code == 200, response.text
+        # MANAGE on her own model, as MLflow grants a creator by default (issue 14, 1.): a
+        # query naming it passes basic-auth's check for any write
+        self.grant(DECOY, {"eve": "MANAGE"})
 
     def grant(self, name: str, levels: Mapping[str, str] = LEVELS) -> None:
         from jupyreg import Registry
@@ -267,6 +270,13 @@ class Deployment:
             registry = Registry(self.url)
             for user, level in levels.items():
                 registry.grant(user, name, level)
+
+    def permission(self, user: str, name: str) -> str:
+        from mlflow.server.auth.client import AuthServiceClient
+
+        with credentials("admin"):
+            found = AuthServiceClient(self.url).get_user_permission(user, "registered_model", name)
+        return found.permission
 
     def registry(self, user: str):  # type: ignore[no-untyped-def]
         """A jupyreg client of the plain server; use inside ``credentials(user)``."""
@@ -327,9 +337,10 @@ class Deployment:
         assert any(p.endswith("MLmodel") for p in files), (location, files)
         return sorted(p for p in files if p.endswith(("MLmodel", "model.pkl", "model.skops")))
 
-    def protected(self) -> Target:
-        """The protected model, re-seeded when an earlier attempt broke it."""
-        if self.target is None or self.state(self.target) != self.target.pristine:
+    def protected(self, check: bool = False) -> Target:
+        """The protected model; a new one when an attempt broke it (``target`` None) or,
+        with ``check``, when it no longer reads back as seeded."""
+        if self.target is None or (check and self.state(self.target) != self.target.pristine):
             self.target = self.seed()
         return self.target
 
