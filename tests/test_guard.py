@@ -172,6 +172,9 @@ def test_a_registered_versions_files_are_immutable() -> None:
             assert "immutable" in refused(outcome)
     upload = attempt("POST", "mlflow/upload-artifact", query={"run_uuid": [held]}, raw=b"x")
     assert "immutable" in refused(upload)
+    presigned = "mlflow/artifacts/presigned-upload-url"
+    for field, value in (("run_id", held), ("model_id", f"m-{held}")):
+        assert "immutable" in refused(attempt("POST", presigned, {field: value, "path": "x"}))
     assert "immutable" in refused(attempt("POST", "mlflow/runs/delete", {"run_id": held}))
     assert isinstance(attempt("POST", "mlflow/runs/delete", {"run_id": free}), dict)
 

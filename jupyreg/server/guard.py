@@ -260,6 +260,11 @@ def _run_artifacts(params: Mapping[str, Any], user: str | None, state: State) ->
     return _immutable(state, str(run_id), None) if run_id else None
 
 
+def _upload_url(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    run_id, model_id = params.get("run_id"), params.get("model_id")
+    return _immutable(state, str(run_id or ""), str(model_id or ""))
+
+
 def _logged_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
     return _immutable(state, None, _text(params, "model_id"))
 
@@ -294,6 +299,7 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any], str | None, State], Refusal | No
     "rename_model": _holding_model("renamed"),
     "artifact_path": _artifact_path,
     "run_artifacts": _run_artifacts,
+    "upload_url": _upload_url,
     "logged_model": _logged_model,
     "run_delete": _run_delete,
 }

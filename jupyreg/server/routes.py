@@ -47,7 +47,7 @@ _ARTIFACTS = {
     "POST mlflow-artifacts/mpu/complete/<path:artifact_path>": "artifact_path",
     "POST mlflow-artifacts/mpu/abort/<path:artifact_path>": "artifact_path",
     "POST mlflow/upload-artifact": "run_artifacts",
-    "POST mlflow/artifacts/presigned-upload-url": "run_artifacts",
+    "POST mlflow/artifacts/presigned-upload-url": "upload_url",
     "POST mlflow/artifacts/presigned-download-url": OPEN,
     "DELETE mlflow/logged-models/<model_id>": "logged_model",
     "PATCH mlflow/logged-models/<model_id>": "logged_model",  # finalize: its status
