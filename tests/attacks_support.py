@@ -105,6 +105,10 @@ class Server:
         return str(path)
 
     def start(self, env: Mapping[str, str]) -> None:
+        self.launch(env)
+        self.wait_until_up()
+
+    def launch(self, env: Mapping[str, str]) -> None:
         full_env = {**os.environ, **SERVER_ENV, **env, "PATH": f"{BIN}:{os.environ['PATH']}"}
         command = self.command(full_env)
         with open(self.log, "ab") as log:
@@ -116,6 +120,9 @@ class Server:
                 env=full_env,
                 start_new_session=True,
             )
+
+    def wait_until_up(self) -> None:
+        assert self.process is not None
         wait_until_up(f"{self.url}{self.static_prefix}/health", self.process, self.log)
 
     def stop(self) -> None:
@@ -211,14 +218,19 @@ class Deployment:
             self.sessions[user] = session
         self.generation = 0
         self.target: Target | None = None
+        self.setup_seconds = 0.0
 
     @property
     def url(self) -> str:
         return self.plain.url
 
     def start(self) -> None:
+        """The plain server; the prefixed one starts meanwhile (``wait_for_both``)."""
         self.plain.start(self.env)
-        self.prefixed.start(self.env)
+        self.prefixed.launch(self.env)
+
+    def wait_for_both(self) -> None:
+        self.prefixed.wait_until_up()
 
     def stop(self) -> None:
         for server in (self.prefixed, self.plain):
@@ -427,6 +439,7 @@ def deployment(kind: str, root: Path, model: Any) -> Iterator[Deployment]:
         deployed.start()
         deployed.add_users()
         deployed.target = deployed.seed()
+        deployed.wait_for_both()
         deployed.setup_seconds = time.monotonic() - started
         yield deployed
     finally:
