@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jupyreg.server.guard import Refusal, Request, check
-from jupyreg.server.routes import ROUTES, classify
+from jupyreg.server.routes import ROUTES, classify, native_open
 
 FORGED_STEP = '{"id": "x", "moves": [[2, "None", "Production", "forged"]], "done": false}'
 PREFIXES = ["/api/2.0/", "/ajax-api/2.0/", "/mlflow/api/2.0/", "/mlflow/ajax-api/2.0/"]
@@ -216,3 +216,22 @@ for rule in app.url_map.iter_rules():
         f"{m} {r}" for m, r in writes
     }
     assert len(ROUTES) > 140
+
+
+@pytest.mark.parametrize(
+    "path,open_",
+    [
+        ("/v1/traces", True),
+        ("/mlflow/v1/traces", True),
+        ("/gateway/chat/mlflow/invocations", True),
+        ("/ajax-api/3.0/jobs/cancel/7", True),
+        ("/api/3.0/mlflow/mcp-servers/s/versions/1/tags", True),
+        ("/api/2.0/mlflow-artifacts/artifacts/1/models/m-1/artifacts/model.pkl", False),
+        ("/api/2.0/mlflow/registered-models/delete", False),
+        ("/v1/traces/../../api/2.0/mlflow/registered-models/delete", False),
+    ],
+)
+def test_writes_fastapi_serves_alone_are_named_not_guessed(path, open_) -> None:
+    """FastAPI's own routes never reach Flask's guard: those with no Flask twin are open only
+    when named, by their whole path."""
+    assert native_open(path, "/mlflow") is open_

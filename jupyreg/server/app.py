@@ -46,6 +46,7 @@ def _guard() -> Any:
 
     from jupyreg.compat import explicit_model_permission, static_prefix
     from jupyreg.server.guard import Refusal, Request, check
+    from jupyreg.server.state import ServerState
 
     if request.url_rule is None:
         return None  # no such route: Flask answers 404
@@ -61,8 +62,7 @@ def _guard() -> Any:
     )
     outcome = check(seen, ServerState(), static_prefix())
     if isinstance(outcome, Refusal):
-        code = "PERMISSION_DENIED" if outcome.status == 403 else "INVALID_PARAMETER_VALUE"
-        response = jsonify({"error_code": code, "message": f"jupyreg: {outcome.message}"})
+        response = jsonify(outcome.payload())
         response.status_code = outcome.status
         return response
     g.jupyreg_params = outcome or {}
@@ -102,33 +102,6 @@ def _creator_keeps_edit(response: Any) -> Any:
     return response
 
 
-class ServerState:
-    """The guard's reads of the server's own registry store."""
-
-    def __init__(self) -> None:
-        from jupyreg.compat import server_store_uris
-        from jupyreg.store import Store
-
-        self.store = Store(*server_store_uris(default="sqlite:///mlflow.db"))
-
-    def stages(self, name: str) -> dict[int, str]:
-        from jupyreg.lifecycle import PRODUCTION, STAGING
-
-        held = (STAGING, PRODUCTION)
-        return {
-            s.version: s.stage if s.stage in held or s.legacy_stage not in held else s.legacy_stage
-            for s in self.store.versions(name)
-        }
-
-    def registered_version_of(self, run_id: str | None, model_id: str | None) -> str | None:
-        query = f"run_id = '{run_id}'" if run_id else f"source_path LIKE '%{model_id}%'"
-        found = self.store.versions(filter_string=query)
-        return f"{found[0].name} v{found[0].version}" if found else None
-
-    def keep_history(self, name: str, version: int) -> None:
-        self.store.keep_history(name, version)
-
-
 def _info() -> Any:
     from flask import jsonify
 
@@ -160,10 +133,13 @@ def create_app(app: Any = None) -> Any:
 
     from jupyreg.compat import authorise_routes, static_prefix
     from jupyreg.server.actions import ACTIONS
+    from jupyreg.server.native import guard_native_routes
 
     flask_app = app if app is not None else mlflow_app
     flask_app.after_request(_creator_keeps_edit)  # runs after basic-auth's own (LIFO)
     wrapped = create_auth_app(flask_app)
+    if wrapped is not flask_app:  # under uvicorn: FastAPI serves some writes itself
+        guard_native_routes(wrapped, flask_app)
     prefixes = sorted({"", static_prefix()})  # served under --static-prefix as MLflow is
     # ours authorise per action and model inside the handler, after basic-auth has
     # authenticated the caller

@@ -30,6 +30,11 @@ class Refusal:
     status: int  # 400: the request is malformed; 403: it would bypass the lifecycle
     message: str
 
+    def payload(self) -> dict[str, str]:
+        """The JSON error body, in MLflow's shape."""
+        code = "PERMISSION_DENIED" if self.status == 403 else "INVALID_PARAMETER_VALUE"
+        return {"error_code": code, "message": f"jupyreg: {self.message}"}
+
 
 class State(Protocol):
     """What the guard reads of the registry (the server's own store)."""

@@ -204,6 +204,24 @@ _ELSEWHERE = {
 ROUTES: dict[str, str] = {**_REGISTRY, **_ARTIFACTS, **_TRACKING, **_ELSEWHERE}
 
 
+NATIVE_OPEN = re.compile(
+    r"^/(?:v1/traces"  # OpenTelemetry trace ingestion
+    r"|ajax-api/3\.0/jobs/.*"  # MLflow's server jobs
+    r"|gateway/.*"  # the AI gateway's invocations
+    r"|ajax-api/3\.0/mlflow/assistant/.*"  # the UI's assistant
+    r"|(?:ajax-)?api/3\.0/mlflow/mcp-servers(?:/.*)?"  # the MCP server registry
+    r")$"
+)
+"""Writes MLflow's FastAPI app serves natively with no Flask twin: none touches a
+registered model, a stage or a version's files."""
+
+
+def native_open(path: str, static_prefix: str = "") -> bool:
+    if static_prefix and path.startswith(static_prefix + "/"):
+        path = path[len(static_prefix) :]
+    return bool(NATIVE_OPEN.match(path))
+
+
 def route_name(method: str, rule: str, static_prefix: str = "") -> str:
     """``METHOD key`` of a Flask URL rule, prefixes taken off."""
     if static_prefix and rule.startswith(static_prefix + "/"):
