@@ -738,6 +738,9 @@ class Reconciliation:
     keep: int | None
     stages: Mapping[int, str]
     """Every version's stage once repaired (where the aliases must point)."""
+    lost: Mapping[int, str | None] = field(default_factory=dict)
+    """Versions deleted outside jupyreg, their history gone, with their last known stage
+    (if the last step knew it); a repair records the loss so it is reported once."""
 
 
 def adopted_reason(from_stage: str, to_stage: str) -> str:
@@ -813,6 +816,41 @@ def reconcile(facts: Iterable[VersionFacts], aliases: Mapping[str, int]) -> Reco
     return Reconciliation(tuple(findings), adopted, stage_tags, legacy, tuple(moves), keep, truth)
 
 
+def lost_versions(
+    existing: Iterable[int], kept: Iterable[int], step: Step | None
+) -> dict[int, str | None]:
+    """Versions that existed and are gone without their history kept, each with the stage
+    the last step left it in (None if unknown): MLflow numbers versions 1, 2, ... and never
+    reuses a number, so every missing number up to the newest known is one, as is a
+    Staging/Production holder the last step recorded."""
+    present = set(existing) | set(kept)
+    held = dict(step.held) if step is not None else {}
+    known = [*present, *held, *([step.latest] if step and step.latest else [])]
+    return {v: held.get(v) for v in range(1, max(known, default=0) + 1) if v not in present}
+
+
+def lost_finding(version: int, stage: str | None) -> Finding:
+    where = f"was in {stage} at the last lifecycle step and " if stage else ""
+    return Finding(
+        version,
+        f"v{version} {where}was deleted outside jupyreg: its history is lost (history and "
+        "stage_at no longer show it); archive, then delete versions with "
+        "reg.delete_version, never with a plain MLflow client; check --repair records "
+        "the loss",
+    )
+
+
+def check_deletable(name: str, version: int, stages: Iterable[str]) -> None:
+    """A version in Staging or Production (by jupyreg's tag or MLflow's stage) is not
+    deleted: the lifecycle moves it out first."""
+    held = [s for s in dict.fromkeys(stages) if s in (STAGING, PRODUCTION)]
+    if held:
+        raise InvalidTransition(
+            f"{name} v{version} is in {held[0]} and cannot be deleted: archive it first with "
+            f"reg.transition({name!r}, {version}, 'Archived', reason=...), then delete it"
+        )
+
+
 @dataclass(frozen=True)
 class Step:
     """One lifecycle step — every move it causes and the request it settles — recorded as
@@ -829,6 +867,12 @@ class Step:
     request: Request | None = None
     """The request as the step leaves it (approved), written with the moves."""
     done: bool = False
+    latest: int | None = None
+    """The newest version the model had at this step (MLflow never reuses a number, so
+    a missing lower number without kept history was deleted outside jupyreg)."""
+    held: Mapping[int, str] = field(default_factory=dict)
+    """The Staging and Production holders once the step is applied: ``check`` reports one
+    that disappears without its history kept."""
 
     @classmethod
     def new(
@@ -864,3 +908,13 @@ class Step:
     def final_stages(self) -> dict[int, str]:
         """Each moved version's stage once the step is applied."""
         return apply_moves({}, self.moves)
+
+    def on(self, stages: Mapping[int, str]) -> Step:
+        """The step recording what it leaves the model with (``stages``: every version's
+        stage before it): the newest version and the Staging/Production holders."""
+        after = apply_moves(stages, self.moves)
+        return replace(
+            self,
+            latest=max(after, default=None),
+            held={v: s for v, s in sorted(after.items()) if s in (STAGING, PRODUCTION)},
+        )

@@ -10,7 +10,7 @@ from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound
 from jupyreg.lifecycle import Request, TransitionEvent
-from jupyreg.store import Store, VersionState
+from jupyreg.store import Store, VersionState, no_such_version
 
 
 class Queries:
@@ -56,12 +56,24 @@ class Queries:
         return model_version(state, run, self.store.aliases(name))
 
     def history(self, name: str, version: int | str | None = None) -> list[TransitionEvent]:
-        """Every stage change of the model (or one version), oldest first."""
+        """Every stage change of the model (or one version), oldest first: the versions'
+        own events merged with those kept on the model from deleted versions (by event id:
+        a version whose history was kept but whose deletion failed counts once)."""
         states = self.store.model_versions(name)
+        model_tags = self.store.registered_model(name).tags or {}
+        kept = tags.kept_events(name, model_tags)
         if version is not None:
             number = version_number(version)
-            states = {number: states.get(number) or self.store.version(name, number)}
-        return sorted((e for s in states.values() for e in s.events()), key=lambda e: e.id)
+            kept = [e for e in kept if e.version == number]
+            if number in states:
+                states = {number: states[number]}
+            elif kept or number in tags.kept_versions(model_tags):
+                states = {}
+            else:
+                raise no_such_version(name, number, states)
+        merged = {e.id: e for e in kept}
+        merged.update((e.id, e) for s in states.values() for e in s.events())
+        return sorted(merged.values(), key=lambda e: e.id)
 
     def requests(self, name: str | None = None, status: str | None = "pending") -> list[Request]:
         """Promotion requests, oldest first (pending by default; ``status=None`` for all)."""
@@ -71,13 +83,27 @@ class Queries:
                 f"{', '.join(lifecycle.REQUEST_STATUSES)} or None for all"
             )
         states = self.store.model_versions(name).values() if name else self.store.versions()
+        found = [r for s in states for r in s.requests()]
+        if status != lifecycle.PENDING:  # kept requests of deleted versions are all settled
+            found += self._kept_requests(name)
         return sorted(
-            (r for s in states for r in s.requests() if status is None or r.status == status),
+            (r for r in found if status is None or r.status == status),
             key=lambda r: r.created_at,
         )
 
     def request(self, request_id: str) -> Request:
-        return self.store.request_holder(request_id).request(request_id)
+        """A request by id, also one kept from a deleted version."""
+        try:
+            return self.store.request_holder(request_id).request(request_id)
+        except NotFound:
+            kept = [r for r in self._kept_requests(None) if r.id == request_id]
+            if not kept:
+                raise
+            return kept[0]
+
+    def _kept_requests(self, name: str | None) -> list[Request]:
+        models = [self.store.registered_model(name)] if name else self.store.registered_models()
+        return [r for m in models for r in tags.kept_requests(m.name, m.tags or {})]
 
     def holder(self, name: str, stage: str = lifecycle.PRODUCTION) -> int | None:
         """The version now in ``stage``, else None. Staging and Production are read from

@@ -401,6 +401,27 @@ class Store:
         with self.translated(f"tagging {name}"):
             self.client.set_registered_model_tag(name, key, value)
 
+    def keep_history(self, name: str, version: int) -> None:
+        """Copy version ``version``'s history (its ``jupyreg.event.*`` and
+        ``jupyreg.request.*`` tags) onto the registered model, where deleting the version
+        cannot remove it, then mark it kept (``jupyreg.kept.<N>``; see ``tags.kept_tags``).
+        Call it just before MLflow deletes the version, under ``lock(name)`` with the
+        delete so that no step writes an event in between. Idempotent: only tags not
+        already kept with the same value are written. Raises NotFound when the model or
+        version does not exist; RegistryUnavailable and friends when MLflow fails (nothing
+        is then deleted by the caller, and a retry completes the copy)."""
+        state = self.version(name, version)
+        model_tags = dict(self.registered_model(name).tags or {})
+        for key, value in tags.kept_tags(version, state.stage, state.tags).items():
+            if model_tags.get(key) != value:
+                self.set_model_tag(name, key, value)
+
+    def delete_version(self, name: str, version: int) -> None:
+        """MLflow's deletion of a version, no more: ``LocalBackend.delete_version`` keeps
+        its history and refuses a held stage first."""
+        with self.translated(f"deleting {name} v{version}"):
+            self.client.delete_model_version(name, str(version))
+
     def set_legacy_stage(self, name: str, version: int, stage: str) -> None:
         """Keep MLflow's deprecated ``current_stage`` in step (``models:/NAME/Production``)."""
         with (

@@ -13,11 +13,13 @@ import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from jupyreg.errors import InvalidArgument
 from jupyreg.lifecycle import (
+    CANCELLED,
+    PENDING,
     Approval,
     Dataset,
     Evidence,
@@ -273,6 +275,87 @@ def requests(name: str, version: int, tags: Mapping[str, str]) -> list[Request]:
     ]
 
 
+# history kept from deleted versions --------------------------------------------------
+#
+# Deleting a version deletes its tags, so before a version is deleted its event and request
+# tags are copied onto the registered model, the version's number in the key (values are
+# the version tags' own, so they fit wherever those did):
+#   jupyreg.kept.<N>.event.<event id>    jupyreg.kept.<N>.request.<request id>
+# and last a marker ``jupyreg.kept.<N>`` (JSON: version, stage, events, requests; ``lost``
+# when check --repair records a version deleted outside jupyreg, its history gone).
+
+_KEPT = re.compile(r"^jupyreg\.kept\.(\d+)\.(event|request)\.(.+)$")
+_KEPT_MARKER = re.compile(r"^jupyreg\.kept\.(\d+)$")
+
+
+def kept_marker_key(version: int) -> str:
+    return f"{KEPT_PREFIX}{version}"
+
+
+def kept_tags(version: int, stage: str, version_tags: Mapping[str, str]) -> dict[str, str]:
+    """The model tags that keep a version's history: each event and request tag under its
+    kept key, then the marker (written last: its presence means the copy is complete)."""
+    kept: dict[str, str] = {}
+    counts = {"event": 0, "request": 0}
+    for key, value in sorted(version_tags.items()):
+        for prefix, kind in ((EVENT_PREFIX, "event"), (REQUEST_PREFIX, "request")):
+            if key.startswith(prefix):
+                kept[f"{KEPT_PREFIX}{version}.{kind}.{key[len(prefix) :]}"] = value
+                counts[kind] += 1
+    kept[kept_marker_key(version)] = json.dumps(
+        {
+            "version": version,
+            "stage": stage,
+            "events": counts["event"],
+            "requests": counts["request"],
+        },
+        sort_keys=True,
+    )
+    return kept
+
+
+def lost_marker(version: int, stage: str | None) -> str:
+    """The marker check --repair writes for a version deleted outside jupyreg."""
+    return json.dumps({"version": version, "stage": stage, "lost": True}, sort_keys=True)
+
+
+def kept_versions(model_tags: Mapping[str, str]) -> set[int]:
+    """Versions deleted with their history kept (or their loss recorded by a repair)."""
+    return {int(m.group(1)) for k in model_tags if (m := _KEPT_MARKER.match(k))}
+
+
+def _kept(model_tags: Mapping[str, str], kind: str) -> Iterator[tuple[int, str, str]]:
+    for key, value in model_tags.items():
+        match = _KEPT.match(key)
+        if match and match.group(2) == kind:
+            yield int(match.group(1)), match.group(3), value
+
+
+def kept_events(name: str, model_tags: Mapping[str, str]) -> list[TransitionEvent]:
+    """The history events kept from deleted versions, oldest first."""
+    found = (
+        event_from_tag(name, version, EVENT_PREFIX + event_id, value)
+        for version, event_id, value in _kept(model_tags, "event")
+    )
+    return sorted(found, key=lambda e: e.id)
+
+
+def kept_requests(name: str, model_tags: Mapping[str, str]) -> list[Request]:
+    """The requests kept from deleted versions; one still pending when its version was
+    deleted can no longer be decided, so it reads as cancelled (its record is unchanged)."""
+    found = []
+    for version, request_id, value in _kept(model_tags, "request"):
+        request = request_from_tag(name, version, REQUEST_PREFIX + request_id, value)
+        if request.status == PENDING:
+            request = replace(
+                request,
+                status=CANCELLED,
+                comment=f"v{version} was deleted while this request was pending",
+            )
+        found.append(request)
+    return found
+
+
 # policy ------------------------------------------------------------------------------
 
 
@@ -356,6 +439,8 @@ def step_value(step: Step) -> str:
             "preferred": step.preferred,
             "done": step.done,
             "moves": [[m.version, m.from_stage, m.to_stage, m.reason] for m in step.moves],
+            "latest": step.latest,
+            "held": {str(v): stage for v, stage in sorted(step.held.items())},
             "request": None
             if request is None
             else {"id": request.id, "version": request.version, "value": request_value(request)},
@@ -382,6 +467,8 @@ def step_from_tag(name: str, value: str | None) -> Step | None:
         moves=tuple(Move(int(v), f, t, r) for v, f, t, r in raw["moves"]),
         preferred=raw.get("preferred"),
         done=bool(raw.get("done")),
+        latest=raw.get("latest"),
+        held={int(v): stage for v, stage in (raw.get("held") or {}).items()},
         request=None
         if request is None
         else request_from_tag(

@@ -16,6 +16,8 @@ from jupyreg.lifecycle import (
     Request,
     check_move,
     check_no_approval_needed,
+    lost_finding,
+    lost_versions,
     reconcile,
 )
 from jupyreg.store import Store
@@ -47,6 +49,11 @@ class Backend(abc.ABC):
     def rollback(self, name: str, reason: str) -> ModelVersion:
         """Put the previous Production version back; returns it."""
 
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a version. Here MLflow's own deletion: a jupyreg server's guard refuses a
+        held version and keeps the history first; ``LocalBackend`` does both itself."""
+        self.store.delete_version(name, version)
+
     @abc.abstractmethod
     def finish(self, name: str | None = None) -> None:
         """Finish every recorded step a crash interrupted."""
@@ -69,7 +76,12 @@ class Backend(abc.ABC):
         model = self.store.registered_model(name)
         aliases = {alias: int(v) for alias, v in (model.aliases or {}).items()}
         plan = reconcile((s.facts() for s in states.values()), aliases)
-        step = tags.step_from_tag(name, (model.tags or {}).get(tags.STEP_TAG))
+        model_tags = model.tags or {}
+        step = tags.step_from_tag(name, model_tags.get(tags.STEP_TAG))
+        lost = lost_versions(states, tags.kept_versions(model_tags), step)
+        if lost:
+            found = tuple(lost_finding(v, stage) for v, stage in lost.items())
+            plan = replace(plan, findings=(*plan.findings, *found), lost=lost)
         if step is None or step.done:
             return plan
         interrupted = Finding(

@@ -139,6 +139,17 @@ class LocalBackend(Backend):
             problems.extend(findings(model_name, plan, True))
         return problems
 
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a None or Archived version, its history kept on the model first (so that
+        ``history`` and ``stage_at`` stay right); a Staging or Production version is refused
+        (InvalidTransition naming ``reg.transition(..., 'Archived', ...)``). Under the
+        model's lock, so that no step moves the version in between."""
+        with self.store.lock(name):
+            state = self._current(name).version(version)
+            lifecycle.check_deletable(name, version, (state.stage, state.legacy_stage))
+            self.store.keep_history(name, version)
+            self.store.delete_version(name, version)
+
     def finish(self, name: str | None = None) -> None:
         """Finish every recorded step a crash interrupted (a server does it on start)."""
         for model in [name] if name else [m.name for m in self.store.registered_models()]:
@@ -155,6 +166,7 @@ class LocalBackend(Backend):
             step = plan(model)
             if step is None:
                 return
+            step = step.on(model.stages())
             self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(step))
             self._apply(step, model)
 
@@ -207,9 +219,13 @@ class LocalBackend(Backend):
             self.store.set_version_tag(name, number, tags.STAGE_TAG, stage)
         for number, stage in plan.legacy_stages.items():
             self.store.set_legacy_stage(name, number, stage)
+        for number, stage in plan.lost.items():
+            self.store.set_model_tag(
+                name, tags.kept_marker_key(number), tags.lost_marker(number, stage)
+            )
         model = self._read(name)
         if plan.moves:
-            step = Step.new(name, self.user, plan.moves, preferred=plan.keep)
+            step = Step.new(name, self.user, plan.moves, preferred=plan.keep).on(model.stages())
             self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(step))
             self._apply(step, model)
             model = self._read(name)
