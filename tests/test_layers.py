@@ -19,6 +19,7 @@ LAYERS = [
         (
             "backend", "queries", "frames", "registration", "admin", "webhooks", "serialize",
             "store", "compat", "flavors", "metrics", "settings", "identity",
+            "card", "staleness",
         ),
     ),
     ("core", ("lifecycle", "tags", "entities", "display", "errors", "lineage")),
