@@ -123,6 +123,18 @@ def test_a_dataset_edited_without_dvc_add_is_changed_too(
     assert any("the workspace holds" in w for w in found.warnings)
 
 
+def test_a_version_trained_on_uncommitted_changes_counts_from_its_commit(
+    project: Path, alice: Registry, bob: Registry, model
+) -> None:
+    (project / "features.py").write_text("SCALE = 5\n")  # trained with this, uncommitted
+    promote(alice, bob, register(alice, model))
+    commit_all(project, "the change that was trained")
+
+    found = staleness(alice, NAME, project)
+    assert found.commits_behind == 1
+    assert any("uncommitted changes" in w for w in found.warnings)
+
+
 def test_an_unknown_commit_gives_none_and_a_warning(
     project: Path, alice: Registry, bob: Registry, model
 ) -> None:
