@@ -685,10 +685,10 @@ def decide(request: Request, verb: str, user: str, comment: str, policy: Policy)
     raise InvalidArgument(f"unknown decision {verb!r}: use one of {', '.join(DECISIONS)}")
 
 
-def permission_for(target: str) -> str:
-    """The MLflow permission a move into ``target`` needs on a team server: Production
-    changes are MANAGE's, the rest EDIT's."""
-    return "MANAGE" if target == PRODUCTION else "EDIT"
+def permission_for(target: str, current: str = NONE) -> str:
+    """The MLflow permission a move from ``current`` into ``target`` needs on a team
+    server: moves into or out of Production are MANAGE's, the rest EDIT's."""
+    return "MANAGE" if PRODUCTION in (target, current) else "EDIT"
 
 
 def plan_rollback(

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import frames, lifecycle, registration, settings
-from jupyreg.backend import Backend, open_backend
+from jupyreg.backend import Authorise, Backend, open_backend
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound, RegistryError
 from jupyreg.identity import resolve_user
@@ -44,6 +44,7 @@ class Registry:
         *,
         user: str | None = None,
         store_class: type[Store] = Store,
+        authorise: Authorise | None = None,
     ) -> None:
         resolved = settings.resolve(tracking_uri, registry_uri, user)
         self.tracking_uri = resolved.tracking_uri
@@ -53,6 +54,7 @@ class Registry:
         )
         self._default_policy = resolved.default_policy
         self._store = store_class(self.tracking_uri, self.registry_uri)
+        self._authorise = authorise
         self._queries = Queries(self._store)
 
     def __repr__(self) -> str:
@@ -61,7 +63,7 @@ class Registry:
     @functools.cached_property
     def _backend(self) -> Backend:
         """Chosen on first use, once; a failure to choose is raised, not remembered."""
-        return open_backend(self._store, self.user, self._default_policy)
+        return open_backend(self._store, self.user, self._default_policy, self._authorise)
 
     # registering -------------------------------------------------------------------
 
@@ -211,6 +213,10 @@ class Registry:
     def cancel(self, request_id: str) -> Request:
         """Withdraw one's own pending request."""
         return self._backend.decide(request_id, "cancel", "")
+
+    def delete_version(self, name: str, version: int | str) -> None:
+        """Delete a None or Archived version; its history is kept on the model first."""
+        self._backend.delete_version(name, version_number(version))
 
     def rollback(self, name: str, reason: str | None = None) -> ModelVersion:
         """Put the previous Production version back (it was approved before), archiving

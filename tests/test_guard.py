@@ -23,6 +23,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.kept: list[tuple[str, int]] = []
+        self.held: list[str] = []
 
     def stages(self, name: str) -> dict[int, str]:
         return {1: "Production", 2: "Staging", 3: "Archived"} if name == "m" else {}
@@ -32,6 +33,9 @@ class Registry:
 
     def keep_history(self, name: str, version: int) -> None:
         self.kept.append((name, version))
+
+    def hold(self, name: str) -> None:
+        self.held.append(name)
 
 
 def attempt(
@@ -151,7 +155,7 @@ def test_versions_that_hold_a_stage_stay_and_history_outlives_the_others() -> No
         message = refused(attempt("DELETE", route, {"name": "m", "version": version}, state=state))
         assert "'Archived'" in message and "reg.transition" in message
     assert isinstance(attempt("DELETE", route, {"name": "m", "version": "3"}, state=state), dict)
-    assert state.kept == [("m", 3)]
+    assert state.kept == [("m", 3)] and set(state.held) == {"m"}
     for method, verb in (("DELETE", "delete"), ("POST", "rename")):
         message = refused(attempt(method, f"mlflow/registered-models/{verb}", {"name": "m"}))
         assert "v1 in Production" in message and "v2 in Staging" in message

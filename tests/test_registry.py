@@ -20,6 +20,7 @@ from jupyreg.errors import (
     InvalidArgument,
     InvalidTransition,
     NotFound,
+    PermissionDenied,
     PolicyViolation,
 )
 from tests.conftest import register_versions
@@ -454,3 +455,33 @@ def test_steps_queued_past_the_bound_are_refused_busy(alice, model, monkeypatch)
         release.set()
         holder.join()
     assert alice.transition(NAME, 1, "Staging", reason="after").stage == "Staging"
+
+
+def test_a_servers_roles_are_judged_under_the_lock_from_the_stage_then(
+    alice, bob, model, sqlite_uri
+) -> None:
+    """A server's roles see the stage a version has when its step runs: a version that
+    reached Production after the caller looked cannot be demoted by an EDIT user."""
+    seen: list[tuple[int, str, str]] = []
+
+    def edit_only(name: str, version: int, current: str, target: str) -> None:
+        seen.append((version, current, target))
+        if "Production" in (current, target):
+            raise PermissionDenied(f"carol has EDIT on {name}; moving v{version} needs MANAGE")
+
+    carol = Registry(sqlite_uri, user="carol", authorise=edit_only)
+    register_versions(alice, model, NAME, 1)
+    carol.transition(NAME, 1, "Staging", reason="candidate")
+    request = carol.request(NAME, 1, "Production", reason="ship")
+    with pytest.raises(PermissionDenied):
+        carol.approve(request.id)
+    bob.approve(request.id)
+    before = snapshot(sqlite_uri)
+    with pytest.raises(PermissionDenied, match="needs MANAGE"):
+        carol.transition(NAME, 1, "Archived", reason="demote")
+    assert snapshot(sqlite_uri) == before
+    assert seen == [
+        (1, "None", "Staging"),
+        (1, "Staging", "Production"),
+        (1, "Production", "Archived"),
+    ]

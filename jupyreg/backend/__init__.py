@@ -16,16 +16,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyreg.backend.base import Backend
-from jupyreg.backend.local import LocalBackend
+from jupyreg.backend.local import Authorise, LocalBackend
 from jupyreg.backend.remote import discover
 from jupyreg.store import Store
 
-__all__ = ["Backend", "open_backend"]
+__all__ = ["Authorise", "Backend", "open_backend"]
 
 
 def open_backend(
-    store: Store, user: str, default_policy: Callable[[], Mapping[str, Any]]
+    store: Store,
+    user: str,
+    default_policy: Callable[[], Mapping[str, Any]],
+    authorise: Authorise | None = None,
 ) -> Backend:
     """The jupyreg server's endpoints when the registry is one, else local rules."""
     remote = discover(store)
-    return remote if remote is not None else LocalBackend(store, user, default_policy)
+    if remote is not None:
+        return remote
+    return LocalBackend(store, user, default_policy, authorise)

@@ -40,13 +40,23 @@ class ModelState:
         return self.versions[number]
 
 
+Authorise = Callable[[str, int, str, str], None]
+"""Called under the model's lock with (name, version, its current stage, the target)
+before a move is planned; raises ``PermissionDenied`` to refuse it (a server's roles)."""
+
+
 class LocalBackend(Backend):
     def __init__(
-        self, store: Store, user: str, default_policy: Callable[[], Mapping[str, Any]]
+        self,
+        store: Store,
+        user: str,
+        default_policy: Callable[[], Mapping[str, Any]],
+        authorise: Authorise | None = None,
     ) -> None:
         super().__init__(store)
         self.user = user
         self.default_policy = default_policy
+        self.authorise = authorise
 
     # policy ------------------------------------------------------------------------
 
@@ -71,7 +81,7 @@ class LocalBackend(Backend):
 
     def transition(self, name: str, version: int, target: str, reason: str) -> ModelVersion:
         def plan(model: ModelState) -> Step:
-            model.version(version)
+            self._authorise(name, version, model.version(version).stage, target)
             policy = self._policy_of(model.tags)
             moves = lifecycle.plan_transition(name, version, target, model.stages(), policy, reason)
             self._check_gates(model, version, target, policy)
@@ -99,6 +109,8 @@ class LocalBackend(Backend):
             nonlocal decided
             holder = self.store.request_holder(request_id)  # fresh, under the lock
             pending = holder.request(request_id)
+            if verb == "approve":
+                self._authorise(name, holder.version, holder.stage, pending.to_stage)
             policy = self._policy_of(model.tags)
             decided = lifecycle.decide(pending, verb, self.user, comment, policy)
             if decided == pending:
@@ -115,6 +127,10 @@ class LocalBackend(Backend):
         self._step(name, plan)
         assert decided is not None
         return decided
+
+    def _authorise(self, name: str, version: int, current: str, target: str) -> None:
+        if self.authorise is not None:
+            self.authorise(name, version, current, target)
 
     def rollback(self, name: str, reason: str) -> ModelVersion:
         restored: list[int] = []

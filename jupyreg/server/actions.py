@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyreg import lifecycle
+from jupyreg.backend import Authorise
 from jupyreg.errors import InvalidArgument, InvalidTransition, NotFound, PermissionDenied
 from jupyreg.queries import version_number
 from jupyreg.registry import Registry
@@ -23,12 +24,12 @@ APPROVERS_ENV = "JUPYREG_APPROVERS"
 Permission = Callable[[str], Any]  # model name -> MLflow Permission of the current user
 
 
-def server_registry(user: str) -> Registry:
+def server_registry(user: str, authorise: Authorise | None = None) -> Registry:
     from jupyreg.compat import server_store_uris
     from jupyreg.server.events import FiringStore
 
     backend, registry = server_store_uris(default="sqlite:///mlflow.db")
-    return Registry(backend, registry, user=user, store_class=FiringStore)
+    return Registry(backend, registry, user=user, store_class=FiringStore, authorise=authorise)
 
 
 # input validation: every field of a body is typed and bounded before anything is read or
@@ -164,7 +165,7 @@ class Actions:
         self.user = user
         self.is_admin = is_admin
         self.permission = permission
-        self.registry = server_registry(user)
+        self.registry = server_registry(user, self._authorise_move)
 
     def run(self, action: str, body: Any) -> dict[str, Any]:
         """The endpoint ``action`` (one of ``ACTIONS``) on a request's decoded JSON body."""
@@ -194,6 +195,12 @@ class Actions:
     def _for_stage(self, name: str, stage: str, action: str) -> None:
         level = lifecycle.permission_for(lifecycle.normalize_stage(stage))
         self._require(name, level, action)
+
+    def _authorise_move(self, name: str, version: int, current: str, target: str) -> None:
+        """Under the model's lock, from its stage as it is then: moving into or out of
+        Production needs MANAGE, other moves EDIT."""
+        level = lifecycle.permission_for(target, current)
+        self._require(name, level, f"moving v{version} from {current} to {target}")
 
     def transition(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, stage = _field(body, "name"), _field(body, "stage")

@@ -60,7 +60,11 @@ def _guard() -> Any:
         view_args=request.view_args or {},
         user=user,
     )
-    outcome = check(seen, ServerState(), static_prefix())
+    state = g.jupyreg_state = ServerState()  # released when the request ends
+    try:
+        outcome = check(seen, state, static_prefix())
+    except RegistryError as exc:  # the model's lock is busy, the store unreachable
+        return _error(exc)
     if isinstance(outcome, Refusal):
         response = jsonify(outcome.payload())
         response.status_code = outcome.status
@@ -69,6 +73,14 @@ def _guard() -> Any:
     if user and _route() == "POST mlflow/registered-models/create":
         g.jupyreg_prior_permission = explicit_model_permission(str(outcome["name"]), user)
     return None
+
+
+def _release(exc: BaseException | None) -> None:
+    from flask import g
+
+    state = g.pop("jupyreg_state", None)
+    if state is not None:
+        state.release()
 
 
 def _route() -> str:
@@ -151,6 +163,7 @@ def create_app(app: Any = None) -> Any:
     ]
     authorise_routes(routes, _authenticated)
     flask_app.before_request(_guard)
+    flask_app.teardown_request(_release)
     for prefix in prefixes:
         flask_app.add_url_rule(prefix + INFO_ROUTE, f"jupyreg_info{prefix}", _info, methods=["GET"])
         flask_app.add_url_rule(

@@ -48,6 +48,9 @@ class State(Protocol):
     def keep_history(self, name: str, version: int) -> None:
         """Copy a version's history where deleting the version cannot remove it."""
 
+    def hold(self, name: str) -> None:
+        """Hold the model's lifecycle lock until the request is answered."""
+
 
 @dataclass(frozen=True)
 class Request:
@@ -221,6 +224,7 @@ def _new_version(params: Mapping[str, Any], user: str | None, state: State) -> R
 
 def _delete_version(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
     name, version = _text(params, "name"), _version(params)
+    state.hold(name)
     stage = state.stages(name).get(version)
     if stage in _HELD:
         return Refusal(
@@ -238,6 +242,7 @@ def _delete_version(params: Mapping[str, Any], user: str | None, state: State) -
 def _holding_model(verb: str) -> Callable[[Mapping[str, Any], str | None, State], Refusal | None]:
     def check_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
         name = _text(params, "name")
+        state.hold(name)
         held = sorted((v, s) for v, s in state.stages(name).items() if s in _HELD)
         if not held:
             return None

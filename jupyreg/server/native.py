@@ -65,7 +65,11 @@ def _verdict(flask_app: Any, request: Any) -> Refusal | dict | None:
         view_args=view_args,
         user=_basic_auth_user(request.headers.get("authorization", "")),
     )
-    return check(seen, ServerState(), static_prefix())
+    state = ServerState()
+    try:
+        return check(seen, state, static_prefix())
+    finally:
+        state.release()
 
 
 def _basic_auth_user(header: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 class ServerState:
     """The guard's reads of the server's own registry store."""
@@ -11,6 +13,15 @@ class ServerState:
         from jupyreg.store import Store
 
         self.store = Store(*server_store_uris(default="sqlite:///mlflow.db"))
+        self._held = contextlib.ExitStack()
+
+    def hold(self, name: str) -> None:
+        """Take the model's lifecycle lock until ``release``: the check and MLflow's own
+        write then see the same stages (no step moves a version in between)."""
+        self._held.enter_context(self.store.lock(name))
+
+    def release(self) -> None:
+        self._held.close()
 
     def stages(self, name: str) -> dict[int, str]:
         from jupyreg.lifecycle import PRODUCTION, STAGING
