@@ -213,7 +213,10 @@ def _render(verb: str, result: Any, fmt: str) -> str:
     from jupyreg.commands import as_frame
     from jupyreg.lifecycle import Policy
     from jupyreg.serialize import to_json
+    from jupyreg.staleness import Staleness
 
+    if isinstance(result, str):  # a model card
+        return result
     if fmt == "json":
         if isinstance(result, pd.DataFrame):
             return result.to_json(orient="records", date_format="iso")
@@ -223,6 +226,8 @@ def _render(verb: str, result: Any, fmt: str) -> str:
         return "(none)" if frame.empty else frame.to_string(index=False)
     if isinstance(result, Policy):
         return json.dumps(result.to_dict(), indent=2, sort_keys=True)
+    if isinstance(result, Staleness):
+        return result.summary()
     return describe(result)
 
 

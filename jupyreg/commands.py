@@ -46,6 +46,12 @@ def add_verbs(verbs: Any, formats: bool) -> None:
     sub = read("requests", "promotion requests (pending unless --status says otherwise)")
     sub.add_argument("name", nargs="?")
     sub.add_argument("--status", default="pending", choices=REQUEST_STATUSES)
+    sub = verb("card", "the model card (Hugging Face Hub Markdown); Production by default")
+    sub.add_argument("name")
+    sub.add_argument("version", nargs="?", type=int)
+    read("status", "is Production stale? commits touching code, changed data, age").add_argument(
+        "name"
+    )
     sub = read("check", "find (and --repair) disagreements between stages, aliases, history")
     sub.add_argument("name", nargs="?")
     sub.add_argument("--repair", action="store_true")
@@ -121,6 +127,10 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
             return registry.request_records(args.name, wanted)
         case "check":
             return registry.check(args.name, repair=args.repair)
+        case "card":
+            return registry.model_card(args.name, args.version)
+        case "status":
+            return registry.staleness(args.name)
         case "request":
             return registry.request(args.name, args.version, args.stage, reason=args.reason)
         case "promote":

@@ -172,6 +172,10 @@ class JupyReg(Magics, Configurable):
         if args.verb in ("request", "approve", "reject", "cancel", "promote", "rollback"):
             print(describe(result))
             return None
+        if args.verb == "card":
+            from IPython.display import Markdown
+
+            return Markdown(result)
         return as_frame(args.verb, result)
 
     def _run_cell(self, cell: str) -> None:

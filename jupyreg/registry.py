@@ -8,6 +8,7 @@ steps to the backend chosen for this registry (``jupyreg.backend``), team-server
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import frames, lifecycle, registration, settings
-from jupyreg.backend import Authorise, Backend, open_backend
+from jupyreg.backend import Authorise, Backend, LocalBackend, open_backend
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound, RegistryError
 from jupyreg.identity import resolve_user
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from jupyreg.lineage import Lineage
+    from jupyreg.staleness import Staleness
 
 
 class Registry:
@@ -45,6 +47,7 @@ class Registry:
         user: str | None = None,
         store_class: type[Store] = Store,
         authorise: Authorise | None = None,
+        publish_cards: bool = True,
     ) -> None:
         resolved = settings.resolve(tracking_uri, registry_uri, user)
         self.tracking_uri = resolved.tracking_uri
@@ -55,6 +58,7 @@ class Registry:
         self._default_policy = resolved.default_policy
         self._store = store_class(self.tracking_uri, self.registry_uri)
         self._authorise = authorise
+        self._publish_cards = publish_cards
         self._queries = Queries(self._store)
 
     def __repr__(self) -> str:
@@ -192,7 +196,9 @@ class Registry:
         number = version_number(version)
         target = lifecycle.normalize_stage(stage)
         why = lifecycle.require_reason(reason, "a stage change")
-        return self._backend.transition(name, number, target, why)
+        moved = self._backend.transition(name, number, target, why)
+        self._publish_card(name, moved.version, moved.stage)
+        return moved
 
     def request(
         self, name: str, version: int | str, stage: str, reason: str | None = None
@@ -205,7 +211,10 @@ class Registry:
 
     def approve(self, request_id: str, comment: str | None = None) -> Request:
         """Approve a pending request; enough approvals apply its transition at once."""
-        return self._backend.decide(request_id, "approve", comment or "")
+        decided = self._backend.decide(request_id, "approve", comment or "")
+        if decided.status == lifecycle.APPROVED:
+            self._publish_card(decided.name, decided.version, decided.to_stage)
+        return decided
 
     def reject(self, request_id: str, comment: str | None = None) -> Request:
         return self._backend.decide(request_id, "reject", comment or "")
@@ -213,6 +222,18 @@ class Registry:
     def cancel(self, request_id: str) -> Request:
         """Withdraw one's own pending request."""
         return self._backend.decide(request_id, "cancel", "")
+
+    def model_card(self, name: str, version: int | str | None = None) -> str:
+        """The version's model card (Hugging Face Hub Markdown); Production by default."""
+        from jupyreg.card import model_card
+
+        return model_card(self, name, version)
+
+    def staleness(self, name: str, repo_path: str | os.PathLike[str] = ".") -> Staleness:
+        """How far Production is behind the repository at ``repo_path``: code, data, age."""
+        from jupyreg.staleness import staleness
+
+        return staleness(self, name, repo_path)
 
     def delete_version(self, name: str, version: int | str) -> None:
         """Delete a None or Archived version; its history is kept on the model first."""
@@ -222,7 +243,24 @@ class Registry:
         """Put the previous Production version back (it was approved before), archiving
         the current one; both moves get their own history event."""
         why = lifecycle.require_reason(reason, "a rollback")
-        return self._backend.rollback(name, why)
+        restored = self._backend.rollback(name, why)
+        self._publish_card(name, restored.version, restored.stage)
+        return restored
+
+    def _publish_card(self, name: str, version: int, stage: str) -> None:
+        """A version entering Production gets its model card (``model_card.md``) among its
+        run's artifacts, where this process applies the lifecycle itself. A jupyreg server's
+        registered files are immutable to its clients, and the server leaves them as they
+        are: there ``jupyreg card`` prints the card. A card that cannot be written never
+        fails the step that already happened."""
+        if stage != lifecycle.PRODUCTION or not self._publish_cards:
+            return
+        if not isinstance(self._backend, LocalBackend):
+            return
+        from jupyreg.card import publish_card
+
+        with contextlib.suppress(RegistryError):
+            publish_card(self, name, version)
 
     def policy(self, name: str) -> Policy:
         """The policy in force: the model's ``jupyreg.policy`` tag, else the default of the

@@ -3,6 +3,7 @@ their client, the CLI's ``--format json`` and the lab sidebar's REST API."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -135,4 +136,6 @@ def to_json(record: Any) -> Any:
             return serializer(record)
     if isinstance(record, Policy):
         return record.to_dict()
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return dataclasses.asdict(record)  # a report such as Staleness
     raise TypeError(f"no JSON form for {type(record).__name__}")

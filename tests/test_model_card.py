@@ -242,3 +242,39 @@ def test_a_version_made_by_plain_mlflow_has_a_card_but_no_run_to_publish_to(
     assert "Commit: not recorded" in text and "No dataset was recorded." in text
     with pytest.raises(NotFound, match="no MLflow run"):
         publish_card(alice, "plain", 1)
+
+
+def test_the_cli_prints_the_card_and_productions_staleness(
+    production: Published, offline: None, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """`jupyreg card NAME` and `jupyreg status NAME`, as a terminal or CI uses them."""
+    import json
+
+    from jupyreg.cli import main
+
+    monkeypatch.chdir(production.root)
+    args = ["--tracking-uri", production.uri, "--user", "carol"]
+    assert main([*args, "card", NAME]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == production.registry().model_card(NAME).strip()
+    assert main([*args, "status", NAME]) == 0
+    assert f"Production v{production.version}" in capsys.readouterr().out
+    assert main([*args, "status", NAME, "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["version"] == production.version and status["commits_behind"] == 0
+
+
+def test_entering_production_writes_the_card_by_itself(production: Published, tmp_path) -> None:
+    """bob's approval put the version in Production: its card is already among its run's
+    artifacts, nobody having asked for it."""
+    reg = production.registry()
+    mv = reg.get(NAME, production.version)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=mv.run_id,
+        artifact_path=CARD_ARTIFACT,
+        tracking_uri=production.uri,
+        dst_path=tmp_path,
+    )
+    text = Path(path).read_text()
+    assert ModelCard(text).data.to_dict()["model-index"][0]["name"] == NAME
+    assert "bob" in text and mv.lineage["git"]["commit"] in text

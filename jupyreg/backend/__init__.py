@@ -20,7 +20,7 @@ from jupyreg.backend.local import Authorise, LocalBackend
 from jupyreg.backend.remote import discover
 from jupyreg.store import Store
 
-__all__ = ["Authorise", "Backend", "open_backend"]
+__all__ = ["Authorise", "Backend", "LocalBackend", "open_backend"]
 
 
 def open_backend(

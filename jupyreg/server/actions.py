@@ -29,7 +29,14 @@ def server_registry(user: str, authorise: Authorise | None = None) -> Registry:
     from jupyreg.server.events import FiringStore
 
     backend, registry = server_store_uris(default="sqlite:///mlflow.db")
-    return Registry(backend, registry, user=user, store_class=FiringStore, authorise=authorise)
+    return Registry(
+        backend,
+        registry,
+        user=user,
+        store_class=FiringStore,
+        authorise=authorise,
+        publish_cards=False,  # a server's registered files stay as registration wrote them
+    )
 
 
 # input validation: every field of a body is typed and bounded before anything is read or
