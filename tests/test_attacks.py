@@ -701,7 +701,8 @@ def test_5_gate_inputs_cannot_be_forged(deployed: Deployment, model) -> None:
         "alice",
         "POST",
         "/api/2.0/mlflow/runs/log-metric",
-        {"run_id": low.run_id, "key": "test.auc", "value": 0.99, "timestamp": int(time.time())},
+        {"run_id": low.run_id, "key": "test.auc", "value": 0.99, "step": 1000}
+        | {"timestamp": int(time.time() * 1000)},
     )
     assert logged.status_code == 200, logged.text
     assert _request_production(deployed, "repro-5-metric", low.version) != "Production"
