@@ -345,13 +345,6 @@ def explicit_cases() -> Iterator[Case]:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pending in the guard (jupyreg/server/app.py, guard.py): MLflow's basic-auth "
-    "validators run before the guard and answer 500 to an EDIT user's non-object or deeply "
-    "nested JSON or non-text 'name'; a double-encoded non-JSON string reaches the handlers of "
-    "the open PATCH .../update routes (500). --runxfail shows every failing request",
-)
 def test_no_body_makes_the_server_answer_5xx(server: str) -> None:
     """The explicit cases, then hypothesis's, drawn while one thread sends them, one at a
     time, in order; every answer of 500 or more (or none) is reported at the end."""

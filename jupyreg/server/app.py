@@ -39,18 +39,16 @@ def _username() -> str:
     return request.authorization.username  # basic-auth has authenticated the request
 
 
-def _guard() -> Any:
-    """Read every write as MLflow's handler will, then allow, check or refuse it (400 for a
-    malformed request, 403 for one that would bypass the lifecycle, with the right call)."""
-    from flask import g, jsonify, request
+def _read() -> Any:
+    """Before authentication: read every write as MLflow's handler will, and refuse a
+    malformed or unknown one (400 / 403) before MLflow's own checks trip over it."""
+    from flask import g, request
 
-    from jupyreg.compat import explicit_model_permission, static_prefix
-    from jupyreg.server.guard import Refusal, Request, check
-    from jupyreg.server.state import ServerState
+    from jupyreg.compat import static_prefix
+    from jupyreg.server.guard import Refusal, Request, read
 
     if request.url_rule is None:
         return None  # no such route: Flask answers 404
-    user = request.authorization.username if request.authorization else None
     seen = Request(
         method=request.method,
         rule=request.url_rule.rule,
@@ -58,21 +56,47 @@ def _guard() -> Any:
         body=lambda: request.get_data(cache=True),
         content_type=request.content_type,
         view_args=request.view_args or {},
-        user=user,
+        user=None,
     )
+    write = read(seen, static_prefix())
+    if isinstance(write, Refusal):
+        return _refused(write)
+    g.jupyreg_write = write
+    return None
+
+
+def _guard() -> Any:
+    """Once basic-auth has authenticated the caller: the route's own check (403 for a write
+    that would bypass the lifecycle, with the call to use)."""
+    from flask import g, request
+
+    from jupyreg.compat import explicit_model_permission
+    from jupyreg.server.guard import Refusal, judge
+    from jupyreg.server.state import ServerState
+
+    write = g.pop("jupyreg_write", None)
+    if write is None:
+        return None
+    user = request.authorization.username if request.authorization else None
     state = g.jupyreg_state = ServerState()  # released when the request ends
     try:
-        outcome = check(seen, state, static_prefix())
+        outcome = judge(write, user, state)
     except RegistryError as exc:  # the model's lock is busy, the store unreachable
         return _error(exc)
     if isinstance(outcome, Refusal):
-        response = jsonify(outcome.payload())
-        response.status_code = outcome.status
-        return response
-    g.jupyreg_params = outcome or {}
+        return _refused(outcome)
+    g.jupyreg_params = outcome
     if user and _route() == "POST mlflow/registered-models/create":
         g.jupyreg_prior_permission = explicit_model_permission(str(outcome["name"]), user)
     return None
+
+
+def _refused(refusal: Any) -> Any:
+    from flask import jsonify
+
+    response = jsonify(refusal.payload())
+    response.status_code = refusal.status
+    return response
 
 
 def _release(exc: BaseException | None) -> None:
@@ -149,6 +173,7 @@ def create_app(app: Any = None) -> Any:
 
     flask_app = app if app is not None else mlflow_app
     flask_app.after_request(_creator_keeps_edit)  # runs after basic-auth's own (LIFO)
+    flask_app.before_request(_read)  # before basic-auth's checks, which assume a sane body
     wrapped = create_auth_app(flask_app)
     if wrapped is not flask_app:  # under uvicorn: FastAPI serves some writes itself
         guard_native_routes(wrapped, flask_app)

@@ -63,32 +63,73 @@ class Request:
     user: str | None
 
 
+@dataclass(frozen=True)
+class Write:
+    """A write the guard has read: its route's class and the parameters MLflow will act on."""
+
+    kind: str
+    params: dict[str, Any]
+
+
 def check(request: Request, state: State, static_prefix: str = "") -> Refusal | dict | None:
     """A refusal, or the parameters MLflow's handler will act on (None for a read)."""
+    write = read(request, static_prefix)
+    if write is None or isinstance(write, Refusal):
+        return write
+    return judge(write, request.user, state)
+
+
+def read(request: Request, static_prefix: str = "") -> Refusal | Write | None:
+    """The first half, before authentication: read the write and refuse a malformed or
+    unknown one (nothing of the registry is looked at, so nothing of it is told)."""
     if request.method not in routes.WRITE_METHODS:
         return None
     kind = routes.classify(request.method, request.rule, static_prefix)
+    name = routes.route_name(request.method, request.rule, static_prefix)
     if kind is None:
-        name = routes.route_name(request.method, request.rule, static_prefix)
         return Refusal(403, f"'{name}' is a write jupyreg's guard does not know: it is refused")
-    strict = kind != routes.OPEN or _ours(request)
+    strict = kind != routes.OPEN or name in routes.REGISTRY or name == routes.JUPYREG
     params = _params(request, body=kind not in _BINARY_BODY, strict=strict)
-    if isinstance(params, Refusal) or kind == routes.OPEN:
+    if isinstance(params, Refusal):
         return params
-    if kind == routes.LIFECYCLE:
+    if name in routes.REGISTRY:
+        shape = _shape(params)
+        if shape is not None:
+            return shape
+    return Write(kind, params)
+
+
+def judge(write: Write, user: str | None, state: State) -> Refusal | dict:
+    """The second half, once the caller is authenticated: the route's own check."""
+    if write.kind == routes.OPEN:
+        return write.params
+    if write.kind == routes.LIFECYCLE:
         return Refusal(
             403,
             f"stage changes go through the lifecycle: reg.transition / reg.request ({_ENDPOINTS})",
         )
     try:
-        refusal = _CHECKS[kind](params, request.user, state)
+        refusal = _CHECKS[write.kind](write.params, user, state)
     except (TypeError, ValueError) as exc:
         refusal = Refusal(400, str(exc))
-    return refusal or params
+    return refusal or write.params
 
 
-def _ours(request: Request) -> bool:
-    return routes.route_name(request.method, request.rule).startswith("POST jupyreg/")
+_TEXT_FIELDS = ("name", "new_name", "key", "alias", "value", "description", "source", "run_id")
+
+
+def _shape(params: Mapping[str, Any]) -> Refusal | None:
+    """The registry's fields have the types MLflow's handlers assume (a list where a name
+    belongs crashes them)."""
+    for field in _TEXT_FIELDS:
+        if field in params and not isinstance(params[field], str):
+            return Refusal(400, f"{field!r} must be a string, not {type(params[field]).__name__}")
+    if "version" in params:
+        try:
+            _version(params)
+        except ValueError as exc:
+            return Refusal(400, str(exc))
+    return None
 
 
 def _params(request: Request, body: bool, strict: bool) -> Refusal | dict[str, Any]:
@@ -117,12 +158,15 @@ def _json_object(raw: bytes, strict: bool) -> Refusal | dict[str, Any]:
         return {}
     try:
         parsed = json.loads(raw)
-        if isinstance(parsed, str):  # older MLflow clients double-encode; MLflow decodes
-            parsed = json.loads(parsed)
     except RecursionError:
         return Refusal(400, "the request body is nested too deeply")
     except ValueError:
         return Refusal(400, "the request body is not valid JSON") if strict else {}
+    if isinstance(parsed, str):  # older MLflow clients double-encode; MLflow decodes again
+        try:
+            parsed = json.loads(parsed)
+        except (RecursionError, ValueError):
+            return Refusal(400, "the request body is a string that is not encoded JSON")
     if isinstance(parsed, dict):
         return parsed
     return Refusal(400, f"the request body must be a JSON object, not {type(parsed).__name__}")
@@ -144,9 +188,10 @@ def _text(params: Mapping[str, Any], field: str) -> str:
 
 def _version(params: Mapping[str, Any]) -> int:
     value = params.get("version")
-    if isinstance(value, bool) or not str(value).strip().isdigit():
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) >= 2**31:
         raise ValueError("'version' must be a version number")
-    return int(str(value).strip())
+    return int(text)
 
 
 def _model_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:

@@ -202,6 +202,10 @@ _ELSEWHERE = {
 } | {"POST graphql": OPEN}  # MLflow's GraphQL serves queries only
 
 ROUTES: dict[str, str] = {**_REGISTRY, **_ARTIFACTS, **_TRACKING, **_ELSEWHERE}
+JUPYREG = "POST jupyreg/<action>"
+REGISTRY = frozenset(_REGISTRY) - {JUPYREG}
+"""MLflow's registry routes: their body must be exactly what MLflow's handler expects (a
+JSON object with fields of the right types), whichever check follows."""
 
 
 NATIVE_OPEN = re.compile(

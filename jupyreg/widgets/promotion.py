@@ -176,4 +176,3 @@ class PromotionController:
         except RegistryError as exc:
             self.outcome = Outcome(False, f"{self.outcome.text}; refresh failed: {one_line(exc)}")
         return done
-
