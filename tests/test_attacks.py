@@ -837,7 +837,10 @@ def test_9_bodies_that_are_not_objects_get_400_not_500(deployed: Deployment) -> 
                     timeout=60,
                 )
                 if response.status_code != 400:
-                    wrong.append(f"{method} {route} [{label}] as {user}: {response.status_code}")
+                    wrong.append(
+                        f"{method} {route} [{label}] as {user}: {response.status_code} "
+                        f"{_excerpt(response)[:120]!r}"
+                    )
     assert not wrong, "\n".join(wrong)
     _unchanged(deployed, target)
 
