@@ -78,8 +78,12 @@ def add_verbs(verbs: Any, formats: bool) -> None:
     policy = verb("policy", "show or change a model's promotion policy")
     which = policy.add_subparsers(dest="policy_verb", required=True)
     which.add_parser("show", help="the policy in force").add_argument("name")
+    which.add_parser("history", help="every policy change: who, why, which policy").add_argument(
+        "name"
+    )
     change = which.add_parser("set", help="change settings of the policy in force")
     change.add_argument("name")
+    change.add_argument("--reason", help="why (kept with the change)")
     change.add_argument(
         "--approvals",
         action="append",
@@ -145,8 +149,10 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
             return registry.rollback(args.name, reason=args.reason)
         case "policy" if args.policy_verb == "show":
             return registry.policy(args.name)
+        case "policy" if args.policy_verb == "history":
+            return registry.policy_history(args.name)
         case "policy":
-            return registry.set_policy(args.name, **policy_changes(args))
+            return registry.set_policy(args.name, reason=args.reason, **policy_changes(args))
     raise ValueError(f"unknown verb {args.verb!r}")
 
 

@@ -8,12 +8,13 @@ current metrics only for a version made outside jupyreg; see ``queries.model_ver
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion, RegisteredModel
-from jupyreg.lifecycle import Request, TransitionEvent
+from jupyreg.lifecycle import PolicyChange, Request, TransitionEvent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,6 +98,19 @@ def compare_frame(versions: Sequence[ModelVersion]) -> pd.DataFrame:
     frame.index.name = "field"
     frame["differs"] = [len({repr(v) for v in row}) > 1 for row in frame.itertuples(index=False)]
     return frame
+
+
+def policy_changes_frame(changes: Sequence[PolicyChange]) -> pd.DataFrame:
+    rows = [
+        {
+            "at": lifecycle.parse_iso(c.at),
+            "author": c.author,
+            "reason": c.reason,
+            "policy": json.dumps(c.policy, sort_keys=True),
+        }
+        for c in changes
+    ]
+    return _frame(rows, ["at", "author", "reason", "policy"], [])
 
 
 def history_frame(events: Sequence[TransitionEvent]) -> pd.DataFrame:

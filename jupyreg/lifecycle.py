@@ -138,6 +138,23 @@ def parse_threshold(text: str) -> tuple[str, str, float]:
 
 
 @dataclass(frozen=True)
+class PolicyChange:
+    """One change of a model's policy: who set which policy, why, when; never rewritten."""
+
+    id: str
+    name: str
+    author: str
+    reason: str
+    at: str
+    policy: Mapping[str, Any]
+
+    @classmethod
+    def new(cls, name: str, author: str, reason: str, policy: Policy) -> PolicyChange:
+        moment = now()
+        return cls(sortable_id(moment), name, author, reason, iso(moment), policy.to_dict())
+
+
+@dataclass(frozen=True)
 class Policy:
     """Per-model promotion rules, stored as the ``jupyreg.policy`` tag.
 
@@ -741,6 +758,8 @@ class Reconciliation:
     lost: Mapping[int, str | None] = field(default_factory=dict)
     """Versions deleted outside jupyreg, their history gone, with their last known stage
     (if the last step knew it); a repair records the loss so it is reported once."""
+    unrecorded_policy: Policy | None = None
+    """The policy in force that no recorded change set; a repair records it as adopted."""
 
 
 def adopted_reason(from_stage: str, to_stage: str) -> str:

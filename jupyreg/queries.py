@@ -9,7 +9,7 @@ from typing import Any
 from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound
-from jupyreg.lifecycle import Request, TransitionEvent
+from jupyreg.lifecycle import PolicyChange, Request, TransitionEvent
 from jupyreg.store import Store, VersionState, no_such_version
 
 
@@ -115,6 +115,10 @@ class Queries:
             return version
         holders = [v for v, s in self.store.model_versions(name).items() if s.stage == target]
         return max(holders, default=None)
+
+    def policy_changes(self, name: str) -> list[PolicyChange]:
+        """The model's policy changes, oldest first."""
+        return tags.policy_changes(name, self.store.registered_model(name).tags or {})
 
     def stage_at(self, name: str, stage: str, when: datetime | str) -> int | None:
         """The version that held ``stage`` at ``when`` (newest entrant if several)."""

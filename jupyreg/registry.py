@@ -268,15 +268,30 @@ class Registry:
         server's), else one approval by someone else for Production."""
         return self._backend.policy(name)
 
-    def set_policy(self, name: str, policy: Policy | None = None, **changes: Any) -> Policy:
+    def set_policy(
+        self,
+        name: str,
+        policy: Policy | None = None,
+        *,
+        reason: str | None = None,
+        **changes: Any,
+    ) -> Policy:
         """Store a policy on the model: ``policy`` as given, or the current one with
-        ``changes`` (e.g. ``thresholds=["test.auc >= 0.85"]``)."""
+        ``changes`` (e.g. ``thresholds=["test.auc >= 0.85"]``). The change is kept with its
+        author and ``reason`` (``policy_history``)."""
         if policy is None:
             self._store.registered_model(name)  # NotFound before anything else
             policy = Policy.from_mapping({**self.policy(name).to_dict(), **changes})
         elif changes:
             raise InvalidArgument("pass either a Policy or settings, not both")
-        return self._backend.set_policy(name, policy)
+        else:
+            policy = Policy.from_mapping(policy.to_dict())  # the same checks as any other
+        why = lifecycle.check_text(reason or "", "the reason of a policy change")
+        return self._backend.set_policy(name, policy, why)
+
+    def policy_history(self, name: str) -> pd.DataFrame:
+        """Every change of the model's policy, oldest first: at, author, reason, policy."""
+        return frames.policy_changes_frame(self._queries.policy_changes(name))
 
     def check(self, name: str | None = None, repair: bool = False) -> pd.DataFrame:
         """Disagreements between stage tags, history, aliases and MLflow's legacy stage.

@@ -25,6 +25,7 @@ from jupyreg.lifecycle import (
     Evidence,
     Move,
     Policy,
+    PolicyChange,
     Request,
     Step,
     TransitionEvent,
@@ -35,6 +36,8 @@ STAGE_TAG = "jupyreg.stage"
 AUTHOR_TAG = "jupyreg.author"
 LINEAGE_TAG = "jupyreg.lineage"
 POLICY_TAG = "jupyreg.policy"
+POLICY_CHANGE_PREFIX = "jupyreg.policy-change."
+"""Registered-model tags, one per policy change (JSON: author, reason, at, policy)."""
 EVENT_PREFIX = "jupyreg.event."
 REQUEST_PREFIX = "jupyreg.request."
 STEP_TAG = "jupyreg.step"
@@ -69,7 +72,7 @@ def written_by_lifecycle_only(key: str) -> bool:
     return is_reserved(key) and (
         key != canonical
         or canonical in (POLICY_TAG, STEP_TAG)
-        or canonical.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX))
+        or canonical.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX, POLICY_CHANGE_PREFIX))
     )
 
 
@@ -361,6 +364,44 @@ def kept_requests(name: str, model_tags: Mapping[str, str]) -> list[Request]:
 
 def policy_value(policy: Policy) -> str:
     return json.dumps(policy.to_dict(), sort_keys=True)
+
+
+def policy_change_tag(change: PolicyChange) -> tuple[str, str]:
+    record = {"author": change.author, "reason": change.reason, "at": change.at}
+    return POLICY_CHANGE_PREFIX + change.id, json.dumps({**record, "policy": change.policy})
+
+
+def policy_changes(name: str, model_tags: Mapping[str, str]) -> list[PolicyChange]:
+    """The model's policy changes, oldest first."""
+    changes = []
+    for key, value in model_tags.items():
+        if key.startswith(POLICY_CHANGE_PREFIX):
+            raw = json.loads(value)
+            changes.append(
+                PolicyChange(
+                    key[len(POLICY_CHANGE_PREFIX) :],
+                    name,
+                    raw["author"],
+                    raw["reason"],
+                    raw["at"],
+                    raw["policy"],
+                )
+            )
+    return sorted(changes, key=lambda c: c.id)
+
+
+def unrecorded_policy(name: str, model_tags: Mapping[str, str]) -> Policy | None:
+    """The policy in force when no recorded change set it (written behind jupyreg's back,
+    or a change interrupted between its record and the policy), else None."""
+    try:
+        current = policy_from_tag(model_tags.get(POLICY_TAG))
+        if current is None:
+            return None
+        changes = policy_changes(name, model_tags)
+        last = Policy.from_mapping(changes[-1].policy) if changes else None
+    except (InvalidArgument, ValueError, KeyError):
+        return None  # an unreadable policy is refused where it is read
+    return None if last is not None and policy_value(last) == policy_value(current) else current
 
 
 def policy_from_tag(value: str | None) -> Policy | None:

@@ -32,7 +32,8 @@ class Backend(abc.ABC):
         """The policy in force for ``name`` (also before its first version)."""
 
     @abc.abstractmethod
-    def set_policy(self, name: str, policy: Policy) -> Policy: ...
+    def set_policy(self, name: str, policy: Policy, reason: str) -> Policy:
+        """Store ``policy`` on the model, recording the change (author, reason) first."""
 
     @abc.abstractmethod
     def transition(self, name: str, version: int, target: str, reason: str) -> ModelVersion:
@@ -82,6 +83,14 @@ class Backend(abc.ABC):
         if lost:
             found = tuple(lost_finding(v, stage) for v, stage in lost.items())
             plan = replace(plan, findings=(*plan.findings, *found), lost=lost)
+        unrecorded = tags.unrecorded_policy(name, model_tags)
+        if unrecorded is not None:
+            problem = Finding(
+                None,
+                "the policy in force was not set by a recorded change (written outside "
+                "jupyreg, or a change was interrupted): check --repair records it as adopted",
+            )
+            plan = replace(plan, findings=(*plan.findings, problem), unrecorded_policy=unrecorded)
         if step is None or step.done:
             return plan
         interrupted = Finding(

@@ -17,7 +17,7 @@ from jupyreg import lifecycle, tags
 from jupyreg.backend.base import Backend, findings
 from jupyreg.entities import ModelVersion
 from jupyreg.errors import NotFound, PolicyViolation
-from jupyreg.lifecycle import Policy, Request, Step, TransitionEvent
+from jupyreg.lifecycle import Policy, PolicyChange, Request, Step, TransitionEvent
 from jupyreg.queries import Queries
 from jupyreg.store import Store, VersionState, no_such_version
 
@@ -71,9 +71,11 @@ class LocalBackend(Backend):
         tagged = tags.policy_from_tag(model_tags.get(tags.POLICY_TAG))
         return tagged or Policy.from_mapping(self.default_policy())
 
-    def set_policy(self, name: str, policy: Policy) -> Policy:
+    def set_policy(self, name: str, policy: Policy, reason: str) -> Policy:
         with self.store.lock(name):
             self._current(name)
+            change = PolicyChange.new(name, self.user, reason, policy)
+            self.store.set_model_tag(name, *tags.policy_change_tag(change))
             self.store.set_model_tag(name, tags.POLICY_TAG, tags.policy_value(policy))
         return policy
 
@@ -235,6 +237,10 @@ class LocalBackend(Backend):
             self.store.set_version_tag(name, number, tags.STAGE_TAG, stage)
         for number, stage in plan.legacy_stages.items():
             self.store.set_legacy_stage(name, number, stage)
+        if plan.unrecorded_policy is not None:
+            reason = "adopted by check --repair: the policy was set outside jupyreg"
+            change = PolicyChange.new(name, self.user, reason, plan.unrecorded_policy)
+            self.store.set_model_tag(name, *tags.policy_change_tag(change))
         for number, stage in plan.lost.items():
             self.store.set_model_tag(
                 name, tags.kept_marker_key(number), tags.lost_marker(number, stage)

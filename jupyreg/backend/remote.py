@@ -29,10 +29,9 @@ class RemoteBackend(Backend):
     def policy(self, name: str) -> Policy:
         return Policy.from_mapping(self._post("policy", name=name)["policy"])
 
-    def set_policy(self, name: str, policy: Policy) -> Policy:
-        return Policy.from_mapping(
-            self._post("policy", name=name, policy=policy.to_dict())["policy"]
-        )
+    def set_policy(self, name: str, policy: Policy, reason: str) -> Policy:
+        body = self._post("policy", name=name, policy=policy.to_dict(), reason=reason)
+        return Policy.from_mapping(body["policy"])
 
     def transition(self, name: str, version: int, target: str, reason: str) -> ModelVersion:
         body = self._post("transition", name=name, version=version, stage=target, reason=reason)

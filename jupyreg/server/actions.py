@@ -251,7 +251,8 @@ class Actions:
             return {"policy": self.registry.policy(name).to_dict()}
         self._require(name, "MANAGE", "changing the policy")
         policy = _field(body, "policy")
-        return {"policy": self.registry.set_policy(name, policy).to_dict()}
+        changed = self.registry.set_policy(name, policy, reason=_text(body, "reason"))
+        return {"policy": changed.to_dict()}
 
     def repair(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = _body(body).get("name")
