@@ -40,12 +40,29 @@ def _username() -> str:
 
 
 def _read() -> Any:
-    """Before authentication: read every write as MLflow's handler will, and refuse a
-    malformed or unknown one (400 / 403) before MLflow's own checks trip over it."""
+    """Before authentication: read every write that carries credentials as MLflow's
+    handler will, and refuse a malformed or unknown one (400 / 403) before MLflow's own
+    checks trip over it; one without credentials gets basic-auth's 401 first."""
     from flask import g, request
 
+    from jupyreg.server.guard import Refusal
+
+    if request.authorization is None:
+        return None
+    write = _written()
+    if isinstance(write, Refusal):
+        return _refused(write)
+    g.jupyreg_write = write
+    return None
+
+
+def _written() -> Any:
+    """The request as the guard reads it: a ``Write``, a ``Refusal``, or None (a read, or
+    no such route)."""
+    from flask import request
+
     from jupyreg.compat import static_prefix
-    from jupyreg.server.guard import Refusal, Request, read
+    from jupyreg.server.guard import Request, read
 
     if request.url_rule is None:
         return None  # no such route: Flask answers 404
@@ -58,11 +75,7 @@ def _read() -> Any:
         view_args=request.view_args or {},
         user=None,
     )
-    write = read(seen, static_prefix())
-    if isinstance(write, Refusal):
-        return _refused(write)
-    g.jupyreg_write = write
-    return None
+    return read(seen, static_prefix())
 
 
 def _guard() -> Any:
@@ -74,9 +87,12 @@ def _guard() -> Any:
     from jupyreg.server.guard import Refusal, judge
     from jupyreg.server.state import ServerState
 
-    write = g.pop("jupyreg_write", None)
+    # read here when _read left it to basic-auth (no credentials) and basic-auth let it by
+    write = g.pop("jupyreg_write", None) or _written()
     if write is None:
         return None
+    if isinstance(write, Refusal):
+        return _refused(write)
     user = request.authorization.username if request.authorization else None
     state = g.jupyreg_state = ServerState()  # released when the request ends
     try:
