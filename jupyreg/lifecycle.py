@@ -308,6 +308,20 @@ def _shown(value: Any) -> str:
     return f"{type(value).__name__} {_short(value)}"
 
 
+def bounded_text(value: Any, what: str, limit: int, kind: str | None = None) -> str:
+    """``value`` if it is text of at most ``limit`` characters with no NUL, else an
+    ``InvalidArgument`` naming ``what`` (``kind``: how to call a wrong value's type)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be text, not {kind or _shown(value)}")
+    if len(value) > limit:
+        raise InvalidArgument(
+            f"{what} has {len(value):,} characters; at most {limit:,} are allowed"
+        )
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} contains a NUL character")
+    return value
+
+
 def _policy_list(key: str, value: Any) -> list[str]:
     """A policy list setting: a list of strings (one string stands for a list of one)."""
     items = [value] if isinstance(value, str) else value
@@ -319,14 +333,7 @@ def _policy_list(key: str, value: Any) -> list[str]:
             "allowed"
         )
     for item in items:
-        if not isinstance(item, str):
-            raise InvalidArgument(f"policy setting {key} must list text only, not {_shown(item)}")
-        if len(item) > MAX_POLICY_TEXT:
-            raise InvalidArgument(
-                f"policy setting {key}: {item[:40]!r}... is over {MAX_POLICY_TEXT} characters"
-            )
-        if "\x00" in item:
-            raise InvalidArgument(f"policy setting {key}: {item!r} contains a NUL character")
+        bounded_text(item, f"policy setting {key}: an entry", MAX_POLICY_TEXT)
     return list(items)
 
 

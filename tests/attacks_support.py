@@ -5,7 +5,6 @@ and a Staging version; raw HTTP attempts and a cheap read-back of the protected 
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import hashlib
 import json
@@ -13,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from typing import Any
 import requests
 
 from tests.conftest import BIN, SERVER_ENV, free_port, schema_template
-from tests.team import ADMIN_PASSWORD, Postgres, wait_until_up
+from tests.team import ADMIN_PASSWORD, Postgres, signed_in, wait_until_up
 
 PASSWORDS = {
     "admin": ADMIN_PASSWORD,
@@ -40,16 +38,8 @@ DECOY = "eve-own"
 RESERVED_ALIASES = ("production", "staging")
 
 
-def _has_static_prefix_flag() -> bool:
-    result = subprocess.run(
-        [str(BIN / "jupyreg"), "server", "--help"], capture_output=True, text=True, timeout=60
-    )
-    return "--static-prefix" in result.stdout
-
-
 class Server:
-    """One `jupyreg server` process (or, where `jupyreg server` has no --static-prefix
-    yet, `mlflow server --app-name jupyreg --static-prefix`, as `jupyreg server` runs it)."""
+    """One `jupyreg server` process (under ``--static-prefix`` when it has one)."""
 
     def __init__(self, root: Path, backend: str, auth_db: str, static_prefix: str = "") -> None:
         self.root, self.backend, self.auth_db = root, backend, auth_db
@@ -72,37 +62,9 @@ class Server:
             "--workers",
             "1",
         ]
-        if not self.static_prefix or _has_static_prefix_flag():
-            prefix = ["--static-prefix", self.static_prefix] if self.static_prefix else []
-            auth = ["--auth-database-uri", self.auth_db, "--auth-cache-seconds", "60"]
-            return [str(BIN / "jupyreg"), "server", *common, *auth, *prefix]
-        env["MLFLOW_AUTH_CONFIG_PATH"] = self._auth_config()
-        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", "attacks")
-        return [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "jupyreg",
-            "--static-prefix",
-            self.static_prefix,
-            *common,
-        ]
-
-    def _auth_config(self) -> str:
-        config = configparser.ConfigParser()
-        config["mlflow"] = {
-            "default_permission": "READ",
-            "database_uri": self.auth_db.replace("%", "%%"),
-            "admin_username": "admin",
-            "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
-            "auth_cache_ttl_seconds": "60",
-        }
-        path = self.root / f"auth-{self.port}.ini"
-        with open(path, "w") as file:
-            config.write(file)
-        return str(path)
+        prefix = ["--static-prefix", self.static_prefix] if self.static_prefix else []
+        auth = ["--auth-database-uri", self.auth_db, "--auth-cache-seconds", "60"]
+        return [str(BIN / "jupyreg"), "server", *common, *auth, *prefix]
 
     def start(self, env: Mapping[str, str]) -> None:
         self.launch(env)
@@ -144,25 +106,9 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-class credentials:  # noqa: N801 - used like a function
+def credentials(user: str) -> contextlib.AbstractContextManager[None]:
     """MLflow's client credentials of ``user`` for the duration of a block."""
-
-    KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-
-    def __init__(self, user: str) -> None:
-        self.user = user
-
-    def __enter__(self) -> None:
-        self.saved = {k: os.environ.get(k) for k in self.KEYS}
-        os.environ["MLFLOW_TRACKING_USERNAME"] = self.user
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORDS[self.user]
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return signed_in(user, PASSWORDS[user])
 
 
 @dataclass

@@ -63,6 +63,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(mark)
 
 
+def model_state(uri: str, name: str) -> dict:
+    """Everything the lifecycle could have touched on one model: its aliases and tags, each
+    version's MLflow stage and tags (to prove a refusal changed nothing)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, uri)
+    model = client.get_registered_model(name)
+    versions = client.search_model_versions(f"name = '{name}'")
+    return {
+        "aliases": dict(model.aliases),
+        "tags": dict(model.tags),
+        "versions": sorted(
+            (mv.version, mv.current_stage, tuple(sorted(mv.tags.items()))) for mv in versions
+        ),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

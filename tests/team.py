@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks._common import credentials as signed_in  # noqa: F401 - shared with tests
 from tests.conftest import BIN, SERVER_ENV, free_port
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)

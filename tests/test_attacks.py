@@ -27,6 +27,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from jupyreg.server.actions import ACTIONS
 from tests.attacks_support import (
     DECOY,
     STATIC_PREFIX,
@@ -799,19 +800,7 @@ WRITE_ROUTES = [
     ("POST", "mlflow/runs/log-metric"),
     ("POST", "mlflow/runs/set-tag"),
     ("POST", "mlflow/runs/log-batch"),
-    *(
-        ("POST", f"jupyreg/{action}")
-        for action in (
-            "transition",
-            "request",
-            "approve",
-            "reject",
-            "cancel",
-            "rollback",
-            "policy",
-            "repair",
-        )
-    ),
+    *(("POST", f"jupyreg/{action}") for action in ACTIONS),
 ]
 NOT_OBJECTS = {
     "array": b"[]",

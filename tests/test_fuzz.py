@@ -31,6 +31,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jupyreg.server.actions import ACTIONS
 from tests.conftest import BIN, SERVER_ENV, free_port, schema_template
 from tests.team import ADMIN_PASSWORD, wait_until_up
 
@@ -43,19 +44,7 @@ MINIMUM_BODIES = 2_000
 
 JUPYREG_FIELDS = ("name", "version", "stage", "reason", "comment", "request_id", "policy")
 ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
-    *(
-        ("POST", f"jupyreg/{action}", JUPYREG_FIELDS)
-        for action in (
-            "transition",
-            "request",
-            "approve",
-            "reject",
-            "cancel",
-            "rollback",
-            "policy",
-            "repair",
-        )
-    ),
+    *(("POST", f"jupyreg/{action}", JUPYREG_FIELDS) for action in ACTIONS),
     (
         "POST",
         "mlflow/model-versions/create",

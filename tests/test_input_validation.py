@@ -20,14 +20,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlflow import MlflowClient
 from mlflow.server.auth.permissions import get_permission
 
 from jupyreg import Registry
 from jupyreg.errors import InvalidArgument, NotFound, RegistryError, http_status
 from jupyreg.lifecycle import MAX_TEXT, Policy
 from jupyreg.server.actions import ACTIONS, Actions
-from tests.conftest import schema_template
+from tests.conftest import model_state, schema_template
 
 NAME = "validated"
 FUZZED = "fuzzed"  # the in-process fuzz may change this one
@@ -115,7 +114,7 @@ def test_the_readme_policy_is_accepted() -> None:
         ({"thresholds": [5]}, "thresholds"),
         ({"thresholds": [None]}, "thresholds"),
         ({"thresholds": {"test.auc": 0.9}}, "thresholds"),
-        ({"thresholds": ["m" * 300 + " >= 1"]}, "thresholds.*over 250 characters"),
+        ({"thresholds": ["m" * 300 + " >= 1"]}, "thresholds.*at most 250 are allowed"),
         ({"thresholds": ["a >= 1"] * 101}, "thresholds has 101 entries"),
         ({"not_worse_than_production": [None]}, "not_worse_than_production"),
         ({"not_worse_than_production": [""]}, "not_worse_than_production"),
@@ -166,16 +165,7 @@ class State:
         self.uri, self.request_id = uri, request_id
 
     def snapshot(self) -> dict[str, Any]:
-        client = MlflowClient(self.uri, self.uri)
-        model = client.get_registered_model(NAME)
-        versions = client.search_model_versions(f"name = '{NAME}'")
-        return {
-            "aliases": dict(model.aliases),
-            "tags": dict(model.tags),
-            "versions": sorted(
-                (mv.version, mv.current_stage, tuple(sorted(mv.tags.items()))) for mv in versions
-            ),
-        }
+        return model_state(self.uri, NAME)
 
 
 @pytest.fixture(scope="module")

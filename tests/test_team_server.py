@@ -4,6 +4,7 @@ store, with authentication and the lifecycle enforced on the server."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import multiprocessing
 import os
@@ -29,8 +30,8 @@ from jupyreg.errors import (
     RegistryUnavailable,
 )
 from jupyreg.webhooks import verify
-from tests.conftest import WEBHOOK_ENV
-from tests.team import ADMIN_PASSWORD, S3_ENV, Postgres, S3Server, TeamServer
+from tests.conftest import WEBHOOK_ENV, model_state
+from tests.team import ADMIN_PASSWORD, S3_ENV, Postgres, S3Server, TeamServer, signed_in
 
 pytestmark = pytest.mark.server
 NAME = "fraud-detector"
@@ -74,36 +75,12 @@ class Team:
 
     def state(self) -> dict:
         """Everything the lifecycle could have touched, read as the admin."""
-        client = MlflowClient(self.url, self.url)
         with _credentials("admin"):
-            model = client.get_registered_model(NAME)
-            versions = client.search_model_versions(f"name = '{NAME}'")
-        return {
-            "aliases": dict(model.aliases),
-            "tags": dict(model.tags),
-            "versions": sorted(
-                (mv.version, mv.current_stage, tuple(sorted(mv.tags.items()))) for mv in versions
-            ),
-        }
+            return model_state(self.url, NAME)
 
 
-class _credentials:
-    def __init__(self, user: str) -> None:
-        self.user = user
-
-    def __enter__(self) -> None:
-        self.saved = {
-            k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-        }
-        os.environ["MLFLOW_TRACKING_USERNAME"] = self.user
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = PASSWORDS[self.user]
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _credentials(user: str) -> contextlib.AbstractContextManager[None]:
+    return signed_in(user, PASSWORDS[user])
 
 
 @pytest.fixture(scope="module")

@@ -76,15 +76,7 @@ def _body(body: Any) -> Mapping[str, Any]:
 
 
 def _text_field(key: str, value: Any, limit: int) -> str:
-    if not isinstance(value, str):
-        raise InvalidArgument(f"field {key!r} must be text, not {_kind(value)}")
-    if len(value) > limit:
-        raise InvalidArgument(
-            f"field {key!r} has {len(value):,} characters; at most {limit:,} are allowed"
-        )
-    if "\x00" in value:
-        raise InvalidArgument(f"field {key!r} contains a NUL character")
-    return value
+    return lifecycle.bounded_text(value, f"field {key!r}", limit, _kind(value))
 
 
 def _name(value: Any, key: str = "name") -> str:

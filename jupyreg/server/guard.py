@@ -194,28 +194,16 @@ def _version(params: Mapping[str, Any]) -> int:
     return int(text)
 
 
-def _model_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
-    key = _text(params, "key")
-    if tags.is_reserved(key):
-        return Refusal(
-            403,
-            f"'{key}' is managed by jupyreg (its policy and lifecycle steps): "
-            "use reg.set_policy (POST /api/2.0/jupyreg/policy) or the lifecycle "
-            "calls",
-        )
-    return None
+def _tag(managed: str) -> Callable[[Mapping[str, Any], str | None, State], Refusal | None]:
+    """The check of a tag route: every ``jupyreg.*`` key, in any spelling, is refused."""
 
+    def check_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+        key = _text(params, "key")
+        if tags.is_reserved(key):
+            return Refusal(403, f"'{key}' is managed by jupyreg ({managed})")
+        return None
 
-def _version_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
-    key = _text(params, "key")
-    if tags.is_reserved(key):
-        return Refusal(
-            403,
-            f"'{key}' is managed by jupyreg (stages, history, requests and the "
-            f"record the gates judge, frozen at registration): change stages with "
-            f"reg.transition / reg.request / reg.approve ({_ENDPOINTS})",
-        )
-    return None
+    return check_tag
 
 
 def _alias(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
@@ -344,8 +332,14 @@ def _immutable(state: State, run_id: str | None, model_id: str | None) -> Refusa
 
 
 _CHECKS: dict[str, Callable[[Mapping[str, Any], str | None, State], Refusal | None]] = {
-    "model_tag": _model_tag,
-    "version_tag": _version_tag,
+    "model_tag": _tag(
+        "its policy and lifecycle steps): use reg.set_policy (POST /api/2.0/jupyreg/policy) "
+        "or the lifecycle calls"
+    ),
+    "version_tag": _tag(
+        "stages, history, requests and the record the gates judge, frozen at registration): "
+        f"change stages with reg.transition / reg.request / reg.approve ({_ENDPOINTS}"
+    ),
     "alias": _alias,
     "new_model": _new_model,
     "new_version": _new_version,
