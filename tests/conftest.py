@@ -44,7 +44,7 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_concurrency.py": ("e2e",),  # 8 spawned processes racing on one registry
     "test_demo.py": ("e2e",),  # `jupyreg demo` in a fresh process
     "test_faults.py": ("e2e",),  # kill -9 mid-step, embedded and of servers on PostgreSQL
-    "test_fuzz.py": ("e2e",),  # thousands of bodies against a jupyreg server
+    "test_fuzz.py": ("server", "e2e"),  # thousands of bodies against a jupyreg server
     "test_github_actions.py": ("e2e",),  # actionlint, workflow steps as subprocesses
     "test_notebook_register.py": ("e2e",),  # notebooks run in kernels
     "test_notebooks.py": ("e2e",),  # notebooks/ run in kernels, some start servers
