@@ -7,6 +7,7 @@ advisory lock, or a file lock for SQLite), so that replicas serialise.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -163,7 +164,8 @@ class Actions:
     def __init__(self, user: str, is_admin: bool, permission: Permission) -> None:
         self.user = user
         self.is_admin = is_admin
-        self.permission = permission
+        self.permission = functools.cache(permission)  # asked before a step takes the
+        # model's lock, answered from here under it (MLflow's check re-hashes the password)
         self.registry = server_registry(user, self._authorise_move)
 
     def run(self, action: str, body: Any) -> dict[str, Any]:
@@ -192,8 +194,12 @@ class Actions:
             )
 
     def _for_stage(self, name: str, stage: str, action: str) -> None:
+        """Refuse early what the target alone rules out, and learn the caller's permission
+        now: the step judges the move again under the lock, from that answer."""
         level = lifecycle.permission_for(lifecycle.normalize_stage(stage))
         self._require(name, level, action)
+        if not self.is_admin:
+            self.permission(name)
 
     def _authorise_move(self, name: str, version: int, current: str, target: str) -> None:
         """Under the model's lock, from its stage as it is then: moving into or out of
