@@ -765,6 +765,8 @@ class Reconciliation:
     lost: Mapping[int, str | None] = field(default_factory=dict)
     """Versions deleted outside jupyreg, their history gone, with their last known stage
     (if the last step knew it); a repair records the loss so it is reported once."""
+    changed_records: Mapping[int, str] = field(default_factory=dict)
+    """Versions whose registration record changed since, with the record's seal now."""
     unrecorded_policy: Policy | None = None
     """The policy in force that no recorded change set; a repair records it as adopted."""
 

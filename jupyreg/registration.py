@@ -112,17 +112,18 @@ def log_and_register(
             client.finalize_logged_model(logged.model_id, "READY")
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
             _ensure_registered_model(store, name)
+            record = {
+                **tags.lineage_tags(lineage.record),
+                **registration.tags,
+                tags.METRICS_TAG: registration.metrics_record,
+                tags.STAGE_TAG: lifecycle.NONE,
+                tags.AUTHOR_TAG: user,
+            }
             mv = client.create_model_version(
                 name,
                 logged.artifact_location,
                 run_id=run_id,
-                tags={
-                    **tags.lineage_tags(lineage.record),
-                    **registration.tags,
-                    tags.METRICS_TAG: registration.metrics_record,
-                    tags.STAGE_TAG: lifecycle.NONE,
-                    tags.AUTHOR_TAG: user,
-                },
+                tags={**record, tags.SEAL_TAG: tags.seal(record)},
                 description=registration.description,
                 model_id=logged.model_id,
             )

@@ -10,6 +10,7 @@ MLflow.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,8 @@ from jupyreg.lifecycle import (
     Request,
     Step,
     TransitionEvent,
+    iso,
+    now,
 )
 
 PREFIX = "jupyreg."
@@ -48,6 +51,11 @@ The gates judge this record, never the run's metrics (anyone who may log to the 
 change those after registration); like every ``jupyreg.*`` tag it is not changed later."""
 KEPT_PREFIX = "jupyreg.kept."
 """Registered-model tags holding what a deleted version's tags recorded (``keep_history``)."""
+SEAL_TAG = "jupyreg.seal"
+"""Model-version tag written at creation: the sha256 of its registration record (author,
+lineage, metrics); ``check`` finds a record changed since, behind jupyreg's back."""
+TAMPERED_PREFIX = "jupyreg.tampered."
+"""Registered-model tags, one per version whose changed record check --repair recorded."""
 REGISTERED_MODEL_RUN_TAG = "jupyreg.registered_model"
 """Run tag naming the registered model a run was logged for."""
 MAX_TAG_LENGTH = 100_000
@@ -72,7 +80,9 @@ def written_by_lifecycle_only(key: str) -> bool:
     return is_reserved(key) and (
         key != canonical
         or canonical in (POLICY_TAG, STEP_TAG)
-        or canonical.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX, POLICY_CHANGE_PREFIX))
+        or canonical.startswith(
+            (EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX, POLICY_CHANGE_PREFIX, TAMPERED_PREFIX)
+        )
     )
 
 
@@ -121,9 +131,40 @@ def lineage_fields(tags: Mapping[str, str]) -> dict[str, str]:
         for key, value in tags.items()
         if key.startswith(PREFIX)
         and key not in LIFECYCLE_TAGS
-        and key not in (POLICY_TAG, METRICS_TAG)
+        and key not in (POLICY_TAG, METRICS_TAG, SEAL_TAG)
         and not key.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX))
     }
+
+
+def seal(version_tags: Mapping[str, str]) -> str:
+    """The sha256 of a version's registration record: every lineage tag, the author, the
+    full lineage JSON and the metrics record (not its stage, history or requests)."""
+    record = {PREFIX + k: v for k, v in lineage_fields(version_tags).items()}
+    record |= {
+        k: version_tags[k] for k in (AUTHOR_TAG, LINEAGE_TAG, METRICS_TAG) if k in version_tags
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def changed_record(
+    version: int, version_tags: Mapping[str, str], model_tags: Mapping[str, str]
+) -> str | None:
+    """The record's seal now, when the version's record changed after registration and no
+    repair recorded that change yet (None: intact, unsealed, or already recorded)."""
+    recorded = version_tags.get(SEAL_TAG)
+    if recorded is None:
+        return None
+    now = seal(version_tags)
+    if now == recorded:
+        return None
+    marker = model_tags.get(f"{TAMPERED_PREFIX}{version}")
+    return None if marker and json.loads(marker).get("seal") == now else now
+
+
+def tampered_marker(version: int, found: str, by: str) -> tuple[str, str]:
+    """The model tag check --repair writes for a version whose record changed."""
+    value = {"version": version, "seal": found, "recorded_by": by, "at": iso(now())}
+    return f"{TAMPERED_PREFIX}{version}", json.dumps(value, sort_keys=True)
 
 
 def datasets(fields: Mapping[str, Any]) -> dict[str, str | None]:

@@ -83,6 +83,22 @@ class Backend(abc.ABC):
         if lost:
             found = tuple(lost_finding(v, stage) for v, stage in lost.items())
             plan = replace(plan, findings=(*plan.findings, *found), lost=lost)
+        changed = {
+            s.version: seal
+            for s in states.values()
+            if (seal := tags.changed_record(s.version, s.tags, model_tags)) is not None
+        }
+        if changed:
+            found = tuple(
+                Finding(
+                    v,
+                    f"v{v}'s registration record (author, lineage, metrics) was changed after "
+                    "registration, outside jupyreg: the gates refuse it; register it again "
+                    "(check --repair records the change)",
+                )
+                for v in sorted(changed)
+            )
+            plan = replace(plan, findings=(*plan.findings, *found), changed_records=changed)
         unrecorded = tags.unrecorded_policy(name, model_tags)
         if unrecorded is not None:
             problem = Finding(

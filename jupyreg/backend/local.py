@@ -237,6 +237,8 @@ class LocalBackend(Backend):
             self.store.set_version_tag(name, number, tags.STAGE_TAG, stage)
         for number, stage in plan.legacy_stages.items():
             self.store.set_legacy_stage(name, number, stage)
+        for number, found in plan.changed_records.items():
+            self.store.set_model_tag(name, *tags.tampered_marker(number, found, self.user))
         if plan.unrecorded_policy is not None:
             reason = "adopted by check --repair: the policy was set outside jupyreg"
             change = PolicyChange.new(name, self.user, reason, plan.unrecorded_policy)
@@ -283,6 +285,8 @@ class LocalBackend(Backend):
             production = (holders[0], tags.recorded_metrics(states[holders[0]].tags) or {})
         evidence = tags.evidence(states[number].tags)
         failures = policy.failing_gates(target, evidence, production)
+        if tags.changed_record(number, states[number].tags, {}) is not None:
+            failures.insert(0, "its registration record was changed after registration")
         if failures:
             raise PolicyViolation(
                 f"{model.name} v{number} cannot go to {target}: {len(failures)} gate(s) "
