@@ -91,6 +91,22 @@ def test_basic_auth_hooks_have_the_shape_jupyreg_uses() -> None:
     assert (edit.can_read, edit.can_update, edit.can_manage) == (True, True, False)
 
 
+def test_the_auth_store_calls_and_the_prefix_variable_jupyreg_uses(tmp_path: Path) -> None:
+    """A creator's permission is read and replaced through the auth store; the guard reads
+    the static prefix from the variable `mlflow server --static-prefix` sets."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
+
+    assert STATIC_PREFIX_ENV_VAR == "_MLFLOW_STATIC_PREFIX"
+    store = SqlAlchemyStore()
+    store.init_db(f"sqlite:///{tmp_path / 'auth.db'}")
+    store.create_user("alice", "a-long-password-1")
+    store.grant_user_permission("alice", "registered_model", "m", "MANAGE")
+    assert store.get_registered_model_permission("m", "alice").permission == "MANAGE"
+    store.grant_user_permission("alice", "registered_model", "m", "EDIT")  # replaces it
+    assert store.get_registered_model_permission("m", "alice").permission == "EDIT"
+
+
 def test_registering_and_loading_never_touch_the_process_tracking_uri(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model
 ) -> None:
