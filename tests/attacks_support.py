@@ -159,6 +159,9 @@ class Deployment:
         self.sessions: dict[str, requests.Session] = {}
         for user in USERS:
             session = requests.Session()
+            # a fresh connection per request: uvicorn closes idle keep-alive connections
+            # after 5 s, and a request sent on one it is closing is reset, not answered
+            session.headers["Connection"] = "close"
             if user != "anonymous":
                 session.auth = (user, PASSWORDS[user])
             self.sessions[user] = session

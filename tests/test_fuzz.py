@@ -346,6 +346,7 @@ def test_no_body_makes_the_server_answer_5xx(server: str) -> None:
         sessions = {user: requests.Session() for user in PASSWORDS}
         for user, session in sessions.items():
             session.auth = (user, PASSWORDS[user])
+            session.headers["Connection"] = "close"  # never a keep-alive uvicorn closes
         while (case := queue.get()) is not None:
             sent.append(case)
             status, problem = _send(sessions[case.user], server, case)
