@@ -128,13 +128,17 @@ def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monk
         register_versions(admin, model, NAME, VERSIONS)
         admin.set_policy(NAME, allow_self_approval=True)
         admin.transition(NAME, 1, "Staging", reason="first")
+        started = time.monotonic()
         admin.approve(admin.request(NAME, 1, "Production", reason="first").id)
+        step = (time.monotonic() - started) / 2  # a step's time on this machine, now
         rng = random.Random(7)
         direct = Registry(backend, user="check")  # reads the database, not the server
         steps = interrupted = 0
         for _ in range(SERVER_KILLS):
             client = Registry(server.url)
-            killer = threading.Timer(rng.uniform(1.0, 4.0), server.kill)
+            # kills between 1 and 4 steps' time in (at least 1-4 s): a loaded machine
+            # still completes steps between them
+            killer = threading.Timer(rng.uniform(1.0, 4.0) * max(1.0, step), server.kill)
             killer.start()
             with contextlib.suppress(RegistryUnavailable):
                 while True:  # steps until the server dies under them
