@@ -83,6 +83,52 @@ def grant_model_permission(username: str, name: str, permission: str) -> None:
     auth.store.grant_user_permission(username, "registered_model", name, permission)
 
 
+def decide_creator_grant(decide: Callable[[str, str], str | None]) -> None:
+    """Make basic-auth's grant to a new registered model's creator one write of the
+    permission ``decide(username, name)`` returns (None: MLflow's own MANAGE). MANAGE
+    followed by a second write would leave MANAGE behind a server killed between the two."""
+    from flask import request
+    from mlflow.server import auth
+
+    original = auth.set_can_manage_registered_model_permission
+
+    def grant(response: Any) -> None:
+        login = request.authorization
+        name = (response.json or {}).get("registered_model", {}).get("name")
+        permission = decide(login.username, name) if login and name else None
+        if permission is None:
+            original(response)
+        else:
+            auth.store.grant_user_permission(login.username, "registered_model", name, permission)
+
+    for table in (auth.AFTER_REQUEST_HANDLERS, auth.PARAMETERIZED_AFTER_REQUEST_HANDLERS):
+        for key, handler in table.items():
+            if handler is original:
+                table[key] = grant
+
+
+def authenticate_once_per_request() -> None:
+    """Check a request's password once. Basic-auth re-authenticates on every permission
+    lookup of a request (each a ~0.15 s password hash); a request's credentials cannot
+    change while it runs, so the first answer is kept on the request (``flask.g``)."""
+    from flask import g, has_request_context
+    from mlflow.server import auth
+
+    original = auth.authenticate_request
+    if getattr(original, "once_per_request", False):
+        return
+
+    def authenticate() -> Any:
+        if not has_request_context():  # FastAPI's own routes: no Flask request to keep it on
+            return original()
+        if "jupyreg_authentication" not in g:
+            g.jupyreg_authentication = original()
+        return g.jupyreg_authentication
+
+    authenticate.once_per_request = True  # type: ignore[attr-defined]
+    auth.authenticate_request = authenticate
+
+
 def sender_is_admin() -> bool:
     from mlflow.server import auth
 

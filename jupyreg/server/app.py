@@ -83,7 +83,6 @@ def _guard() -> Any:
     that would bypass the lifecycle, with the call to use)."""
     from flask import g, request
 
-    from jupyreg.compat import explicit_model_permission
     from jupyreg.server.guard import Refusal, judge
     from jupyreg.server.state import ServerState
 
@@ -102,8 +101,6 @@ def _guard() -> Any:
     if isinstance(outcome, Refusal):
         return _refused(outcome)
     g.jupyreg_params = outcome
-    if user and _route() == "POST mlflow/registered-models/create":
-        g.jupyreg_prior_permission = explicit_model_permission(str(outcome["name"]), user)
     return None
 
 
@@ -132,26 +129,17 @@ def _route() -> str:
     return route_name(request.method, request.url_rule.rule, static_prefix())
 
 
-def _creator_keeps_edit(response: Any) -> Any:
-    """After MLflow granted a new model's creator MANAGE: what the creator gets instead."""
-    from flask import g, request
+def _creator_permission(username: str, name: str) -> str | None:
+    """What a new model's creator gets (None: MLflow's MANAGE, for prompts and admins): what
+    an admin granted on the name before it existed, else the configured default."""
+    from flask import g
 
-    from jupyreg.compat import grant_model_permission, sender_is_admin
+    from jupyreg.compat import explicit_model_permission, sender_is_admin
     from jupyreg.server.roles import creator_permission, is_prompt
 
-    if (
-        response.status_code != 200
-        or request.url_rule is None
-        or request.authorization is None
-        or _route() != "POST mlflow/registered-models/create"
-        or is_prompt(g.get("jupyreg_params", {}))
-        or sender_is_admin()
-    ):
-        return response
-    permission = creator_permission(g.get("jupyreg_prior_permission"))
-    name = str(g.jupyreg_params["name"])
-    grant_model_permission(request.authorization.username, name, permission)
-    return response
+    if is_prompt(g.get("jupyreg_params", {})) or sender_is_admin():
+        return None
+    return creator_permission(explicit_model_permission(name, username))
 
 
 def _info() -> Any:
@@ -183,12 +171,18 @@ def create_app(app: Any = None) -> Any:
     from mlflow.server import app as mlflow_app
     from mlflow.server.auth import create_app as create_auth_app
 
-    from jupyreg.compat import authorise_routes, static_prefix
+    from jupyreg.compat import (
+        authenticate_once_per_request,
+        authorise_routes,
+        decide_creator_grant,
+        static_prefix,
+    )
     from jupyreg.server.actions import ACTIONS
     from jupyreg.server.native import guard_native_routes
 
     flask_app = app if app is not None else mlflow_app
-    flask_app.after_request(_creator_keeps_edit)  # runs after basic-auth's own (LIFO)
+    authenticate_once_per_request()
+    decide_creator_grant(_creator_permission)
     flask_app.before_request(_read)  # before basic-auth's checks, which assume a sane body
     wrapped = create_auth_app(flask_app)
     if wrapped is not flask_app:  # under uvicorn: FastAPI serves some writes itself

@@ -161,3 +161,20 @@ def test_webhook_delivery_has_the_shape_jupyreg_fires() -> None:
     assert {WebhookAction(a) for a in ("set", "created", "deleted")}
     assert list(inspect.signature(deliver_webhook).parameters) == ["event", "payload", "store"]
     assert callable(handlers._get_model_registry_store)
+
+
+def test_basic_auth_tables_jupyreg_patches() -> None:
+    """The creator's grant is basic-auth's after-request handler of model creation, and
+    basic-auth's permission lookups authenticate through the module's `authenticate_request`
+    (which jupyreg keeps per request)."""
+    from mlflow.server import auth
+
+    create = ("/api/2.0/mlflow/registered-models/create", "POST")
+    patched = hasattr(auth.authenticate_request, "once_per_request")  # a jupyreg app was made
+    grant = auth.set_can_manage_registered_model_permission
+    assert auth.AFTER_REQUEST_HANDLERS[create] is grant or patched
+    assert "store.grant_user_permission(" in inspect.getsource(
+        auth.set_can_manage_registered_model_permission
+    )
+    for lookup in (auth._get_registered_model_permission, auth.sender_is_admin):
+        assert "authenticate_request()" in inspect.getsource(lookup)
