@@ -253,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if result is not None:
         print(_render(args.verb, result, getattr(args, "format", "text")))
-    if args.verb == "check" and not result.empty and not args.repair:
+    if args.verb == "check" and (result["kind"] == "disagreement").any() and not args.repair:
+        return EXIT_REFUSED  # stale Production is a warning
+    if args.verb == "reproduce" and not result.ok:
         return EXIT_REFUSED
     return EXIT_OK
 

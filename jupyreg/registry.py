@@ -293,16 +293,26 @@ class Registry:
         """Every change of the model's policy, oldest first: at, author, reason, policy."""
         return frames.policy_changes_frame(self._queries.policy_changes(name))
 
-    def check(self, name: str | None = None, repair: bool = False) -> pd.DataFrame:
-        """Disagreements between stage tags, history, aliases and MLflow's legacy stage.
+    def check(
+        self, name: str | None = None, repair: bool = False, repo_path: str | None = "."
+    ) -> pd.DataFrame:
+        """Disagreements between stage tags, history, aliases and MLflow's legacy stage
+        (``kind`` "disagreement"), and Production versions gone stale against the
+        repository at ``repo_path`` (``kind`` "stale": a warning, nothing to repair; None:
+        not looked at, as on a server, whose directory is not the users' repository).
 
         The history events are the truth; ``repair=True`` brings the rest in line with
         them (a stage set by plain MLflow without any event is adopted with a new event).
         """
         import pandas as pd
 
-        problems = self._backend.check(name, repair)
-        return pd.DataFrame(problems, columns=["name", "version", "problem", "repaired"])
+        from jupyreg.staleness import stale_findings
+
+        problems = [{**p, "kind": "disagreement"} for p in self._backend.check(name, repair)]
+        if repo_path is not None:
+            names = [name] if name else [model.name for model in self.model_records()]
+            problems += stale_findings(self, names, repo_path)
+        return pd.DataFrame(problems, columns=["name", "version", "problem", "repaired", "kind"])
 
     def finish_steps(self, name: str | None = None) -> None:
         """Finish, forward, every lifecycle step a crash interrupted (a server does it as

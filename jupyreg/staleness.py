@@ -105,6 +105,28 @@ def staleness(registry: Registry, name: str, repo_path: str | os.PathLike[str] =
     return Staleness(number, behind, changed, age, warnings, name)
 
 
+def stale_findings(
+    registry: Registry, names: list[str], repo_path: str | os.PathLike[str] = "."
+) -> list[dict[str, Any]]:
+    """``check``'s rows for the models among ``names`` whose Production is stale."""
+    found = []
+    for name in names:
+        if registry.holder(name, lifecycle.PRODUCTION) is None:
+            continue
+        measured = staleness(registry, name, repo_path)
+        if measured.stale:
+            found.append(
+                {
+                    "name": name,
+                    "version": measured.version,
+                    "problem": measured.summary(),
+                    "repaired": False,
+                    "kind": "stale",
+                }
+            )
+    return found
+
+
 def touches_code(path: str, notebook: str | None = None) -> bool:
     """Whether a changed file (posix path from the repository root) is code, by the rule
     of this module's docstring."""

@@ -223,3 +223,18 @@ def test_what_counts_as_code(path: str, code: bool) -> None:
 def test_the_recorded_notebook_counts_whatever_its_name() -> None:
     assert touches_code("analysis/run.md", notebook="analysis/run.md")
     assert not touches_code("analysis/run.md", notebook="train.ipynb")
+
+
+def test_check_warns_of_stale_production_without_failing(
+    project: Path, production: int, alice: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jupyreg.cli import main
+
+    assert alice.check(NAME).empty
+    commit(project, {"features.py": "SCALE = 3\n"}, "rescale")
+    (row,) = alice.check(NAME).to_dict("records")
+    assert (row["kind"], row["version"], row["repaired"]) == ("stale", production, False)
+    assert "1 commit touching code" in row["problem"]
+    assert alice.check(NAME, repo_path=None).empty  # a server does not look
+    assert main(["--tracking-uri", alice.tracking_uri, "check", NAME]) == 0  # a warning
+    assert "1 commit touching code" in capsys.readouterr().out

@@ -259,7 +259,7 @@ class Actions:
             self._require(name, "MANAGE", "repairing the registry")
         elif not self.is_admin:
             raise PermissionDenied("repairing every model needs an admin; name one model")
-        problems = self.registry.check(name, repair=True)
+        problems = self.registry.check(name, repair=True, repo_path=None)
         return {"problems": problems.to_dict(orient="records")}
 
 
