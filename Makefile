@@ -13,8 +13,12 @@ LABEXT := jupyreg/labextension/package.json
 VENV_BIN = $(abspath $(VENV))/bin
 
 # Stage 1 runs what tests/conftest.py does not mark slow, server or e2e; stage 2 the rest.
-# pytest's exit 5 (no test collected) fails a stage like any other failure.
-PYTEST = $(VENV)/bin/python -m pytest -q -ra -p no:cacheprovider --durations=15
+# Each stage runs its modules on pytest-xdist workers, longest first (tests/conftest.py):
+# stage 1 on one per core; stage 2 on more, since its tests mostly wait (on servers,
+# kernels, locks). pytest's exit 5 (no test collected) fails a stage like any other failure.
+FAST_WORKERS ?= 2
+E2E_WORKERS ?= 4
+PYTEST = $(VENV)/bin/python -m pytest -q -ra -p no:cacheprovider --durations=15 --dist loadgroup
 FAST = not slow and not server and not e2e
 E2E = slow or server or e2e
 # `$(call timed,NAME,COMMAND)`: runs COMMAND, then prints NAME's wall time and fails as it did
@@ -42,25 +46,13 @@ lint: $(STAMP)
 # ruff complains, and the stage fails if either did.
 test-fast: $(STAMP)
 	$(call timed,stage 1 (ruff + fast tests),\
-	$(VENV)/bin/ruff check .; lint=$$?; $(PYTEST) -m "$(FAST)"; tests=$$?; \
+	$(VENV)/bin/ruff check .; lint=$$?; $(PYTEST) -n $(FAST_WORKERS) -m "$(FAST)"; tests=$$?; \
 	[ $$lint = 0 ] && [ $$tests = 0 ])
 
 # Stage 2: the end-to-end suites: real `mlflow server` and `jupyreg server` processes,
-# PostgreSQL, notebooks in kernels, binder, the benchmarks' smoke run, concurrency. Most of
-# their time is spent waiting (on servers, kernels, pip, locks), so two lanes run at once:
-# the server suites (-m server) in the background, the rest in front; the background lane's
-# output follows. `make test-e2e LANES=1` runs them one after the other.
-LANES ?= 2
+# PostgreSQL, notebooks in kernels, binder, the benchmarks' smoke run, concurrency, faults.
 test-e2e: $(STAMP)
-ifeq ($(LANES),1)
-	$(call timed,stage 2 (end-to-end tests),$(PYTEST) -m "$(E2E)")
-else
-	$(call timed,stage 2 (end-to-end tests in 2 lanes),\
-	log=$$(mktemp); $(PYTEST) -m "server" > $$log 2>&1 & lane=$$!; trap "kill $$lane" INT TERM; \
-	$(PYTEST) -m "($(E2E)) and not server"; rest=$$?; \
-	wait $$lane; servers=$$?; echo "----- stage 2: lane -m server (exit $$servers):"; \
-	cat $$log; rm -f $$log; [ $$servers = 0 ] && [ $$rest = 0 ])
-endif
+	$(call timed,stage 2 (end-to-end tests),$(PYTEST) -n $(E2E_WORKERS) -m "$(E2E)")
 
 # The contract tests on the oldest supported MLflow, in a second virtualenv (pip reuses
 # its cache). Skipped only while tests/contract/ does not exist.
@@ -87,15 +79,18 @@ $(OLDEST_STAMP): pyproject.toml
 
 # The lab extension is built by `pip install` (hatch-jupyter-builder); rebuild it when its
 # sources change and link the build into the venv, so the browser tests see the current code.
-$(LABEXT): labextension/package.json $(wildcard labextension/src/*.ts labextension/style/*) | $(STAMP)
+$(LABEXT): labextension/package.json $(wildcard labextension/src/*.ts labextension/style/* \
+		labextension/schema/*.json) | $(STAMP)
 	cd labextension && PATH="$(VENV_BIN):$$PATH" npm install --no-audit --no-fund
 	cd labextension && PATH="$(VENV_BIN):$$PATH" npm run build:prod
-	$(VENV)/bin/jupyter labextension develop --overwrite .
+	PATH="$(VENV_BIN):$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite .
 
 # Galata (Playwright) in Debian's Chromium: never a Playwright browser download.
 ui-test: $(LABEXT)
 	@test -x /usr/bin/chromium || apt-get install -y chromium || \
 		{ apt-get update && apt-get install -y chromium; }
+	$(call timed,lab extension prettier + eslint + jest,\
+		cd labextension && npm run --silent lint:check && npm run --silent test)
 	cd $(UI_TESTS) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund
-	$(call timed,Galata UI tests,cd $(UI_TESTS) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+	$(call timed,Galata UI tests (screenshots in $(UI_TESTS)/screenshots),cd $(UI_TESTS) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
 		JUPYREG_PYTHON="$(VENV_BIN)/python" npx playwright test)

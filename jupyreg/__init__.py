@@ -12,10 +12,11 @@ from jupyreg import errors
 from jupyreg.errors import RegistryError
 
 __version__ = "0.1.0"
-__all__ = ["Registry", "RegistryError", "errors", "load_ipython_extension"]
+__all__ = ["Registry", "RegistryError", "errors", "follow", "load_ipython_extension"]
 
 if TYPE_CHECKING:
     from jupyreg.panels import Registry
+    from jupyreg.serving.follower import follow
 
 
 def __getattr__(name: str) -> Any:
@@ -23,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from jupyreg.panels import Registry
 
         return Registry
+    if name == "follow":
+        from jupyreg.serving.follower import follow
+
+        return follow
     raise AttributeError(f"module 'jupyreg' has no attribute {name!r}")
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, tags
-from jupyreg.errors import NotFound
+from jupyreg.errors import NotFound, hint
 from jupyreg.lineage.scrub import Scrubber, scrub_url
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from jupyreg.entities import ModelVersion
     from jupyreg.registry import Registry
+    from jupyreg.store import Store
 
 CARD_ARTIFACT = "model_card.md"
 """Where ``publish_card`` writes the card among the version's run artifacts."""
@@ -48,10 +49,13 @@ def model_card(registry: Registry, name: str, version: int | str | None = None) 
     )
 
 
-def publish_card(registry: Registry, name: str, version: int | str | None = None) -> str:
+def publish_card(
+    registry: Registry, name: str, version: int | str | None = None, *, store: Store | None = None
+) -> str:
     """Write the card as the artifact ``model_card.md`` of the version's MLflow run (the
-    Production version by default); returns its ``runs:/`` URI."""
-    from jupyreg.store import translated
+    Production version by default), through ``store`` where given (a server's writes into
+    its own artifact store); returns its ``runs:/`` URI."""
+    from jupyreg.store import Store
 
     mv = _version(registry, name, version)
     if not mv.run_id:
@@ -60,9 +64,8 @@ def publish_card(registry: Registry, name: str, version: int | str | None = None
             f"registered from a bare model URI); print it with `jupyreg card {name} "
             f"{mv.version}` instead"
         )
-    text = model_card(registry, name, mv.version)
-    with translated(f"writing {CARD_ARTIFACT} of {name} v{mv.version}", registry.registry_uri):
-        _client(registry).log_text(mv.run_id, text, CARD_ARTIFACT)
+    store = store or Store(registry.tracking_uri, registry.registry_uri)
+    store.log_text(mv.run_id, model_card(registry, name, mv.version), CARD_ARTIFACT)
     return f"runs:/{mv.run_id}/{CARD_ARTIFACT}"
 
 
@@ -101,8 +104,9 @@ def _version(registry: Registry, name: str, version: int | str | None) -> ModelV
         number = registry.holder(name, lifecycle.PRODUCTION)
         if number is None:
             raise NotFound(
-                f"{name} has no version in Production: name one (`jupyreg card {name} "
-                "VERSION`, reg.model_card(name, version))"
+                f"{name} has no version in Production: name one ("
+                + hint(f"reg.model_card({name!r}, VERSION)", "card", name, "VERSION")
+                + ")"
             )
         version = number
     return registry.get(name, version)

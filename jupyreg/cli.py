@@ -18,7 +18,7 @@ from typing import Any
 
 from jupyreg.commands import add_verbs, describe, run_verb
 from jupyreg.entities import PERMISSIONS
-from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable
+from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable, front_end
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -52,10 +52,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="shell command; gets JUPYREG_MODEL, JUPYREG_VERSION, JUPYREG_STAGE, "
         "JUPYREG_PREVIOUS_VERSION",
     )
-    target.add_argument("--post", metavar="URL", help="post a Slack-compatible JSON message")
+    target.add_argument(
+        "--post",
+        "--alert-url",
+        metavar="URL",
+        help='post a Slack/Teams-compatible {"text": ...} message: the change, who approved '
+        "it and why, metric deltas",
+    )
     sub.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
     sub.add_argument("--count", type=int, help="stop after this many changes")
     sub.add_argument("--state-file", help="remember the last version seen across restarts")
+    sub = verbs.add_parser(
+        "serve",
+        help="an MLflow-compatible scoring server that follows a stage, swapping versions "
+        "without dropping a request",
+    )
+    sub.add_argument("name")
+    followed = sub.add_mutually_exclusive_group()
+    followed.add_argument("--stage", help="the stage to serve (default Production)")
+    followed.add_argument("--alias", help="serve the version this alias points at instead")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=5001)
+    sub.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sub.add_argument(
+        "--poll-interval", type=float, default=5.0, help="seconds between registry polls"
+    )
+    sub.add_argument("--alert-url", metavar="URL", help="post swaps and refusals here")
+    sub.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("JUPYREG_WEBHOOK_SECRET"),
+        help="accept signed MLflow webhooks on POST /webhook and look at once on a stage "
+        "change (default: JUPYREG_WEBHOOK_SECRET)",
+    )
     hooks = verbs.add_parser("webhooks", help="MLflow webhooks for stage changes")
     hook_verbs = hooks.add_subparsers(dest="webhooks_verb", required=True)
     add = hook_verbs.add_parser("add", help="deliver signed stage-change events to URL")
@@ -162,6 +190,8 @@ def _run(args: argparse.Namespace) -> Any:
         return _users(registry, args)
     if args.verb == "watch":
         return _watch(registry, args)
+    if args.verb == "serve":
+        return _serve(args)
     if args.verb == "webhooks":
         if args.webhooks_verb == "list":
             return registry.webhooks()
@@ -194,7 +224,7 @@ def _watch(registry: Any, args: argparse.Namespace) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     stage = normalize_stage(args.stage)
     registry.holder(args.name, stage)  # fail fast on an unknown model
-    act = run_command(args.command) if args.command else post_message(args.post)
+    act = run_command(args.command) if args.command else post_message(args.post, registry)
     with contextlib.suppress(KeyboardInterrupt):
         watch(
             registry,
@@ -207,11 +237,35 @@ def _watch(registry: Any, args: argparse.Namespace) -> None:
         )
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from jupyreg.errors import InvalidArgument
+    from jupyreg.serving.app import serve
+
+    if args.workers < 1 or args.poll_interval <= 0:
+        raise InvalidArgument("--workers must be 1 or more and --poll-interval positive")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(
+            args.name,
+            stage=args.stage or "Production",
+            alias=args.alias,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            poll_interval=args.poll_interval,
+            alert_url=args.alert_url,
+            webhook_secret=args.webhook_secret,
+            tracking_uri=args.tracking_uri,
+            registry_uri=args.registry_uri,
+            user=args.user,
+        )
+
+
 def _render(verb: str, result: Any, fmt: str) -> str:
     import pandas as pd
 
-    from jupyreg.commands import as_frame
+    from jupyreg.commands import as_frame, plain_table
     from jupyreg.lifecycle import Policy
+    from jupyreg.reproduce import Reproduction
     from jupyreg.serialize import to_json
     from jupyreg.staleness import Staleness
 
@@ -222,12 +276,13 @@ def _render(verb: str, result: Any, fmt: str) -> str:
             return result.to_json(orient="records", date_format="iso")
         return json.dumps(to_json(result))
     if isinstance(result, pd.DataFrame | list):
-        frame = as_frame(verb, result)
-        return "(none)" if frame.empty else frame.to_string(index=False)
+        return plain_table(as_frame(verb, result))
     if isinstance(result, Policy):
         return json.dumps(result.to_dict(), indent=2, sort_keys=True)
     if isinstance(result, Staleness):
         return result.summary()
+    if isinstance(result, Reproduction):
+        return result.text()
     return describe(result)
 
 
@@ -241,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_mlflow()
     try:
-        result = _run(args)
+        with front_end("cli"):
+            result = _run(args)
     except RegistryUnavailable as exc:
         print(f"jupyreg: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -7,11 +7,14 @@ hands the parsed arguments to ``run_verb``, which only translates them to Regist
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jupyreg.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from jupyreg.registry import Registry
 
 REQUEST_STATUSES = ["pending", "approved", "rejected", "cancelled", "all"]
@@ -52,6 +55,15 @@ def add_verbs(verbs: Any, formats: bool) -> None:
     read("status", "is Production stale? commits touching code, changed data, age").add_argument(
         "name"
     )
+    read(
+        "search",
+        'versions of every model matching a filter, e.g. "test.auc > 0.9 and '
+        "stage = 'Production'\" (AND only; metrics, stage, git.dirty, gpu.count, data.N.md5)",
+    ).add_argument("expr", nargs="+", help="one argument, or several joined by spaces")
+    sub = read("reproduce", "re-run a version in a fresh kernel and compare its metrics")
+    sub.add_argument("name")
+    sub.add_argument("version", type=int)
+    sub.add_argument("--tolerance", type=float, default=1e-6, help="absolute (default 1e-6)")
     sub = read("check", "find (and --repair) disagreements between stages, aliases, history")
     sub.add_argument("name", nargs="?")
     sub.add_argument("--repair", action="store_true")
@@ -77,10 +89,14 @@ def add_verbs(verbs: Any, formats: bool) -> None:
     sub.add_argument("--reason", required=True)
     policy = verb("policy", "show or change a model's promotion policy")
     which = policy.add_subparsers(dest="policy_verb", required=True)
-    which.add_parser("show", help="the policy in force").add_argument("name")
-    which.add_parser("history", help="every policy change: who, why, which policy").add_argument(
-        "name"
-    )
+    for name, help_text in (
+        ("show", "the policy in force"),
+        ("history", "every policy change: who, why, which policy"),
+    ):
+        sub = which.add_parser(name, help=help_text)
+        sub.add_argument("name")
+        if formats:
+            sub.add_argument("--format", choices=["table", "json"], default="table")
     change = which.add_parser("set", help="change settings of the policy in force")
     change.add_argument("name")
     change.add_argument("--reason", help="why (kept with the change)")
@@ -96,6 +112,8 @@ def add_verbs(verbs: Any, formats: bool) -> None:
         "require-clean-git",
         "require-data-hashes",
         "require-test-metrics",
+        "require-reproduced",
+        "require-compatible-schema",
     ):
         change.add_argument(f"--{flag}", choices=["true", "false"])
     change.add_argument(
@@ -135,6 +153,10 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
             return registry.model_card(args.name, args.version)
         case "status":
             return registry.staleness(args.name)
+        case "reproduce":
+            return registry.reproduce(args.name, args.version, args.tolerance)
+        case "search":
+            return registry.search(" ".join(args.expr))
         case "request":
             return registry.request(args.name, args.version, args.stage, reason=args.reason)
         case "promote":
@@ -169,6 +191,25 @@ def as_frame(verb: str, result: Any) -> Any:
     return views[verb](result) if verb in views else result
 
 
+def plain_table(frame: pd.DataFrame) -> str:
+    """A table as a terminal shows it: a missing value is "-" (``None``/``NaN`` would read
+    like the stage None or a number), times are UTC to the second, and numbers have 4
+    significant digits (``--format json`` keeps every digit)."""
+    import pandas as pd
+
+    def cell(value: Any) -> Any:
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return "-"
+        if isinstance(value, datetime):
+            moment = value.astimezone(UTC) if value.tzinfo else value
+            return moment.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if value.tzinfo else "")
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return value
+
+    return "(none)" if frame.empty else frame.astype(object).map(cell).to_string(index=False)
+
+
 def policy_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The settings ``policy set`` changes, in Policy's terms."""
     changes: dict[str, Any] = {}
@@ -185,6 +226,8 @@ def policy_changes(args: argparse.Namespace) -> dict[str, Any]:
         "require_clean_git",
         "require_data_hashes",
         "require_test_metrics",
+        "require_reproduced",
+        "require_compatible_schema",
     ):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key) == "true"

@@ -159,6 +159,29 @@ PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 """The default artifact root of a server that proxies artifacts (``--artifacts-destination``)."""
 
 
+def log_text_on_server(artifact_uri: str, text: str, path: str) -> None:
+    """Write ``text`` as ``path`` under a run's artifact root from inside a tracking server.
+    A proxied root (``mlflow-artifacts:/``) is resolved to ``--artifacts-destination`` as
+    the server's own upload handler resolves it; any other root is written directly."""
+    import posixpath
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.server import handlers
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    if artifact_uri.startswith(PROXIED_ARTIFACT_ROOT.rstrip("/")):
+        path = handlers._get_proxied_run_artifact_destination_path(artifact_uri, path)
+        repository = handlers._get_artifact_repo_mlflow_artifacts()
+    else:
+        repository = get_artifact_repository(artifact_uri)
+    folder, file_name = posixpath.split(path)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch, file_name)
+        local.write_text(text, encoding="utf-8")
+        repository.log_artifact(str(local), folder or None)
+
+
 def migrate_server_stores(backend_store_uri: str, auth_uri: str) -> None:
     """Bring MLflow's tracking and auth databases to its current schema once, before a
     server's workers start: workers racing the same migrations on a first start die
@@ -175,3 +198,38 @@ def default_auth_database_uri() -> str:
     from mlflow.server.auth.config import read_auth_config
 
     return read_auth_config().database_uri
+
+
+def score(data: bytes, content_type: str, model: Any) -> Any:
+    """One ``/invocations`` request as ``mlflow models serve`` answers it: MLflow's own input
+    parsing (JSON ``dataframe_split`` / ``dataframe_records`` / ``instances`` / ``inputs``,
+    CSV, Parquet), prediction and output; returns its ``(response, status, mimetype)``
+    tuple, raises ``MlflowException`` for bad input as MLflow's app does."""
+    from mlflow.pyfunc import scoring_server
+
+    schema = model.metadata.get_input_schema()
+    return scoring_server.invocations(data, content_type, model, schema)
+
+
+def sql_model_aliases(client: Any, names: Iterable[str]) -> dict[str, dict[str, int]] | None:
+    """The aliases of registered models ``names`` in one query of MLflow's SQL registry
+    store (``get_registered_model`` loads every version of the model with its tags to
+    build ``latest_versions``: ~0.1 s for 100 versions); None for any other store, or
+    where MLflow's store no longer has this shape (the caller then asks MLflow's API)."""
+    try:
+        from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelAlias
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+        store = client._get_registry_client().store
+        if not isinstance(store, SqlAlchemyStore):
+            return None
+        found: dict[str, dict[str, int]] = {name: {} for name in names}
+        with store.ManagedSessionMaker() as session:
+            rows = store._get_query(session, SqlRegisteredModelAlias).filter(
+                SqlRegisteredModelAlias.name.in_(list(found))
+            )
+            for row in rows:
+                found[row.name][row.alias] = int(row.version)
+        return found
+    except (ImportError, AttributeError):
+        return None

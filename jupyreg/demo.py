@@ -7,6 +7,9 @@ to be started by hand.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,15 +36,30 @@ def _train(seed: int, c: float):  # type: ignore[no-untyped-def]
     return model, metrics, x_test
 
 
+def _git_project(workdir: Path) -> None:
+    """Make ``workdir`` a throwaway git repository with one commit (a training script),
+    so that the versions carry a commit like a real project's; skipped without git."""
+    git = shutil.which("git")
+    if git is None or (workdir / ".git").exists():
+        return
+    (workdir / "train.py").write_text("# the demo trains in jupyreg.demo._train\n")
+    (workdir / ".gitignore").write_text("mlflow.db*\nmlartifacts/\n")
+    identity = ["-c", "user.name=alice", "-c", "user.email=alice@example.com"]
+    for args in (["init", "-q"], ["add", "."], [*identity, "commit", "-q", "-m", "demo"]):
+        subprocess.run([git, *args], cwd=workdir, check=True, capture_output=True)
+
+
 def run_demo(directory: str | None = None) -> None:
     """Print each step of a model's way to Production, then the history table."""
     import pandas as pd
 
+    from jupyreg.commands import describe, plain_table
     from jupyreg.registry import Registry
 
     workdir = Path(directory or tempfile.mkdtemp(prefix="jupyreg-demo-")).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    os.chdir(workdir)  # MLflow keeps artifacts under ./mlruns beside the registry
+    os.chdir(workdir)  # lineage is captured from the current directory: the demo's repo
+    _git_project(workdir)
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     print(f"registry: {uri}")
     alice = Registry(uri, user="alice@example.com")
@@ -53,8 +71,8 @@ def run_demo(directory: str | None = None) -> None:
             model, "fraud-detector", metrics=metrics, description=f"logistic regression, C={c}"
         )
         print(
-            f"registered fraud-detector v{mv.version}: val.auc={mv.metrics['val.auc']:.3f} "
-            f"test.auc={mv.metrics['test.auc']:.3f}"
+            f"registered fraud-detector v{mv.version}: val.auc={mv.metrics['val.auc']:.4g} "
+            f"test.auc={mv.metrics['test.auc']:.4g}"
         )
     alice.transition("fraud-detector", mv.version, "Staging", reason="best validation AUC")
     request = alice.request(
@@ -62,7 +80,7 @@ def run_demo(directory: str | None = None) -> None:
     )
     print(f"alice requested Production for v{mv.version}: request {request.id}")
     decided = bob.approve(request.id, comment="metrics and lineage look good")
-    print(f"bob approved request {decided.id}: {decided.status}")
+    print(describe(decided))
 
     production = bob.load("fraud-detector", stage="Production")
     print(
@@ -70,16 +88,12 @@ def run_demo(directory: str | None = None) -> None:
     )
     with pd.option_context("display.width", 160, "display.max_colwidth", 40):
         print("\nversions:")
-        print(
-            alice.versions("fraud-detector")[
-                ["version", "stage", "aliases", "author", "metrics.val.auc", "metrics.test.auc"]
-            ].to_string(index=False)
-        )
+        columns = ["version", "stage", "aliases", "author", "metrics.val.auc", "metrics.test.auc"]
+        print(plain_table(alice.versions("fraud-detector")[[*columns, "git_commit"]]))
         print("\nhistory:")
         history = alice.history("fraud-detector")
-        print(
-            history[["at", "version", "from_stage", "to_stage", "author", "reason"]].to_string(
-                index=False
-            )
-        )
-    print(f"\nopen it in the MLflow UI: mlflow ui --backend-store-uri {uri}")
+        columns = ["at", "version", "from_stage", "to_stage", "author", "reason"]
+        print(plain_table(history[columns]))
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = str(mlflow) if mlflow.exists() else f"{sys.executable} -m mlflow"
+    print(f"\nopen it in the MLflow UI: {command} ui --backend-store-uri {uri}")

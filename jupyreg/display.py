@@ -80,7 +80,8 @@ def version_html(mv: ModelVersion) -> str:
         items = "".join(f"<li>{escape(w)}</li>" for w in mv.warnings)
         parts.append(f"<b style='color:#b45309'>warnings</b><ul>{items}</ul>")
     parts.append(
-        f"<p><code>{escape(mv.uri)}</code> · run <code>{escape(mv.run_id or '')}</code></p></div>"
+        f"<p><code>{escape(mv.uri)}</code> · run <code>{escape(mv.run_id or '')}</code>"
+        f" · artifacts <code>{escape(mv.source or '')}</code></p></div>"
     )
     return "".join(parts)
 
@@ -90,4 +91,5 @@ def version_text(mv: ModelVersion) -> str:
     lines += [f"  {k} = {v:.6g}" for k, v in sorted(mv.metrics.items())]
     lines += [f"  {k}: {v}" for k, v in _lineage_pairs(mv.lineage)]
     lines += [f"  warning: {w}" for w in mv.warnings]
+    lines += [f"  artifacts: {mv.source}"] if mv.source else []
     return "\n".join(lines)

@@ -60,7 +60,19 @@ class ModelVersion:
         values.update({f"metrics.{k}": v for k, v in self.metrics.items()})
         values.update({f"params.{k}": v for k, v in self.params.items()})
         values.update(self.lineage_fields)
+        if "schema" in values:  # one row per input: compare shows the schema diff
+            from jupyreg.schema import compare_fields
+
+            values.update(compare_fields(values.pop("schema")))
+        values["reproduced"] = self.reproduced
         return {k: v for k, v in values.items() if v is not None}
+
+    @property
+    def reproduced(self) -> str | None:
+        """``passed`` / ``failed``: the latest ``reproduce`` outcome; None when never run."""
+        from jupyreg.tags import reproduced
+
+        return reproduced(self.tags)
 
     @property
     def uri(self) -> str:

@@ -20,14 +20,26 @@ class Flavor:
     """The ``mlflow.<flavor>`` module whose ``log_model`` stores the object."""
 
     def save_model(
-        self, model: Any, path: str, pip_requirements: list[str], mlflow_model: Any
+        self,
+        model: Any,
+        path: str,
+        pip_requirements: list[str],
+        mlflow_model: Any,
+        signature: Any = None,
+        input_example: Any = None,
     ) -> None:
         """Write the model's MLflow directory to ``path`` (``mlflow_model`` carries its run
-        and logged-model ids); uploading it is the registry's business."""
+        and logged-model ids); uploading it is the registry's business. Without a
+        ``signature``, MLflow infers one from ``input_example`` when given."""
         import importlib
 
         flavor = importlib.import_module(self.module)
-        common = {"pip_requirements": pip_requirements, "mlflow_model": mlflow_model}
+        common = {
+            "pip_requirements": pip_requirements,
+            "mlflow_model": mlflow_model,
+            "signature": signature,
+            "input_example": input_example,
+        }
         if self.name == "pyfunc":
             flavor.save_model(path, python_model=model, **common)
             return

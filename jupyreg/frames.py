@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 METRIC_PREFIX = "metrics."
 MODEL_COLUMNS = ["name", "latest_version", "production", "staging", "description", "updated"]
 VERSION_COLUMNS = ["version", "stage", "aliases", "created", "author", "run_id"]
-LINEAGE_COLUMNS = ["git_commit", "git_dirty", "data", "gpu"]
+LINEAGE_COLUMNS = ["git_commit", "git_dirty", "data", "gpu", "reproduced"]
 HISTORY_COLUMNS = ["at", "version", "from_stage", "to_stage", "author", "reason", "request_id"]
 REQUEST_COLUMNS = [
     "id",
@@ -68,6 +68,7 @@ def versions_frame(versions: Sequence[ModelVersion]) -> pd.DataFrame:
         }
         row.update({METRIC_PREFIX + m: mv.metrics.get(m) for m in metric_names})
         row.update(lineage_summary(mv.lineage_fields))
+        row["reproduced"] = mv.reproduced
         rows.append(row)
     columns = [*VERSION_COLUMNS, *(METRIC_PREFIX + m for m in metric_names), *LINEAGE_COLUMNS]
     return _frame(rows, columns, ["version"])

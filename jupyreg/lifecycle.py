@@ -17,11 +17,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from jupyreg import schema
 from jupyreg.errors import (
     ApprovalRequired,
     InvalidArgument,
     InvalidTransition,
     PolicyViolation,
+    hint,
 )
 
 NONE, STAGING, PRODUCTION, ARCHIVED = "None", "Staging", "Production", "Archived"
@@ -64,7 +66,7 @@ def normalize_stage(stage: str) -> str:
     for canonical in STAGES:
         if canonical.lower() == text:
             return canonical
-    raise InvalidTransition(
+    raise InvalidArgument(
         f"unknown stage {stage!r}: use one of {', '.join(STAGES)} (case does not matter)"
     )
 
@@ -159,8 +161,8 @@ class Policy:
     """Per-model promotion rules, stored as the ``jupyreg.policy`` tag.
 
     Gates (clean git, dataset hashes, test metrics, thresholds, not worse than the current
-    Production) apply to moves into ``gated_stages``; they are checked when a move is
-    requested and again when it is applied.
+    Production, a passing reproduction) apply to moves into ``gated_stages``; they are
+    checked when a move is requested and again when it is applied.
     """
 
     approvals: Mapping[str, int] = field(default_factory=lambda: {PRODUCTION: 1})
@@ -172,6 +174,8 @@ class Policy:
     require_test_metrics: bool = False
     thresholds: tuple[str, ...] = ()
     not_worse_than_production: tuple[str, ...] = ()
+    require_compatible_schema: bool = False
+    require_reproduced: bool = False
 
     def approvals_for(self, stage: str) -> int:
         return int(self.approvals.get(stage, 0))
@@ -184,6 +188,8 @@ class Policy:
             or self.require_test_metrics
             or self.thresholds
             or self.not_worse_than_production
+            or self.require_compatible_schema
+            or self.require_reproduced
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,15 +252,21 @@ class Policy:
         target: str,
         evidence: Evidence,
         production: tuple[int, Mapping[str, float]] | None,
+        production_evidence: Evidence | None = None,
     ) -> list[str]:
         """Every gate a version fails for a move to ``target``, each with the actual values.
 
         ``production`` is the current Production version's number and recorded metrics
         (None when there is none; empty when it has no record, so nothing to be worse than).
-        A version without a metrics record fails every metric gate with one message."""
+        A version without a metrics record fails every metric gate with one message.
+        ``production_evidence``: the current Production's, for the schema gate."""
         if not self.gates(target):
             return []
         failures = []
+        if self.require_compatible_schema and production is not None:
+            current = production_evidence.input_schema if production_evidence else None
+            broken = schema.incompatibility(evidence.input_schema, current, production[0])
+            failures.extend([broken] if broken else [])
         metrics = evidence.metrics
         if self.require_clean_git:
             if evidence.git_dirty is None:
@@ -265,6 +277,12 @@ class Policy:
                 )
         if self.require_data_hashes:
             failures.extend(_data_gate_failures(evidence.datasets))
+        if self.require_reproduced and evidence.reproduced != "passed":
+            failures.append(
+                "reproduced: "
+                + ("its latest reproduction failed" if evidence.reproduced else "never reproduced")
+                + " (run `jupyreg reproduce NAME VERSION` or reg.reproduce(name, version))"
+            )
         if not evidence.metrics_recorded:
             judged = self.require_test_metrics or self.thresholds
             if judged or (production is not None and self.not_worse_than_production):
@@ -342,7 +360,7 @@ def _policy_stage(key: str, stage: Any) -> str:
         raise InvalidArgument(f"policy setting {key}: {_shown(stage)} is not a stage name")
     try:
         return normalize_stage(stage)
-    except InvalidTransition as exc:
+    except InvalidArgument as exc:
         raise InvalidArgument(f"policy setting {key}: {exc}") from None
 
 
@@ -408,6 +426,10 @@ class Evidence:
     metrics: Mapping[str, float] = field(default_factory=dict)
     metrics_recorded: bool = True
     """False when the version has no metrics record from its registration."""
+    input_schema: str | None = None
+    """The input schema recorded at registration (``jupyreg.schema``), else None."""
+    reproduced: str | None = None
+    """The latest reproduction's outcome (``passed`` / ``failed``), None when never run."""
 
 
 METRICS_NOT_RECORDED = (
@@ -669,12 +691,20 @@ def check_no_approval_needed(name: str, version: int | None, target: str, policy
     if version is None:
         raise ApprovalRequired(
             f"registering straight into {target} needs {needed} approval(s): register "
-            f"without a stage, then reg.request({name!r}, VERSION, {target!r}, reason=...)"
+            "without a stage, then "
+            + hint(
+                f"reg.request({name!r}, VERSION, {target!r}, reason=...)",
+                *("request", name, "VERSION", target, "--reason", "TEXT"),
+            )
         )
     raise ApprovalRequired(
         f"moving {name} v{version} to {target} needs {needed} approval(s) by someone "
-        f"other than the requester: file reg.request({name!r}, {version}, "
-        f"{target!r}, reason=...) (CLI: jupyreg request) and ask a reviewer to approve"
+        "other than the requester: file "
+        + hint(
+            f"reg.request({name!r}, {version}, {target!r}, reason=...)",
+            *("request", name, str(version), target, "--reason", "TEXT"),
+        )
+        + " and ask a reviewer to approve"
     )
 
 
@@ -875,7 +905,11 @@ def check_deletable(name: str, version: int, stages: Iterable[str]) -> None:
     if held:
         raise InvalidTransition(
             f"{name} v{version} is in {held[0]} and cannot be deleted: archive it first with "
-            f"reg.transition({name!r}, {version}, 'Archived', reason=...), then delete it"
+            + hint(
+                f"reg.transition({name!r}, {version}, 'Archived', reason=...)",
+                *("promote", name, str(version), "Archived", "--reason", "TEXT"),
+            )
+            + ", then delete it"
         )
 
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Unicode, observe
 from traitlets.config import Configurable
 
 from jupyreg.commands import add_verbs, as_frame, describe, run_verb
-from jupyreg.errors import RegistryError, RegistryUnavailable
+from jupyreg.errors import DuplicateVersion, RegistryError, RegistryUnavailable, front_end
 
 if TYPE_CHECKING:
     from jupyreg.panels import Registry
@@ -93,11 +93,22 @@ class JupyReg(Magics, Configurable):
     @argument("--model", default="model", help="variable holding the model (default: model)")
     @argument("--metrics", help="variable holding a metrics dict, e.g. {'val': {'auc': 0.9}}")
     @argument("--params", help="variable holding a params dict (default: model.get_params())")
+    @argument(
+        "--input-example",
+        metavar="VAR",
+        help="variable holding a few input rows: stored with the model, with the signature "
+        "MLflow infers from it",
+    )
     @argument("--data", nargs="+", metavar="PATH", help="datasets (default: every DVC output)")
     @argument("--stage", help="stage to move the new version to, e.g. Staging")
     @argument("--reason", help="why (recorded with the stage change)")
     @argument("--description", help="description of the version")
     @argument("--notebook", help="this notebook's path, when jupyreg cannot find it")
+    @argument(
+        "--force",
+        action="store_true",
+        help="register even when identical to an existing version (same model and lineage)",
+    )
     @line_cell_magic("register")
     def register_magic(self, line: str, cell: str | None = None) -> Any:
         """Register a model as a new version, with its lineage.
@@ -107,15 +118,18 @@ class JupyReg(Magics, Configurable):
         existing variable. Captures git commit and diff, notebook, DVC dataset hashes,
         GPU and environment, and shows a summary with every capture warning.
         """
-        try:
-            args = parse_argstring(self.register_magic, line)
-        except ValueError as exc:  # unbalanced quotes
+        try:  # split as a shell would, so --reason "rf model" is rf model, quotes removed
+            args = self.register_magic.parser.parse_args(shlex.split(line))
+        except (ValueError, UsageError) as exc:  # unbalanced quotes, argparse's errors
             raise UsageError(f"%register: {exc}") from None
         if cell is not None:
             self._run_cell(cell)
         model = self._variable(args.model, "--model")
         metrics = self._variable(args.metrics, "--metrics") if args.metrics else None
         params = self._variable(args.params, "--params") if args.params else None
+        example = (
+            self._variable(args.input_example, "--input-example") if args.input_example else None
+        )
         key = (args.name, id(model))
         try:
             version = self.get_registry().register(
@@ -130,7 +144,12 @@ class JupyReg(Magics, Configurable):
                 notebook=args.notebook,
                 lineage=self._kept_lineage.get(key),
                 user_ns=self.shell.user_ns,
+                force=args.force,
+                input_example=example,
             )
+        except DuplicateVersion as exc:  # a re-run of an unchanged cell: say so, show it
+            print(f"{exc}; add --force to register it anyway")
+            return self.get_registry().get(args.name, exc.version)
         except RegistryError as exc:
             if getattr(exc, "lineage", None) is not None:
                 self._kept_lineage[key] = exc.lineage  # type: ignore[attr-defined]
@@ -153,6 +172,8 @@ class JupyReg(Magics, Configurable):
         %registry approve ID [--comment TEXT] | reject ID [--comment TEXT] | cancel ID
         %registry promote NAME V STAGE --reason TEXT | rollback NAME --reason TEXT
         %registry check [NAME] [--repair] | panel NAME
+        %registry search "test.auc > 0.9 and stage = 'Production'"
+        %registry reproduce NAME V [--tolerance T]
         """
         try:
             args = _registry_parser().parse_args(shlex.split(line))
@@ -166,7 +187,8 @@ class JupyReg(Magics, Configurable):
                 return registry.promotion_panel(args.name)
             if args.verb == "compare":
                 return registry.compare_panel(args.name, args.versions or None)
-            result = run_verb(registry, args)
+            with front_end("magic"):
+                result = run_verb(registry, args)
         except RegistryError as exc:
             raise usage_error(exc) from None
         if args.verb in ("request", "approve", "reject", "cancel", "promote", "rollback"):
@@ -179,10 +201,16 @@ class JupyReg(Magics, Configurable):
         return as_frame(args.verb, result)
 
     def _run_cell(self, cell: str) -> None:
-        """Run the training code in the user namespace; its exception propagates so the
-        cell fails as usual (and "Run all" stops) with nothing registered."""
-        code = compile(self.shell.transform_cell(cell), "<%%register cell>", "exec")
-        exec(code, self.shell.user_global_ns, self.shell.user_ns)
+        """Run the training code as the shell runs a cell (its traceback shows the user's
+        lines, its last value is displayed, magics such as %time work). If it raises, the
+        shell has shown the traceback; the cell then fails (and "Run all" stops) with
+        one line more and nothing registered."""
+        result = self.shell.run_cell(cell, store_history=False)
+        if not result.success:
+            error = result.error_in_exec or result.error_before_exec
+            raise UsageError(
+                f"%%register: the cell raised {type(error).__name__}; nothing was registered"
+            )
 
     def _variable(self, name: str, option: str) -> Any:
         if not name.isidentifier():

@@ -123,7 +123,7 @@ class Queries:
     def stage_at(self, name: str, stage: str, when: datetime | str) -> int | None:
         """The version that held ``stage`` at ``when`` (newest entrant if several)."""
         target = lifecycle.normalize_stage(stage)
-        moment = lifecycle.parse_iso(when) if isinstance(when, str) else when
+        moment = _moment(when)
         if moment.tzinfo is None:
             moment = moment.astimezone()
         holders = lifecycle.stage_holders_at(self.history(name), target, moment)
@@ -145,6 +145,18 @@ def version_number(version: int | str) -> int:
     if number < 1:
         raise InvalidArgument(f"version must be 1 or more, not {version!r}")
     return number
+
+
+def _moment(when: datetime | str) -> datetime:
+    if isinstance(when, datetime):
+        return when
+    try:
+        return lifecycle.parse_iso(str(when).strip())
+    except ValueError:
+        raise InvalidArgument(
+            f"cannot read the time {when!r}: use a datetime or an ISO 8601 text such as "
+            "'2026-11-20', '2026-11-20T12:00:00' (local time) or '2026-11-20T12:00:00Z'"
+        ) from None
 
 
 def timestamp(ms: int | None) -> datetime | None:

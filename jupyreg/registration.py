@@ -9,17 +9,20 @@ tracking URI is switched), so several registries can live in one process.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyreg import lifecycle, tags
-from jupyreg.errors import InvalidArgument
+from jupyreg import lifecycle, schema, tags
+from jupyreg.errors import DuplicateVersion, InvalidArgument
 from jupyreg.flavors import Flavor, choose_flavor
 from jupyreg.metrics import flatten_metrics, model_params
 from jupyreg.store import Store, VersionState, experiment_id
@@ -40,6 +43,8 @@ class Registration:
     params: dict[str, str]
     tags: dict[str, str]
     description: str | None
+    input_example: Any = None
+    """Stored with the logged model; MLflow infers the signature from it."""
 
 
 def prepare(
@@ -49,6 +54,7 @@ def prepare(
     params: Mapping[str, Any] | None,
     user_tags: Mapping[str, Any] | None,
     description: str | None,
+    input_example: Any = None,
 ) -> Registration:
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgument("a registered model needs a non-empty name")
@@ -64,7 +70,43 @@ def prepare(
         params=model_params(model, params),
         tags=version_tags,
         description=description,
+        input_example=input_example,
     )
+
+
+def fingerprinted(
+    store: Store, model: Any, registration: Registration, lineage: Lineage, force: bool
+) -> Registration:
+    """The registration with its ``jupyreg.fingerprint`` tag; unless ``force``, a
+    DuplicateVersion when a version of the model has the same fingerprint. The lineage
+    counts without its capture time and warnings, and the notebook without its hash (its
+    outputs change each time the cell runs)."""
+    try:
+        digest = hashlib.sha256()
+        pickle.Pickler(_Sink(digest), protocol=5).dump(model)  # streamed, never held whole
+    except Exception:  # an object pickle cannot write: no fingerprint, nothing compared
+        return registration
+    record = {k: v for k, v in lineage.record.items() if k not in ("captured_at", "warnings")}
+    record["notebook"] = {**(record.get("notebook") or {}), "sha256": None}
+    content = [digest.hexdigest(), registration.metrics, registration.params, record]
+    content += [registration.tags, registration.description]
+    text = json.dumps(content, sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()
+    if not force:
+        same = store.versions(registration.name, f"tags.`{tags.FINGERPRINT_TAG}` = '{fingerprint}'")
+        if same:
+            number = same[-1].version
+            raise DuplicateVersion(
+                f"{registration.name}: identical to v{number} (same model bytes, metrics, "
+                "params and lineage); nothing registered",
+                number,
+            )
+    return replace(registration, tags={**registration.tags, tags.FINGERPRINT_TAG: fingerprint})
+
+
+class _Sink:
+    def __init__(self, digest: Any) -> None:
+        self.write = digest.update
 
 
 def log_and_register(
@@ -107,7 +149,17 @@ def log_and_register(
                     model_id=logged.model_id,
                     model_uuid=logged.model_id,
                 )
-                registration.flavor.save_model(model, path, list(lineage.requirements), description)
+                registration.flavor.save_model(
+                    model,
+                    path,
+                    list(lineage.requirements),
+                    description,
+                    signature=None
+                    if registration.input_example is not None
+                    else signature_from_features(model),
+                    input_example=registration.input_example,
+                )
+                schema_tags = _schema_tags(path)
                 client.log_model_artifacts(logged.model_id, path)
             client.finalize_logged_model(logged.model_id, "READY")
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
@@ -115,6 +167,7 @@ def log_and_register(
             record = {
                 **tags.lineage_tags(lineage.record),
                 **registration.tags,
+                **schema_tags,
                 tags.METRICS_TAG: registration.metrics_record,
                 tags.STAGE_TAG: lifecycle.NONE,
                 tags.AUTHOR_TAG: user,
@@ -135,11 +188,42 @@ def log_and_register(
         return VersionState.of(mv)
 
 
+def signature_from_features(model: Any) -> Any:
+    """An MLflow signature from what a fitted model says about its inputs (scikit-learn's
+    ``feature_names_in_``: one double column each; ``n_features_in_``: a float64 tensor),
+    else None."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return ModelSignature(inputs=Schema([ColSpec("double", str(n)) for n in names]))
+    count = getattr(model, "n_features_in_", None)
+    if isinstance(count, int) and count > 0:
+        import numpy as np
+
+        return ModelSignature(inputs=Schema([TensorSpec(np.dtype("float64"), (-1, count))]))
+    return None
+
+
+def _schema_tags(path: str) -> dict[str, str]:
+    """The ``jupyreg.schema`` record of the saved model's input signature (none without one,
+    or when it would not fit in a tag)."""
+    from mlflow.models import Model
+
+    signature = Model.load(os.path.join(path, "MLmodel")).signature
+    if signature is None or signature.inputs is None:
+        return {}
+    value = schema.record(schema.from_signature_inputs(signature.inputs))
+    return {tags.SCHEMA_TAG: value} if len(value) <= tags.MAX_TAG_LENGTH else {}
+
+
 def _experiment_for(store: Store, name: str) -> str:
     """MLFLOW_EXPERIMENT_ID / _NAME when set, else an experiment named after the model."""
     if os.environ.get("MLFLOW_EXPERIMENT_ID"):
         return os.environ["MLFLOW_EXPERIMENT_ID"]
-    return experiment_id(store.client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or name)
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or name
+    return experiment_id(store.client, experiment, store.artifact_location)
 
 
 def _ensure_registered_model(store: Store, name: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jupyreg import frames, lifecycle, registration, settings
+from jupyreg import frames, lifecycle, registration, reproduce, settings
 from jupyreg.backend import Authorise, Backend, LocalBackend, open_backend
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound, RegistryError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from jupyreg.lineage import Lineage
+    from jupyreg.reproduce import Progress, Reproduction
     from jupyreg.staleness import Staleness
 
 
@@ -56,7 +57,9 @@ class Registry:
             resolved.user, authenticated=_authenticated_user(self.registry_uri)
         )
         self._default_policy = resolved.default_policy
-        self._store = store_class(self.tracking_uri, self.registry_uri)
+        self._store = store_class(
+            self.tracking_uri, self.registry_uri, artifact_location=resolved.artifact_location
+        )
         self._authorise = authorise
         self._publish_cards = publish_cards
         self._queries = Queries(self._store)
@@ -67,6 +70,7 @@ class Registry:
     @functools.cached_property
     def _backend(self) -> Backend:
         """Chosen on first use, once; a failure to choose is raised, not remembered."""
+        reproduce.refuse_lifecycle()
         return open_backend(self._store, self.user, self._default_policy, self._authorise)
 
     # registering -------------------------------------------------------------------
@@ -86,13 +90,22 @@ class Registry:
         notebook: str | os.PathLike[str] | None = None,
         lineage: Lineage | None = None,
         user_ns: Mapping[str, Any] | None = None,
+        input_example: Any = None,
+        force: bool = True,
     ) -> ModelVersion:
-        """Log ``model`` to MLflow, register it as a new version of ``name`` with its lineage.
+        """Log ``model`` to MLflow, register it as a new version of ``name`` with its lineage
+        (and, from ``input_example`` or the model's own feature names, its signature).
 
         Everything is validated before anything is written. If writing fails, the raised
         error carries ``.lineage`` so ``register(..., lineage=err.lineage)`` can retry.
+        ``force=False`` refuses (DuplicateVersion) a version identical to one of ``name``'s:
+        same model bytes, metrics, params and lineage (``%%register`` does, unless --force).
         """
-        prepared = registration.prepare(model, name, metrics, params, tags, description)
+        prepared = registration.prepare(
+            model, name, metrics, params, tags, description, input_example
+        )
+        if reproduce.reproducing():  # re-run by `jupyreg reproduce`: record, register nothing
+            return reproduce.record_instead(prepared)
         target = lifecycle.normalize_stage(stage) if stage else None
         if target:
             self._backend.check_registration_stage(prepared.name, target)
@@ -100,6 +113,7 @@ class Registry:
             from jupyreg.lineage import capture
 
             lineage = capture(data=data, notebook=notebook, user_ns=user_ns, model=model)
+        prepared = registration.fingerprinted(self._store, model, prepared, lineage, force)
         try:
             state = registration.log_and_register(self._store, model, prepared, lineage, self.user)
         except RegistryError as exc:
@@ -140,11 +154,22 @@ class Registry:
         """The version now in ``stage``, else None."""
         return self._queries.holder(name, stage)
 
+    def alias_target(self, name: str, alias: str) -> int:
+        """The version ``alias`` points at; NotFound when the model has no such alias."""
+        return self._queries.alias_target(name, alias)
+
     def stage_at(self, name: str, stage: str, when: datetime | str) -> int | None:
         """The version that held ``stage`` at ``when`` (newest entrant if several), from history."""
         return self._queries.stage_at(name, stage, when)
 
     # DataFrame views ---------------------------------------------------------------
+
+    def search(self, expr: str) -> pd.DataFrame:
+        """Versions of every model matching an MLflow-style filter, e.g. ``"test.auc > 0.9
+        and stage = 'Production'"`` (``jupyreg.search``); one row each, ``name`` first."""
+        from jupyreg.search import search_frame, search_records
+
+        return search_frame(search_records(self._store, expr))
 
     def models(self) -> pd.DataFrame:
         """One row per registered model: latest version and current stage holders."""
@@ -235,6 +260,22 @@ class Registry:
 
         return staleness(self, name, repo_path)
 
+    def reproduce(
+        self,
+        name: str,
+        version: int | str,
+        tolerance: float = 1e-6,
+        *,
+        progress: Progress | None = None,
+        repo_path: str | os.PathLike[str] = ".",
+    ) -> Reproduction:
+        """Re-run what produced the version (its commit and diff, its datasets from DVC, the
+        kernel's transcript) in a fresh kernel and compare its metrics within ``tolerance``;
+        the outcome is kept on the version (``require_reproduced`` gates on it)."""
+        return reproduce.reproduce(
+            self, self._store, name, version_number(version), tolerance, progress, repo_path
+        )
+
     def delete_version(self, name: str, version: int | str) -> None:
         """Delete a None or Archived version; its history is kept on the model first."""
         self._backend.delete_version(name, version_number(version))
@@ -249,10 +290,9 @@ class Registry:
 
     def _publish_card(self, name: str, version: int, stage: str) -> None:
         """A version entering Production gets its model card (``model_card.md``) among its
-        run's artifacts, where this process applies the lifecycle itself. A jupyreg server's
-        registered files are immutable to its clients, and the server leaves them as they
-        are: there ``jupyreg card`` prints the card. A card that cannot be written never
-        fails the step that already happened."""
+        run's artifacts, written where the lifecycle is applied: here, or by the jupyreg
+        server this registry is a client of. A card that cannot be written never fails the
+        step that already happened (``jupyreg card`` prints it)."""
         if stage != lifecycle.PRODUCTION or not self._publish_cards:
             return
         if not isinstance(self._backend, LocalBackend):
@@ -260,7 +300,7 @@ class Registry:
         from jupyreg.card import publish_card
 
         with contextlib.suppress(RegistryError):
-            publish_card(self, name, version)
+            publish_card(self, name, version, store=self._store)
 
     def policy(self, name: str) -> Policy:
         """The policy in force: the model's ``jupyreg.policy`` tag, else the default of the

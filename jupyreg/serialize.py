@@ -44,6 +44,7 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
         "metrics": dict(mv.metrics),
         "params": dict(mv.params),
         **lineage_summary(mv.lineage_fields),
+        "reproduced": mv.reproduced,
         "warnings": list(mv.warnings),
         "source": mv.source,
         "lineage": mv.lineage,

@@ -29,6 +29,8 @@ class Settings:
     """The declared identity, if any (``jupyreg.identity`` completes it)."""
     project_dir: Path = field(default_factory=Path.cwd)
     """Where the project's pyproject.toml is looked up from."""
+    artifact_location: str | None = None
+    """Where the experiments jupyreg creates keep their artifacts (None: MLflow decides)."""
 
     def default_policy(self) -> dict[str, Any]:
         """``[tool.jupyreg.policy]``, read when a step needs it (the policy lives with the
@@ -61,6 +63,9 @@ def resolve(
         registry_uri=absolute_sqlite(str(registry)) if registry else tracking,
         user=user or os.environ.get("JUPYREG_USER") or project.get("user") or None,
         project_dir=project_dir,
+        artifact_location=artifact_location(
+            os.environ.get("JUPYREG_ARTIFACT_ROOT") or project.get("artifact_location"), tracking
+        ),
     )
 
 
@@ -77,6 +82,20 @@ def project_settings(start: str | Path | None = None) -> dict[str, Any]:
                 raise InvalidArgument(f"cannot read {candidate}: {exc}") from None
             return dict(data.get("tool", {}).get("jupyreg", {}))
     return {}
+
+
+def artifact_location(configured: str | None, tracking_uri: str) -> str | None:
+    """``JUPYREG_ARTIFACT_ROOT`` / ``[tool.jupyreg] artifact_location`` (a relative path is
+    pinned to the current directory), else ``mlartifacts`` beside an embedded SQLite
+    registry, so that its models stay with it whatever the current directory (MLflow's
+    default is ``./mlruns`` of each process); else None, where a server decides."""
+    if configured:
+        text = str(configured)
+        return text if "://" in text else str(Path(text).absolute())
+    if tracking_uri.startswith("sqlite:///") and ":memory:" not in tracking_uri:
+        database = Path(tracking_uri[len("sqlite:///") :].split("?")[0])
+        return str(database.parent / "mlartifacts")
+    return None
 
 
 def absolute_sqlite(uri: str) -> str:

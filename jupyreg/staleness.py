@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle
-from jupyreg.errors import NotFound
+from jupyreg.errors import NotFound, hint
 
 if TYPE_CHECKING:
     import git
@@ -92,7 +92,12 @@ def staleness(registry: Registry, name: str, repo_path: str | os.PathLike[str] =
     if number is None:
         raise NotFound(
             f"{name} has no version in Production, so nothing can be stale; "
-            f"promote one first (reg.request({name!r}, VERSION, 'Production', reason=...))"
+            "promote one first ("
+            + hint(
+                f"reg.request({name!r}, VERSION, 'Production', reason=...)",
+                *("request", name, "VERSION", "Production", "--reason", "TEXT"),
+            )
+            + ")"
         )
     mv = registry.get(name, number)
     here = Path(os.path.abspath(repo_path))

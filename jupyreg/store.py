@@ -23,6 +23,7 @@ from jupyreg.errors import (
     RegistryBusy,
     RegistryError,
     RegistryUnavailable,
+    hint,
 )
 
 _UNREACHABLE = re.compile(
@@ -178,7 +179,8 @@ def _engine(uri: str) -> Any:
 def no_such_version(name: str, version: int, known: Iterable[int]) -> NotFound:
     listed = ", ".join(str(v) for v in sorted(known)) or "none yet"
     return NotFound(
-        f"{name} has no version {version} (versions: {listed}); reg.versions({name!r}) lists them"
+        f"{name} has no version {version} (versions: {listed}); "
+        f"{hint(f'reg.versions({name!r})', 'versions', name)} lists them"
     )
 
 
@@ -196,15 +198,16 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def experiment_id(client: Any, name: str) -> str:
-    """The id of the experiment called ``name``, created when there is none yet."""
+def experiment_id(client: Any, name: str, artifact_location: str | None = None) -> str:
+    """The id of the experiment called ``name``, created (keeping its artifacts at
+    ``artifact_location``, when given) if there is none yet."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(client.create_experiment(name))
+        return str(client.create_experiment(name, artifact_location=artifact_location))
     except MlflowException:  # created concurrently by another process
         return str(client.get_experiment_by_name(name).experiment_id)
 
@@ -260,9 +263,13 @@ class VersionState:
 class Store:
     """Thin wrapper of ``MlflowClient`` with jupyreg's read patterns."""
 
-    def __init__(self, tracking_uri: str, registry_uri: str) -> None:
+    def __init__(
+        self, tracking_uri: str, registry_uri: str, artifact_location: str | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
+        self.artifact_location = artifact_location
+        """Where experiments this store creates keep their artifacts (None: MLflow's default)."""
 
     @functools.cached_property
     def client(self) -> Any:
@@ -270,6 +277,13 @@ class Store:
         for bad input must not leave behind."""
         from mlflow import MlflowClient
 
+        for uri in {self.tracking_uri, self.registry_uri}:
+            path = sqlite_path(uri)
+            if path is not None and not path.parent.is_dir():
+                raise RegistryUnavailable(
+                    f"no registry at {uri}: the folder {path.parent} does not exist (nothing "
+                    "was created); create it or fix the URI"
+                )
         if self.registry_uri.startswith(("http://", "https://")):
             from jupyreg.compat import fail_fast
 
@@ -292,7 +306,7 @@ class Store:
                 return self.client.get_registered_model(name)
         except NotFound:
             raise NotFound(
-                f"no registered model named {name!r}: reg.models() (or `jupyreg list`) "
+                f"no registered model named {name!r}: {hint('reg.models()', 'list')} "
                 "lists the registered models"
             ) from None
 
@@ -336,17 +350,29 @@ class Store:
         if not tags.valid_request_id(request_id):
             raise NotFound(
                 f"no request {request_id!r}: request ids are 8 hex digits; "
-                "reg.requests() lists the pending ones"
+                f"{hint('reg.requests()', 'requests')} lists the pending ones"
             )
         key = tags.request_key(request_id)
         holders = self.versions(filter_string=f"tags.`{key}` LIKE '%'")
         if not holders:
-            raise NotFound(f"no request {request_id!r}: reg.requests() lists the pending ones")
+            raise NotFound(
+                f"no request {request_id!r}: {hint('reg.requests()', 'requests')} "
+                "lists the pending ones"
+            )
         return holders[0]
 
     def aliases(self, name: str) -> dict[str, int]:
         model = self.registered_model(name)
         return {alias: int(v) for alias, v in (model.aliases or {}).items()}
+
+    def many_aliases(self, names: Iterable[str]) -> dict[str, dict[str, int]]:
+        """``aliases`` of several models; one query on a SQL registry store."""
+        from jupyreg.compat import sql_model_aliases
+
+        wanted = sorted(set(names))
+        with self.translated("reading aliases"):
+            found = sql_model_aliases(self.client, wanted) if wanted else {}
+        return found if found is not None else {name: self.aliases(name) for name in wanted}
 
     def runs(self, run_ids: list[str]) -> dict[str, Any]:
         """Runs by id in batched searches (not one call per version)."""
@@ -354,14 +380,7 @@ class Store:
         if not ids:
             return {}
         with self.translated("reading runs"):
-            experiments = [
-                e.experiment_id
-                for e in _all_pages(
-                    lambda token: self.client.search_experiments(
-                        max_results=_SEARCH_PAGE, page_token=token
-                    )
-                )
-            ]
+            experiments = [e.experiment_id for e in _all_pages(self._experiments)]
             runs: dict[str, Any] = {}
             for start in range(0, len(ids), 100):
                 in_list = ", ".join(quote(r) for r in ids[start : start + 100])
@@ -373,6 +392,19 @@ class Store:
                     )
                     runs.update((run.info.run_id, run) for run in _all_pages(query))
         return runs
+
+    def runs_where(self, filter_string: str) -> dict[str, Any]:
+        """Runs of every experiment that match an MLflow run filter, by id."""
+        with self.translated("searching runs"):
+            experiments = [e.experiment_id for e in _all_pages(self._experiments)]
+            runs: dict[str, Any] = {}
+            for start in range(0, len(experiments), 100):
+                query = _RunQuery(self.client, experiments[start : start + 100], filter_string)
+                runs.update((run.info.run_id, run) for run in _all_pages(query))
+        return runs
+
+    def _experiments(self, token: str | None) -> Any:
+        return self.client.search_experiments(max_results=_SEARCH_PAGE, page_token=token)
 
     def load_model(self, name: str, version: int) -> Any:
         """The version as an MLflow pyfunc model, fetched through this store's own URIs."""
@@ -392,6 +424,11 @@ class Store:
             return mlflow.pyfunc.load_model(local)
 
     # writes ------------------------------------------------------------------------
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        """Write ``text`` as the run's artifact ``path``."""
+        with translated(f"writing {path} of run {run_id}", self.tracking_uri):
+            self.client.log_text(run_id, text, path)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         with self.translated(f"tagging {name} v{version}"):

@@ -54,8 +54,17 @@ KEPT_PREFIX = "jupyreg.kept."
 SEAL_TAG = "jupyreg.seal"
 """Model-version tag written at creation: the sha256 of its registration record (author,
 lineage, metrics); ``check`` finds a record changed since, behind jupyreg's back."""
+SCHEMA_TAG = "jupyreg.schema"
+"""Model-version tag written at creation: the input schema of the logged model's signature
+(``jupyreg.schema``), judged by the ``require_compatible_schema`` gate; sealed as lineage."""
 TAMPERED_PREFIX = "jupyreg.tampered."
+REPRODUCTION_PREFIX = "jupyreg.reproduction."
+"""Model-version tags, one per reproduction (``jupyreg reproduce``; JSON: author, at,
+outcome, tolerance, metrics, deltas, environment differences, executed notebook)."""
 """Registered-model tags, one per version whose changed record check --repair recorded."""
+FINGERPRINT_TAG = "jupyreg.fingerprint"
+"""Model-version tag written at creation: the sha256 of the model's bytes, metrics, params
+and lineage, to tell a re-registration of the same thing (``registration.fingerprinted``)."""
 REGISTERED_MODEL_RUN_TAG = "jupyreg.registered_model"
 """Run tag naming the registered model a run was logged for."""
 MAX_TAG_LENGTH = 100_000
@@ -81,7 +90,14 @@ def written_by_lifecycle_only(key: str) -> bool:
         key != canonical
         or canonical in (POLICY_TAG, STEP_TAG)
         or canonical.startswith(
-            (EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX, POLICY_CHANGE_PREFIX, TAMPERED_PREFIX)
+            (
+                EVENT_PREFIX,
+                REQUEST_PREFIX,
+                KEPT_PREFIX,
+                POLICY_CHANGE_PREFIX,
+                TAMPERED_PREFIX,
+                REPRODUCTION_PREFIX,
+            )
         )
     )
 
@@ -118,6 +134,39 @@ def lineage_tags(record: Mapping[str, Any]) -> dict[str, str]:
     return flat
 
 
+LINEAGE_FIELDS = (
+    "git.commit",
+    "git.branch",
+    "git.dirty",
+    "git.diff_sha256",
+    "git.remote",
+    "git.notebook_committed",
+    "notebook.path",
+    "notebook.sha256",
+    "gpu.count",
+    "gpu.name",
+    "python",
+)
+"""The flat lineage fields ``lineage_tags`` writes besides ``data.<n>.*``."""
+_SEARCH_TAGS = {"stage": STAGE_TAG, "author": AUTHOR_TAG}
+
+
+def search_tag_key(field: str) -> str | None:
+    """The version tag a search field names (``stage``, ``author``, ``git.dirty``,
+    ``data.0.md5``, ...), None when it names no jupyreg tag. A field in a lineage
+    namespace that is not one of them is an InvalidArgument listing the known ones."""
+    if field in _SEARCH_TAGS:
+        return _SEARCH_TAGS[field]
+    if field in LINEAGE_FIELDS or _DATA_FIELD.match(field):
+        return PREFIX + field
+    if field.split(".", 1)[0] in {f.split(".", 1)[0] for f in LINEAGE_FIELDS} | {"data"}:
+        raise InvalidArgument(
+            f"unknown lineage field {field!r}: use one of {', '.join(LINEAGE_FIELDS)}, "
+            "data.<n>.path, data.<n>.md5, data.<n>.stale"
+        )
+    return None
+
+
 def lineage_record(tags: Mapping[str, str]) -> dict[str, Any]:
     """The full lineage record of a version (empty when it has none)."""
     text = tags.get(LINEAGE_TAG)
@@ -131,8 +180,8 @@ def lineage_fields(tags: Mapping[str, str]) -> dict[str, str]:
         for key, value in tags.items()
         if key.startswith(PREFIX)
         and key not in LIFECYCLE_TAGS
-        and key not in (POLICY_TAG, METRICS_TAG, SEAL_TAG)
-        and not key.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX))
+        and key not in (POLICY_TAG, METRICS_TAG, SEAL_TAG, FINGERPRINT_TAG)
+        and not key.startswith((EVENT_PREFIX, REQUEST_PREFIX, KEPT_PREFIX, REPRODUCTION_PREFIX))
     }
 
 
@@ -503,7 +552,40 @@ def evidence(version_tags: Mapping[str, str]) -> Evidence:
         ),
         metrics=metrics or {},
         metrics_recorded=metrics is not None,
+        input_schema=version_tags.get(SCHEMA_TAG),
+        reproduced=reproduced(version_tags),
     )
+
+
+# reproductions -----------------------------------------------------------------------
+
+
+def reproduction_tag(reproduction_id: str, record: Mapping[str, Any]) -> tuple[str, str]:
+    """The version tag of one reproduction (lists halved to fit MLflow's limit)."""
+    return REPRODUCTION_PREFIX + reproduction_id, compact_json(record)
+
+
+def reproductions(version_tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The version's reproductions, oldest first, each with its ``id``; unreadable ones
+    are left out."""
+    found = []
+    for key, value in sorted(version_tags.items()):
+        if key.startswith(REPRODUCTION_PREFIX):
+            try:
+                record = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                found.append({**record, "id": key[len(REPRODUCTION_PREFIX) :]})
+    return found
+
+
+def reproduced(version_tags: Mapping[str, str]) -> str | None:
+    """``passed`` or ``failed``: the latest reproduction's outcome; None when never run."""
+    found = reproductions(version_tags)
+    if not found:
+        return None
+    return "passed" if found[-1].get("ok") is True else "failed"
 
 
 # lifecycle steps -------------------------------------------------------------------

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,19 +58,19 @@ def run_command(command: str) -> Callable[[StageChange], None]:
     return act
 
 
-def post_message(url: str) -> Callable[[StageChange], None]:
-    """An action posting a Slack-compatible ``{"text": ...}`` message to ``url``."""
+def post_message(url: str, registry: Registry | None = None) -> Callable[[StageChange], None]:
+    """An action posting a Slack-compatible ``{"text": ...}`` message to ``url``: the change,
+    then (given the registry) who approved it, why, and the metric deltas against the version
+    it replaced."""
+    from jupyreg.alerts import change_details, post
 
     def act(change: StageChange) -> None:
-        body = json.dumps({"text": change.message(), **change.environment()}).encode()
-        request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        except OSError as exc:
-            print(f"jupyreg watch: posting to {url} failed: {exc}", file=sys.stderr)
+        lines = [change.message()]
+        if registry is not None:
+            lines += change_details(
+                registry, change.name, change.stage, change.version, change.previous_version
+            )
+        post(url, "\n".join(lines), change.environment(), who="jupyreg watch")
 
     return act
 

@@ -48,19 +48,41 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_github_actions.py": ("e2e",),  # actionlint, workflow steps as subprocesses
     "test_notebook_register.py": ("e2e",),  # notebooks run in kernels
     "test_notebooks.py": ("e2e",),  # notebooks/ run in kernels, some start servers
+    "test_notebook_polish.py": ("e2e",),  # %%register cells in one kernel (nbclient)
+    "test_reproduce.py": ("e2e",),  # kernels register versions, then re-run them
+    "test_serve.py": ("e2e",),  # a `jupyreg serve` process under load, uvicorn, alerts
     "test_server.py": ("server", "e2e"),
     "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
 }
 
 
+# Both stages run on pytest-xdist workers (`make test`), a module at a time per worker
+# (`--dist loadgroup`: a module's fixtures are made once), and a module parametrised by
+# backend as one unit per backend. Modules start longest first, so that the short ones fill
+# in beside the long ones: rough seconds on a quiet 2-core machine, from `--durations`.
+MODULE_SECONDS: dict[str, int] = {}
+SPLIT_BY_PARAM: dict[str, str] = {"test_attacks.py": "deployed"}  # module -> fixture
+
+
+def _module(item: pytest.Item) -> str | None:
+    try:
+        return Path(item.path).resolve().relative_to(TESTS).as_posix()
+    except ValueError:  # a test outside tests/ (e.g. given on the command line)
+        return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        try:
-            module = Path(item.path).resolve().relative_to(TESTS).as_posix()
-        except ValueError:  # a test outside tests/ (e.g. given on the command line)
+        module = _module(item)
+        if module is None:
             continue
         for mark in STAGE2_MARKS.get(module, ()):
             item.add_marker(mark)
+        group = module
+        if module in SPLIT_BY_PARAM and hasattr(item, "callspec"):
+            group += f"[{item.callspec.params.get(SPLIT_BY_PARAM[module])}]"
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: -MODULE_SECONDS.get(_module(item) or "", 0))  # stable
 
 
 def model_state(uri: str, name: str) -> dict:

@@ -166,7 +166,9 @@ def test_watch_posts_a_slack_message_and_remembers_its_state(
     promote(alice, bob, 1)
     watcher.communicate(timeout=60)
     ((headers, body),) = receiver.received
-    assert json.loads(body)["text"] == f"{NAME} v1 entered Production"
+    text = json.loads(body)["text"]
+    assert text.splitlines()[0] == f"{NAME} v1 entered Production"
+    assert "approved by bob (requested by alice): ship" in text
     assert json.loads(state.read_text()) == {"version": 1}
     # a change while no watcher runs is caught by the next one, through the state file
     promote(alice, bob, 2)
@@ -174,4 +176,6 @@ def test_watch_posts_a_slack_message_and_remembers_its_state(
         sqlite_uri, tmp_path, "--post", receiver.url, "--count", "1", "--state-file", str(state)
     )
     watcher.communicate(timeout=60)
-    assert json.loads(receiver.received[1][1])["text"] == f"{NAME} v2 entered Production (was v1)"
+    text = json.loads(receiver.received[1][1])["text"]
+    assert text.splitlines()[0] == f"{NAME} v2 entered Production (was v1)"
+    assert "metrics vs v1: test.auc 0.79 (+0), val.auc 0.81 (+0.01)" in text

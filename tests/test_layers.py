@@ -11,7 +11,10 @@ LAYERS = [
     # front ends: parse, call the facade, render
     (
         "front end",
-        ("cli", "commands", "magics", "panels", "lab", "widgets", "server", "demo", "watch"),
+        (
+            "cli", "commands", "magics", "panels", "lab", "widgets", "server", "demo", "watch",
+            "serving", "alerts",
+        ),
     ),
     ("facade", ("registry",)),
     (
@@ -19,10 +22,10 @@ LAYERS = [
         (
             "backend", "queries", "frames", "registration", "admin", "webhooks", "serialize",
             "store", "compat", "flavors", "metrics", "settings", "identity",
-            "card", "staleness",
+            "card", "staleness", "search", "reproduce",
         ),
     ),
-    ("core", ("lifecycle", "tags", "entities", "display", "errors", "lineage")),
+    ("core", ("lifecycle", "tags", "entities", "display", "errors", "lineage", "schema")),
 ]  # fmt: skip
 
 

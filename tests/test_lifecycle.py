@@ -17,7 +17,7 @@ def test_stage_names_are_case_insensitive(text: str) -> None:
 
 
 def test_unknown_stage_names_the_stages() -> None:
-    with pytest.raises(InvalidTransition, match="unknown stage 'Prod'.*Staging, Production"):
+    with pytest.raises(InvalidArgument, match="unknown stage 'Prod'.*Staging, Production"):
         lifecycle.normalize_stage("Prod")
 
 

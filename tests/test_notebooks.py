@@ -64,6 +64,8 @@ def test_notebooks_are_committed_without_outputs() -> None:
         "02-compare-and-promote.ipynb",
         "03-cicd-and-alerts.ipynb",
         "04-team-server.ipynb",
+        "05-trust.ipynb",
+        "06-serve.ipynb",
     ]
     for name in ALL:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -137,3 +139,21 @@ def test_team_server(tmp_path, monkeypatch) -> None:
     assert "is approved (by bob)" in out
     assert_stopped(nb)
     assert_left_nothing_behind(tmp_path, "04-team-server.ipynb")
+
+
+def test_trust(tmp_path, monkeypatch) -> None:
+    nb = execute("05-trust.ipynb", tmp_path, monkeypatch)
+    out = text_of(nb)
+    assert "PolicyViolation: fraud-detector v1 cannot go to Production" in out
+    assert "reproduced: never reproduced" in out
+    assert "fraud-detector v1 reproduced (tolerance 1e-06)" in out
+    assert "model-index:" in out  # the card's YAML front matter
+    assert "1 commit touching code since training" in out
+    assert "data changed: data/train.csv" in out
+    assert_left_nothing_behind(tmp_path, "05-trust.ipynb")
+
+
+def test_serve_follows_production(tmp_path, monkeypatch) -> None:
+    out = text_of(execute("06-serve.ipynb", tmp_path, monkeypatch))
+    assert "now serving v2 (was v1, loaded in" in out
+    assert_left_nothing_behind(tmp_path, "06-serve.ipynb")

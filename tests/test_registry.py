@@ -270,7 +270,7 @@ def test_unknown_request_id_is_not_found(bob, bad_id) -> None:
 def test_bad_stage_invalid_move_and_empty_reason(alice, model, sqlite_uri) -> None:
     register_versions(alice, model, NAME, 1)
     before = snapshot(sqlite_uri)
-    with pytest.raises(InvalidTransition, match="unknown stage 'Prod'"):
+    with pytest.raises(InvalidArgument, match="unknown stage 'Prod'"):
         alice.transition(NAME, 1, "Prod", reason="x")
     with pytest.raises(
         InvalidTransition, match="from None the allowed moves are to Staging, Archived"

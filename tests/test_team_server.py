@@ -508,3 +508,9 @@ def test_every_move_through_the_server_fires_signed_mlflow_webhooks(
     assert aliases.count(("production", "1")) == 2 and ("production", "2") in aliases
     for headers, body in receiver.received:
         verify(headers, body, secret)
+    client = MlflowClient(team.url)
+    for version in (1, 2):  # each entered Production: the server wrote its model card
+        (workdir / str(version)).mkdir()
+        run_id = admin.get(name, version).run_id
+        card = client.download_artifacts(run_id, "model_card.md", str(workdir / str(version)))
+        assert f"# {name} v{version}" in Path(card).read_text()

@@ -280,11 +280,12 @@ class LocalBackend(Backend):
             return
         states = model.versions
         holders = [v for v, s in states.items() if s.stage == lifecycle.PRODUCTION and v != number]
-        production = None
+        production = current = None
         if holders:
             production = (holders[0], tags.recorded_metrics(states[holders[0]].tags) or {})
+            current = tags.evidence(states[holders[0]].tags)
         evidence = tags.evidence(states[number].tags)
-        failures = policy.failing_gates(target, evidence, production)
+        failures = policy.failing_gates(target, evidence, production, current)
         if tags.changed_record(number, states[number].tags, {}) is not None:
             failures.insert(0, "its registration record was changed after registration")
         if failures:

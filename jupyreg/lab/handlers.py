@@ -14,12 +14,15 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from jupyreg.errors import InvalidArgument, RegistryError, http_status
-from jupyreg.lab.serialize import error_body
+from jupyreg.lab.serialize import error_body, event_comments, request_review, version_extras
 from jupyreg.lab.settings import JupyRegServer
 from jupyreg.serialize import to_json
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
+
+
+REGISTRY_HEADER = "X-JupyReg-Registry-URI"
 
 
 class RegistryCallFailed(tornado.web.HTTPError):
@@ -35,10 +38,13 @@ class RegistryHandler(APIHandler):
         self.jupyreg = settings
 
     async def call(self, action: Callable[[Registry], Any]) -> Any:
-        """``action(registry)`` in a worker thread: MLflow calls block."""
+        """``action(registry)`` in a worker thread: MLflow calls block. The registry is the
+        configured one, or the one the sidebar's ``registryUri`` setting names (sent as the
+        ``X-JupyReg-Registry-URI`` header, never in a URL, which the access log records)."""
+        uri = self.request.headers.get(REGISTRY_HEADER, "").strip() or None
         try:
             return await IOLoop.current().run_in_executor(
-                None, lambda: action(self.jupyreg.registry())
+                None, lambda: action(self.jupyreg.registry(uri))
             )
         except RegistryError as error:
             raise RegistryCallFailed(error) from error
@@ -82,16 +88,32 @@ class ModelsHandler(RegistryHandler):
 class VersionsHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
-        versions = await self.call(lambda registry: registry.version_records(name))
-        self.reply({"name": name, "versions": to_json(versions)})
+        versions, pending = await self.call(
+            lambda registry: (
+                registry.version_records(name),
+                registry.request_records(name, "pending"),
+            )
+        )
+        self.reply(
+            {
+                "name": name,
+                "versions": [version_extras(v, pending) for v in to_json(versions)],
+            }
+        )
 
 
 class HistoryHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
         version = self.get_query_argument("version", None)
-        events = await self.call(lambda registry: registry.history_records(name, version))
-        self.reply({"name": name, "history": to_json(events)})
+        events, requests = await self.call(
+            lambda registry: (
+                registry.history_records(name, version),
+                registry.request_records(name, None),
+            )
+        )
+        by_id = {r.id: r for r in requests}
+        self.reply({"name": name, "history": [event_comments(e, by_id) for e in to_json(events)]})
 
 
 class RequestsHandler(RegistryHandler):
@@ -100,8 +122,18 @@ class RequestsHandler(RegistryHandler):
         name = self.get_query_argument("name", None) or None
         status = self.get_query_argument("status", "pending")
         wanted = None if status == "all" else status
-        requests = await self.call(lambda registry: registry.request_records(name, wanted))
-        self.reply({"requests": to_json(requests)})
+        review = self.get_query_argument("review", "1") != "0"
+        requests, versions = await self.call(
+            lambda registry: _requests_for_review(registry, name, wanted, review)
+        )
+        self.reply(
+            {
+                "requests": [
+                    request_review(r, versions[r["name"]]) if review else r
+                    for r in to_json(requests)
+                ]
+            }
+        )
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -125,6 +157,16 @@ class DecisionHandler(RegistryHandler):
         }[decision]
         request = await self.call(decide)
         self.reply({"request": to_json(request)})
+
+
+def _requests_for_review(
+    registry: Registry, name: str | None, status: str | None, review: bool
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """The requests, and the versions of each model they concern (one batched read per
+    model) for their metrics against Production."""
+    requests = registry.request_records(name, status)
+    names = sorted({r.name for r in requests}) if review else []
+    return requests, {n: registry.version_records(n) for n in names}
 
 
 def _text(body: dict[str, Any], key: str) -> str:

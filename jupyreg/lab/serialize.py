@@ -1,7 +1,103 @@
-"""Errors as the JSON the sidebar reads (records use ``jupyreg.serialize``)."""
+"""What the sidebar reads beyond the records (records use ``jupyreg.serialize``): errors
+worded for the GUI, and the extra data the sidebar's views show next to a record (a
+pending request's metrics against Production, a version's allowed moves and pending
+requests, the review comments of a history event)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from jupyreg.widgets.numbers import metric_deltas
+
+if TYPE_CHECKING:
+    from jupyreg.entities import ModelVersion
+    from jupyreg.lifecycle import Request
+
+# Python-call advice in registry messages, and what a sidebar user does instead.
+_GUI_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"needs a reason: pass reason='why this change'"),
+        "needs a reason: write why in the Reason box",
+    ),
+    (re.compile(r"\s*\((?:run|CLI:)[^)]*\)"), ""),
+)
+_PYTHON_CLAUSE = re.compile(r"(?:reg\.\w+\(|\w+=\.\.\.|\w+='|%%?register|Registry\()")
+
+
+def gui_message(message: str) -> str:
+    """``message`` for a person clicking in the sidebar: Python and CLI advice (``pass
+    reason=...``, ``reg.request(...)``) removed or reworded."""
+    text = message.strip()
+    for pattern, replacement in _GUI_WORDING:
+        text = pattern.sub(replacement, text)
+    clauses = [c for c in re.split(r";\s+", text) if not _PYTHON_CLAUSE.search(c)]
+    return "; ".join(clauses) if clauses else text
+
 
 def error_body(error: Exception) -> dict[str, str]:
-    return {"error": type(error).__name__, "message": str(error)}
+    """``message`` worded for the GUI; ``detail`` the registry's own words."""
+    return {
+        "error": type(error).__name__,
+        "message": gui_message(str(error)),
+        "detail": str(error),
+    }
+
+
+def production_of(versions: Iterable[ModelVersion]) -> ModelVersion | None:
+    holders = [mv for mv in versions if mv.stage == "Production"]
+    return max(holders, key=lambda mv: mv.version) if holders else None
+
+
+def request_review(request_json: dict[str, Any], versions: list[ModelVersion]) -> dict[str, Any]:
+    """A request's JSON with what a reviewer decides on: the candidate's ``metrics``, the
+    ``production`` version and its metrics, and ``deltas`` (candidate - Production, with
+    direction; see ``jupyreg.widgets.numbers``)."""
+    by_number = {mv.version: mv for mv in versions}
+    candidate = by_number.get(int(request_json["version"]))
+    production = production_of(versions)
+    metrics = dict(candidate.metrics) if candidate else {}
+    same = production is None or candidate is None or production.version == candidate.version
+    deltas = {} if same else metric_deltas(metrics, production.metrics)
+    return {
+        **request_json,
+        "metrics": metrics,
+        "production": (
+            {"version": production.version, "metrics": dict(production.metrics)}
+            if production
+            else None
+        ),
+        "deltas": {metric: delta.to_json() for metric, delta in deltas.items()},
+    }
+
+
+def version_extras(version_json: dict[str, Any], pending: Iterable[Request]) -> dict[str, Any]:
+    """A version's JSON with the moves the lifecycle allows from its stage (``targets``)
+    and its pending requests."""
+    from jupyreg.lifecycle import ALLOWED_MOVES
+
+    return {
+        **version_json,
+        "targets": list(ALLOWED_MOVES.get(version_json["stage"], ())),
+        "pending_requests": [
+            {"id": r.id, "to_stage": r.to_stage, "requested_by": r.requested_by}
+            for r in pending
+            if r.version == version_json["version"]
+        ],
+    }
+
+
+def event_comments(event_json: dict[str, Any], requests: Mapping[str, Request]) -> dict[str, Any]:
+    """A history event's JSON with its request's review ``comments`` ({by, at, comment})."""
+    request = requests.get(event_json.get("request_id") or "")
+    comments = []
+    if request is not None:
+        comments = [
+            {"by": a.by, "at": a.at, "comment": a.comment} for a in request.approvals if a.comment
+        ]
+        if request.status == "rejected" and request.comment and request.decided_by:
+            comments.append(
+                {"by": request.decided_by, "at": request.decided_at, "comment": request.comment}
+            )
+    return {**event_json, "comments": comments}

@@ -39,15 +39,21 @@ class JupyRegServer(Configurable):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._registry: Registry | None = None
+        self._chosen: dict[str, Registry] = {}
         self._lock = threading.Lock()
 
-    def registry(self) -> Registry:
-        """The one Registry of this server, built on first use (imports MLflow: call it
-        from a worker thread, not the event loop)."""
+    def registry(self, uri: str | None = None) -> Registry:
+        """The server's Registry, built on first use (imports MLflow: call it from a worker
+        thread, not the event loop). ``uri``: the registry the sidebar's settings chose
+        (``registryUri``) instead of the configured one; one Registry per URI is kept."""
         with self._lock:
-            if self._registry is None:
-                from jupyreg.registry import Registry
+            from jupyreg.registry import Registry
 
+            if uri:
+                if uri not in self._chosen:
+                    self._chosen[uri] = Registry(uri, uri, user=self.user)
+                return self._chosen[uri]
+            if self._registry is None:
                 self._registry = Registry(self.tracking_uri, self.registry_uri, user=self.user)
             return self._registry
 

@@ -20,10 +20,12 @@ from jupyreg.lineage.hardware import HardwareCapture, capture_hardware
 from jupyreg.lineage.notebook import NotebookCapture, capture_notebook
 from jupyreg.lineage.record import Lineage
 from jupyreg.lineage.scrub import Scrubber
+from jupyreg.lineage.transcript import capture_transcript
 
 DIFF_ARTIFACT = "jupyreg/git.diff"
 NOTEBOOK_ARTIFACT = "jupyreg/notebook.ipynb"
 PACKAGES_ARTIFACT = "jupyreg/installed-packages.txt"
+TRANSCRIPT_ARTIFACT = "jupyreg/transcript.json"
 
 T = TypeVar("T")
 
@@ -63,6 +65,9 @@ def capture(
     )
     for part in (nb, git, datasets, hardware):
         warnings.extend(part.warnings)
+    transcript = _safely(
+        "transcript", lambda: capture_transcript(user_ns, here, git.root), None, warnings
+    )
 
     if nb.path is not None and git.root is not None:
         nb.info["path"] = _relative_or_absolute(nb.path, git.root)
@@ -72,6 +77,7 @@ def capture(
             DIFF_ARTIFACT: git.diff,
             NOTEBOOK_ARTIFACT: nb.snapshot,
             PACKAGES_ARTIFACT: "".join(f"{line}\n" for line in environment.installed).encode(),
+            TRANSCRIPT_ARTIFACT: transcript,
         },
         scrubber,
         warnings,

@@ -1,8 +1,9 @@
 """Which notebook a model came from, its hash, and a snapshot without outputs.
 
 A kernel does not know its notebook's path, so we ask, in order: the caller, VS Code
-(``__vsc_ipynb_file__``), Jupyter Server's ``JPY_SESSION_NAME``, then the sessions API
-of the running Jupyter servers matched on this kernel's id.
+(``__vsc_ipynb_file__``), Jupyter Server's ``JPY_SESSION_NAME``, the sessions API of the
+running Jupyter servers matched on this kernel's id, then the notebooks of the current
+directory for the one holding the running cell (nbconvert, nbclient, papermill).
 """
 
 from __future__ import annotations
@@ -86,7 +87,47 @@ def _locate(
         if path is not None:
             return path, "JPY_SESSION_NAME"
     path = _from_sessions_api(warnings)
-    return (path, "jupyter_server") if path is not None else None
+    if path is not None:
+        return path, "jupyter_server"
+    path = _from_running_cell(cwd, user_ns, warnings)
+    return (path, "cell") if path is not None else None
+
+
+def _from_running_cell(
+    cwd: Path, user_ns: Mapping[str, Any] | None, warnings: list[str]
+) -> Path | None:
+    """The one notebook in ``cwd`` holding the running cell: where no server can be asked
+    (``jupyter nbconvert --execute``, nbclient, papermill) the kernel starts in the
+    notebook's folder, and IPython keeps the cell's code in ``In`` (as Python: magics
+    transformed, so each notebook cell is transformed the same way to compare)."""
+    history = (user_ns or {}).get("In")
+    cell = history[-1] if isinstance(history, list) and history else None
+    if not isinstance(cell, str) or not cell.strip():
+        return None
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    found = [
+        path
+        for path in sorted(cwd.glob("*.ipynb"))
+        if any(transform(source).strip() == cell.strip() for source in _code_cells(path))
+    ]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        warnings.append(f"notebook: the running cell is in several notebooks ({names})")
+    return found[0] if len(found) == 1 else None
+
+
+def _code_cells(path: Path) -> list[str]:
+    try:
+        cells = json.loads(path.read_bytes())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [
+        "".join(c["source"]) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+        for c in cells
+        if isinstance(c, dict) and c.get("cell_type") == "code"
+    ]
 
 
 def _resolve_session_path(name: str, cwd: Path) -> Path | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from jupyreg import lifecycle
 from jupyreg.backend import Authorise
-from jupyreg.errors import InvalidArgument, InvalidTransition, NotFound, PermissionDenied
+from jupyreg.errors import InvalidArgument, NotFound, PermissionDenied
 from jupyreg.queries import version_number
 from jupyreg.registry import Registry
 from jupyreg.serialize import request_json, version_json
@@ -36,7 +36,6 @@ def server_registry(user: str, authorise: Authorise | None = None) -> Registry:
         user=user,
         store_class=FiringStore,
         authorise=authorise,
-        publish_cards=False,  # a server's registered files stay as registration wrote them
     )
 
 
@@ -111,7 +110,7 @@ def _stage(value: Any) -> str:
     stage = _text_field("stage", value, MAX_TOKEN)
     try:
         return lifecycle.normalize_stage(stage)
-    except InvalidTransition as exc:
+    except InvalidArgument as exc:
         raise InvalidArgument(f"field 'stage': {exc}") from None
 
 

@@ -7,11 +7,18 @@ for the same REST call: ``examples/ci`` and any MLflow webhook consumer work unc
 
 from __future__ import annotations
 
-from jupyreg.compat import fire_webhook
-from jupyreg.store import Store
+from jupyreg.compat import fire_webhook, log_text_on_server
+from jupyreg.store import Store, translated
 
 
 class FiringStore(Store):
+    """The server's store: its lifecycle writes fire webhooks, and it writes run artifacts
+    (a model card) into its own artifact store, not through its REST API."""
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        with translated(f"writing {path} of run {run_id}", self.tracking_uri):
+            log_text_on_server(self.client.get_run(run_id).info.artifact_uri, text, path)
+
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         super().set_version_tag(name, version, key, value)
         fire_webhook(

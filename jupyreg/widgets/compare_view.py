@@ -11,6 +11,7 @@ from jupyreg.errors import RegistryError
 from jupyreg.widgets import markup
 from jupyreg.widgets.comparison import Cell, CompareController
 from jupyreg.widgets.lineage_diff import LineageDiff
+from jupyreg.widgets.numbers import NUMBER_STYLE, fmt_delta, number
 
 
 class ComparePanel(w.VBox):
@@ -20,12 +21,12 @@ class ComparePanel(w.VBox):
         self.controller = controller
         self.version_select = w.SelectMultiple(description="versions", rows=6)
         self.metric_select = w.SelectMultiple(description="chart", rows=6)
-        self.differences_only = w.Checkbox(description="only differences", indent=False)
+        self.differences_only = w.Checkbox(value=True, description="only differences", indent=False)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.hint = w.HTML()
         self.status = w.HTML()
         self.table = w.HTML()
-        self.chart = w.Image(format="png")
+        self.chart = w.HTML()  # inline SVG in the theme's colours (chart.py)
         self.lineage = w.HTML()
         self._rendering = False
         super().__init__(
@@ -65,9 +66,11 @@ class ComparePanel(w.VBox):
         finally:
             self._rendering = False
         hint = c.stale_hint
-        self.hint.value = f"<span style='color:#b45309'>⚠ {escape(hint)}</span>" if hint else ""
+        self.hint.value = (
+            f"<span style='color:{markup.WARN_COLOUR}'>⚠ {escape(hint)}</span>" if hint else ""
+        )
         self.table.value = self._table()
-        self.chart.value = c.chart_png()
+        self.chart.value = c.chart_svg()
         self.lineage.value = self._lineage()
 
     def _table(self) -> str:
@@ -127,13 +130,16 @@ def _cell(cell: Cell) -> str:
         colour = {
             "better": markup.BETTER_COLOUR,
             "worse": markup.WORSE_COLOUR,
-        }.get(delta.direction, "#6b7280")
+        }.get(delta.direction, markup.MUTED_COLOUR)
         arrow = {"better": "▲", "worse": "▼"}.get(delta.direction, "=")
         text += (
-            f" <span style='color:{colour}'>({delta.difference:+.4g} {arrow} "
+            f" <span style='color:{colour}'>({fmt_delta(delta.difference)} {arrow} "
             f"{delta.direction})</span>"
         )
-    return markup.cell(text, markup.DIFFERS_STYLE if cell.differs else "")
+    styles = [markup.DIFFERS_STYLE if cell.differs else ""]
+    if number(cell.value) is not None:
+        styles.append(NUMBER_STYLE)
+    return markup.cell(text, ";".join(s for s in styles if s))
 
 
 def _lineage_lines(diff: LineageDiff) -> str:

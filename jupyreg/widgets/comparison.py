@@ -8,7 +8,6 @@ trips whatever the number of versions); changing the selection re-reads nothing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,27 +18,12 @@ from jupyreg import lifecycle
 from jupyreg.errors import InvalidArgument, NotFound
 from jupyreg.lineage.git import files_changed_between
 from jupyreg.widgets.lineage_diff import LineageDiff, diff_lineage, stale_datasets
+from jupyreg.widgets.numbers import Delta, fmt, metric_delta, number
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
 
 _VERSION_FIELDS = ("stage", "author", "created")
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A metric of one version against the baseline (Production when there is one)."""
-
-    value: float
-    baseline: float
-    difference: float
-    better: bool | None  # None: equal
-
-    @property
-    def direction(self) -> str:
-        if self.better is None:
-            return "same"
-        return "better" if self.better else "worse"
 
 
 @dataclass(frozen=True)
@@ -64,8 +48,9 @@ class Row:
 
 class CompareController:
     """The compare panel's state: all versions of a model, the selected ones, the chart's
-    metrics. Selection defaults to Production against the newest version (else the two
-    newest)."""
+    metrics. Selection defaults to Production against the version up for approval (the
+    newest pending request into Production, else any newest pending request), else against
+    the newest version (else the two newest)."""
 
     def __init__(
         self,
@@ -79,6 +64,7 @@ class CompareController:
         self.fields: dict[int, dict[str, Any]] = {}
         self.versions: list[int] = []  # oldest first
         self.production: int | None = None
+        self.pending: list[int] = []  # versions with a pending request (into Production first)
         self.stale_hint: str | None = None
         self.selected: list[int] = []
         self.chart_metrics: list[str] = []
@@ -98,6 +84,14 @@ class CompareController:
         self.versions = sorted(self.fields)
         holders = [v for v in self.versions if self.stage(v) == lifecycle.PRODUCTION]
         self.production = holders[-1] if holders else None
+        requests = self.registry.request_records(self.name, status=lifecycle.PENDING)
+        # requests into Production first, then the newest
+        ranked = sorted(
+            requests,
+            key=lambda r: (r.to_stage == lifecycle.PRODUCTION, r.created_at),
+            reverse=True,
+        )
+        self.pending = [r.version for r in ranked if r.version in self.fields]
         self._files_between.clear()
         self.stale_hint = self._stale_hint()
         kept = [v for v in self.selected if v in self.fields]
@@ -112,7 +106,8 @@ class CompareController:
         production = self.production
         if production is None:
             return sorted(newest_first[:2])
-        others = [v for v in newest_first if v != production]
+        up_for_approval = [v for v in self.pending if v != production]
+        others = up_for_approval or [v for v in newest_first if v != production]
         return sorted([production, *others[:1]])
 
     def select(self, versions: Iterable[int]) -> None:
@@ -179,15 +174,11 @@ class CompareController:
         baseline = self.baseline
         if baseline is None or version == baseline:
             return None
-        value = _number(self.fields[version].get(f"metrics.{metric}"))
-        base = _number(self.fields[baseline].get(f"metrics.{metric}"))
-        if value is None or base is None:
-            return None
-        difference = value - base
-        if difference == 0:
-            return Delta(value, base, 0.0, None)
-        improved = difference < 0 if lifecycle.lower_is_better(metric) else difference > 0
-        return Delta(value, base, difference, improved)
+        return metric_delta(
+            metric,
+            self.fields[version].get(f"metrics.{metric}"),
+            self.fields[baseline].get(f"metrics.{metric}"),
+        )
 
     # the chart -------------------------------------------------------------------------
 
@@ -195,7 +186,7 @@ class CompareController:
         """Each chosen metric across all versions that have it."""
         series: dict[str, list[tuple[int, float]]] = {}
         for metric in self.chart_metrics:
-            points = [(v, _number(self.fields[v].get(f"metrics.{metric}"))) for v in self.versions]
+            points = [(v, number(self.fields[v].get(f"metrics.{metric}"))) for v in self.versions]
             series[metric] = [(v, value) for v, value in points if value is not None]
         return series
 
@@ -203,6 +194,12 @@ class CompareController:
         from jupyreg.widgets.chart import metrics_chart
 
         return metrics_chart(self.chart_series(), self.production, self.selected)
+
+    def chart_svg(self) -> str:
+        """The chart as inline SVG whose colours follow the JupyterLab theme."""
+        from jupyreg.widgets.chart import metrics_chart_svg
+
+        return metrics_chart_svg(self.chart_series(), self.production, self.selected)
 
     # lineage ---------------------------------------------------------------------------
 
@@ -273,21 +270,11 @@ def _section(field: str) -> tuple[str, str]:
     return "lineage", field
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _text(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return fmt(value)
     return str(value)

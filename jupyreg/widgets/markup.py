@@ -1,5 +1,9 @@
 """Small text and HTML pieces the panels share: refusals as one line, escaped tables,
-stage badges, the message line."""
+stage badges, the message line.
+
+Colours are JupyterLab's ``--jp-*`` CSS variables (with a light fallback for front ends
+without them), and highlights are translucent tints over the theme's own background with
+the theme's text colour, so the panels read in light and dark themes alike."""
 
 from __future__ import annotations
 
@@ -12,9 +16,15 @@ STAGE_COLOURS = {
     "Production": "#047857",
     "Archived": "#4b5563",
 }
-DIFFERS_STYLE = "background:#fef3c7"
-BETTER_COLOUR, WORSE_COLOUR = "#047857", "#b91c1c"
-_CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid #e5e7eb"
+DIFFERS_STYLE = (
+    "background:color-mix(in srgb, var(--jp-warn-color1, #f59e0b) 22%, transparent);"
+    "color:var(--jp-ui-font-color1, inherit)"
+)
+BETTER_COLOUR = "var(--jp-success-color1, #047857)"
+WORSE_COLOUR = "var(--jp-error-color1, #b91c1c)"
+MUTED_COLOUR = "var(--jp-ui-font-color2, #6b7280)"
+WARN_COLOUR = "var(--jp-warn-color1, #b45309)"
+_CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid var(--jp-border-color2, #e5e7eb)"
 
 
 def stage_badge(stage: str) -> str:
@@ -39,9 +49,15 @@ def cell(content: str, style: str = "", title: str = "") -> str:
 
 
 def message(ok: bool, text: str) -> str:
-    """The one-line result of an action: green when done, red when refused."""
+    """The one-line result of an action: green when done, red when refused (a tinted
+    banner with the theme's text colour, readable in light and dark themes)."""
     colour = BETTER_COLOUR if ok else WORSE_COLOUR
-    return f"<span style='color:{colour}'>{escape(text)}</span>"
+    return (
+        f"<div class='jupyreg-message' data-ok='{str(ok).lower()}' style='"
+        f"border-left:3px solid {colour};padding:2px 6px;"
+        f"background:color-mix(in srgb, {colour} 14%, transparent);"
+        f"color:var(--jp-ui-font-color1, inherit)'>{escape(text)}</div>"
+    )
 
 
 def one_line(exc: BaseException) -> str:

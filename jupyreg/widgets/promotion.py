@@ -10,13 +10,14 @@ so the panel never disagrees with the registry.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle
 from jupyreg.errors import PolicyViolation, RegistryError
 from jupyreg.widgets.markup import one_line
+from jupyreg.widgets.numbers import Delta, metric_deltas
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
@@ -29,6 +30,9 @@ class PendingRequest:
     request: lifecycle.Request
     approvals_needed: int
     approve_blocked: str | None
+    metrics: dict[str, float] = field(default_factory=dict)  # the candidate's
+    production: int | None = None  # the version in Production now
+    deltas: dict[str, Delta] = field(default_factory=dict)  # candidate - Production
 
     @property
     def id(self) -> str:
@@ -44,6 +48,7 @@ class TimelineEntry:
     author: str
     reason: str
     request_id: str | None
+    comments: tuple[tuple[str, str], ...] = ()  # (reviewer, comment) of its request
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class PromotionController:
         self.registry = registry
         self.name = name
         self.stages: dict[int, str] = {}
+        self.metrics: dict[int, dict[str, float]] = {}
         self.pending: list[PendingRequest] = []
         self.timeline: list[TimelineEntry] = []
         self.outcome: Outcome | None = None
@@ -77,9 +83,12 @@ class PromotionController:
         batched registry calls). Raises the registry's error, e.g. ``NotFound``."""
         versions = self.registry.version_records(self.name)
         self.stages = {mv.version: mv.stage for mv in versions}
+        self.metrics = {mv.version: dict(mv.metrics) for mv in versions}
         policy = self.registry.policy(self.name)
-        requests = self.registry.request_records(self.name, status=lifecycle.PENDING)
-        self.pending = [self._pending(request, policy) for request in requests]
+        requests = self.registry.request_records(self.name, status=None)
+        pending = [r for r in requests if r.status == lifecycle.PENDING]
+        self.pending = [self._pending(request, policy) for request in pending]
+        by_id = {r.id: r for r in requests}
         history = self.registry.history_records(self.name)
         self.timeline = [
             TimelineEntry(
@@ -90,6 +99,7 @@ class PromotionController:
                 author=event.author,
                 reason=event.reason,
                 request_id=event.request_id,
+                comments=_comments(by_id.get(event.request_id or "")),
             )
             for event in reversed(history)
         ]
@@ -111,7 +121,38 @@ class PromotionController:
             blocked: str | None = str(exc)
         else:
             blocked = None
-        return PendingRequest(request, max(1, policy.approvals_for(request.to_stage)), blocked)
+        production = self.production
+        metrics = self.metrics.get(request.version, {})
+        baseline = self.metrics.get(production, {}) if production is not None else {}
+        return PendingRequest(
+            request,
+            max(1, policy.approvals_for(request.to_stage)),
+            blocked,
+            metrics=metrics,
+            production=production,
+            deltas=metric_deltas(metrics, baseline) if production != request.version else {},
+        )
+
+    @property
+    def production(self) -> int | None:
+        holders = [v for v, stage in self.stages.items() if stage == lifecycle.PRODUCTION]
+        return max(holders) if holders else None
+
+    def default_version(self) -> int | None:
+        """The version a promotion most likely concerns: the newest in Staging without a
+        pending request (on its way to Production), else the newest not yet staged."""
+        asked = {p.request.version for p in self.pending}
+        for stage in (lifecycle.STAGING, lifecycle.NONE):
+            for version in self.versions:
+                if self.stages[version] == stage and version not in asked:
+                    return version
+        return self.versions[0] if self.versions else None
+
+    def default_target(self, version: int | None) -> str | None:
+        """The next stage up from where ``version`` is (never Archived by default)."""
+        targets = self.targets(version) if version is not None else ()
+        forward = [t for t in targets if t != lifecycle.ARCHIVED]
+        return (forward or list(targets) or [None])[0]
 
     @property
     def versions(self) -> list[int]:
@@ -176,3 +217,13 @@ class PromotionController:
         except RegistryError as exc:
             self.outcome = Outcome(False, f"{self.outcome.text}; refresh failed: {one_line(exc)}")
         return done
+
+
+def _comments(request: lifecycle.Request | None) -> tuple[tuple[str, str], ...]:
+    """The reviewers' comments on ``request``: each approval's, and a rejection's."""
+    if request is None:
+        return ()
+    found = [(a.by, a.comment) for a in request.approvals if a.comment]
+    if request.status == lifecycle.REJECTED and request.comment and request.decided_by:
+        found.append((request.decided_by, request.comment))
+    return tuple(found)

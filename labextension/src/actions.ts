@@ -3,13 +3,19 @@
 import { Decision } from './types';
 
 export interface IRegistryActions {
-  /** Approve or reject a request; resolves to false when the registry refused. */
-  decide(requestId: string, decision: Decision, comment: string): Promise<boolean>;
-  /** File a promotion request; resolves to false when the registry refused. */
+  /** Approve or reject a request; resolves to the refusal's message, null when done. */
+  decide(
+    requestId: string,
+    decision: Decision,
+    comment: string
+  ): Promise<string | null>;
+  /** File a promotion request; resolves to the refusal's message, null when done. */
   request(
     name: string,
     version: number,
     stage: string,
     reason: string
-  ): Promise<boolean>;
+  ): Promise<string | null>;
+  /** A view was opened or changed by the user: a stale message goes. */
+  viewChanged(): void;
 }

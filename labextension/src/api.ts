@@ -3,6 +3,7 @@
 import { postJSON, requestAPI } from './request';
 import {
   Decision,
+  IHistoryEvent,
   IModelVersion,
   IPromotionRequest,
   IRegisteredModel
@@ -60,4 +61,11 @@ export async function decide(
     { comment }
   );
   return reply.request;
+}
+
+export async function listHistory(name: string): Promise<IHistoryEvent[]> {
+  const reply = await requestAPI<{ history: IHistoryEvent[] }>(
+    path('models', name, 'history')
+  );
+  return reply.history;
 }

@@ -1,4 +1,7 @@
-/** A tiny DOM builder for the sidebar's views. */
+/** A tiny DOM builder for the sidebar's views, and the pieces they share. */
+
+import { arrow, formatDelta, formatNumber, IDelta } from './format';
+import { trans } from './i18n';
 
 type Child = Node | string | null | undefined | false;
 
@@ -28,7 +31,7 @@ export function stageBadge(stage: string): HTMLSpanElement {
     {
       class: 'jp-jupyreg-stage-badge',
       'data-stage': stage,
-      title: `stage: ${stage}`
+      title: trans.__('stage: %1', stage)
     },
     stage
   );
@@ -40,4 +43,102 @@ export function shortTime(iso: string | null): string {
   }
   const moment = new Date(iso);
   return isNaN(moment.getTime()) ? iso : moment.toLocaleString();
+}
+
+/** A number cell: 4 significant digits, right-aligned, tabular figures (base.css). */
+export function numberCell(
+  value: number | null | undefined
+): HTMLTableCellElement {
+  return h(
+    'td',
+    {
+      class: 'jp-jupyreg-num',
+      title: value === null || value === undefined ? '' : String(value)
+    },
+    formatNumber(value)
+  );
+}
+
+/** A delta cell: signed, with its direction's arrow and colour; the baseline's value in
+ * its title. */
+export function deltaCell(
+  delta: IDelta | undefined,
+  baselineLabel = 'Production'
+): HTMLTableCellElement {
+  if (!delta) {
+    return h('td', { class: 'jp-jupyreg-num' }, '—');
+  }
+  return h(
+    'td',
+    {
+      class: 'jp-jupyreg-num jp-jupyreg-delta',
+      'data-direction': delta.direction,
+      title: trans.__(
+        '%1: %2 (%3)',
+        baselineLabel,
+        formatNumber(delta.baseline),
+        trans.__(delta.direction)
+      )
+    },
+    `${formatDelta(delta.difference)} ${arrow(delta.direction)}`
+  );
+}
+
+/**
+ * One metric per row: name, then a number per column, then (when `delta` names the
+ * baseline, e.g. "v1") the delta against it.
+ */
+export function metricsTable(
+  columns: string[],
+  rows: {
+    metric: string;
+    values: (number | null | undefined)[];
+    delta?: IDelta;
+  }[],
+  delta: string | null
+): HTMLTableElement {
+  const head = h(
+    'tr',
+    {},
+    h('th', { scope: 'col' }, trans.__('metric')),
+    ...columns.map(c => h('th', { scope: 'col', class: 'jp-jupyreg-num' }, c)),
+    delta !== null &&
+      h(
+        'th',
+        { scope: 'col', class: 'jp-jupyreg-num' },
+        trans.__('Δ vs %1', delta)
+      )
+  );
+  return h(
+    'table',
+    { class: 'jp-jupyreg-metrics' },
+    h('thead', {}, head),
+    h(
+      'tbody',
+      {},
+      ...rows.map(row =>
+        h(
+          'tr',
+          { 'data-metric': row.metric },
+          h(
+            'th',
+            {
+              scope: 'row',
+              class: 'jp-jupyreg-metric-name',
+              title: row.metric
+            },
+            row.metric
+          ),
+          ...row.values.map(numberCell),
+          delta !== null &&
+            deltaCell(row.delta, trans.__('Production %1', delta))
+        )
+      )
+    )
+  );
+}
+
+/** An inline error under a form or card; empty (hidden) until set. */
+export function inlineError(): HTMLDivElement {
+  return h('div', { class: 'jp-jupyreg-inline-error', role: 'alert' });
 }

@@ -1,8 +1,23 @@
-/** The pending-approvals inbox: one card per request, Approve / Reject with a comment. */
+/** The pending-approvals inbox: one card per request with the candidate's metrics against
+ * the current Production (one metric per row, with deltas), Compare (side by side with
+ * Production, differences highlighted), and Approve / Reject with a comment. Approving a
+ * move into Production asks for confirmation first. */
+
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
 
 import { IRegistryActions } from './actions';
-import { h, shortTime } from './elements';
-import { Decision, IPromotionRequest } from './types';
+import { listVersions } from './api';
+import {
+  h,
+  inlineError,
+  metricsTable,
+  numberCell,
+  shortTime
+} from './elements';
+import { arrow, formatDelta, orderMetrics } from './format';
+import { trans } from './i18n';
+import { Decision, IModelVersion, IPromotionRequest } from './types';
 
 export class InboxView {
   readonly node: HTMLElement;
@@ -16,7 +31,13 @@ export class InboxView {
     this.node = h(
       'section',
       { class: 'jp-jupyreg-inbox' },
-      h('h3', { class: 'jp-jupyreg-section-title' }, 'Pending approvals ', this.badge),
+      h(
+        'h3',
+        { class: 'jp-jupyreg-section-title' },
+        trans.__('Pending approvals'),
+        ' ',
+        this.badge
+      ),
       this.list
     );
     this.update([]);
@@ -36,6 +57,8 @@ export class InboxView {
       if (!card) {
         card = new RequestCard(request, this.actions);
         this.cards.set(request.id, card);
+      } else {
+        card.update(request);
       }
       this.list.append(card.node); // keeps server order
     }
@@ -43,7 +66,11 @@ export class InboxView {
     this.badge.dataset.count = String(requests.length);
     if (requests.length === 0) {
       this.list.replaceChildren(
-        h('div', { class: 'jp-jupyreg-empty' }, 'No pending requests.')
+        h(
+          'div',
+          { class: 'jp-jupyreg-empty' },
+          trans.__('No pending requests.')
+        )
       );
     } else {
       this.list.querySelector('.jp-jupyreg-empty')?.remove();
@@ -55,21 +82,44 @@ class RequestCard {
   readonly node: HTMLElement;
   private readonly comment: HTMLInputElement;
   private readonly buttons: HTMLButtonElement[];
+  private readonly metrics: HTMLElement;
+  private readonly comparison: HTMLElement;
+  private readonly error: HTMLElement;
+  private readonly compareButton: HTMLButtonElement;
 
   constructor(
-    request: IPromotionRequest,
+    private request: IPromotionRequest,
     private readonly actions: IRegistryActions
   ) {
     this.comment = h('input', {
       class: 'jp-mod-styled jp-jupyreg-comment',
       type: 'text',
-      placeholder: 'Comment (optional)',
-      'aria-label': `comment on request ${request.id}`
+      placeholder: trans.__('Comment (optional)'),
+      'aria-label': trans.__('comment on request %1', request.id)
     });
     this.buttons = [
-      this.button(request, 'approve', 'Approve', 'jp-mod-accept'),
-      this.button(request, 'reject', 'Reject', 'jp-mod-warn')
+      this.button('approve', trans.__('Approve'), 'jp-mod-accept'),
+      this.button('reject', trans.__('Reject'), 'jp-mod-warn')
     ];
+    this.compareButton = h(
+      'button',
+      {
+        class:
+          'jp-Button jp-mod-styled jp-mod-reject jp-jupyreg-compare-button',
+        'aria-expanded': 'false',
+        title: trans.__('Side by side with the current Production')
+      },
+      trans.__('Compare')
+    );
+    this.compareButton.addEventListener(
+      'click',
+      () => void this.toggleCompare()
+    );
+    this.comment.addEventListener('input', () => (this.error.textContent = ''));
+    this.metrics = h('div', { class: 'jp-jupyreg-request-metrics' });
+    this.comparison = h('div', { class: 'jp-jupyreg-comparison' });
+    this.comparison.hidden = true;
+    this.error = inlineError();
     this.node = h(
       'div',
       { class: 'jp-jupyreg-request', 'data-request-id': request.id },
@@ -85,13 +135,26 @@ class RequestCard {
         `${request.requested_by}, ${shortTime(request.created_at)}`
       ),
       h('div', { class: 'jp-jupyreg-request-reason' }, request.reason),
+      this.metrics,
+      this.comparison,
       this.comment,
-      h('div', { class: 'jp-jupyreg-actions' }, ...this.buttons)
+      this.error,
+      h(
+        'div',
+        { class: 'jp-jupyreg-actions' },
+        ...this.buttons,
+        this.compareButton
+      )
     );
+    this.update(request);
+  }
+
+  update(request: IPromotionRequest): void {
+    this.request = request;
+    this.metrics.replaceChildren(reviewTable(request));
   }
 
   private button(
-    request: IPromotionRequest,
     decision: Decision,
     label: string,
     mod: string
@@ -102,16 +165,204 @@ class RequestCard {
       label
     );
     button.addEventListener('click', async () => {
+      this.actions.viewChanged();
+      this.error.textContent = '';
+      if (decision === 'approve' && !(await this.confirmed())) {
+        return;
+      }
       this.buttons.forEach(b => (b.disabled = true));
-      const done = await this.actions.decide(
-        request.id,
+      const refused = await this.actions.decide(
+        this.request.id,
         decision,
         this.comment.value
       );
-      if (!done) {
+      if (refused !== null) {
         this.buttons.forEach(b => (b.disabled = false));
+        this.error.textContent = refused;
       }
     });
     return button;
   }
+
+  /** A move into Production is confirmed in a dialog that shows what changes. */
+  private async confirmed(): Promise<boolean> {
+    const r = this.request;
+    if (r.to_stage !== 'Production') {
+      return true;
+    }
+    const production = r.production;
+    const replaced =
+      production && production.version !== r.version
+        ? trans.__(
+            'Production v%1 is archived; services loading %2/Production switch to v%3.',
+            production.version,
+            r.name,
+            r.version
+          )
+        : trans.__(
+            'Services loading %1/Production get v%2.',
+            r.name,
+            r.version
+          );
+    const changes = orderMetrics(Object.keys(r.deltas ?? {})).map(metric => {
+      const d = r.deltas![metric];
+      return h(
+        'li',
+        { 'data-direction': d.direction },
+        `${metric}: ${formatDelta(d.difference)} ${arrow(d.direction)} (${trans.__(d.direction)})`
+      );
+    });
+    const body = h(
+      'div',
+      { class: 'jp-jupyreg-confirm' },
+      h('p', {}, replaced),
+      changes.length > 0 && h('ul', {}, ...changes),
+      this.comment.value &&
+        h('p', {}, trans.__('Comment: %1', this.comment.value))
+    );
+    const result = await showDialog({
+      title: trans.__('Approve %1 v%2 into Production?', r.name, r.version),
+      body: new WidgetBody(body),
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.warnButton({ label: trans.__('Approve into Production') })
+      ]
+    });
+    return result.button.accept;
+  }
+
+  private async toggleCompare(): Promise<void> {
+    this.actions.viewChanged();
+    this.error.textContent = ''; // the next view clears an earlier refusal
+    const open = this.comparison.hidden;
+    this.comparison.hidden = !open;
+    this.compareButton.setAttribute('aria-expanded', String(open));
+    if (!open) {
+      return;
+    }
+    this.comparison.replaceChildren(
+      h('div', { class: 'jp-jupyreg-empty' }, trans.__('Loading…'))
+    );
+    try {
+      const versions = await listVersions(this.request.name);
+      this.comparison.replaceChildren(compareTable(this.request, versions));
+    } catch (error) {
+      this.comparison.replaceChildren(
+        h('div', { class: 'jp-jupyreg-error' }, (error as Error).message)
+      );
+    }
+  }
+}
+
+/** A dialog body from a plain element. */
+class WidgetBody extends Widget {
+  constructor(content: HTMLElement) {
+    super({ node: content });
+  }
+}
+
+/** The candidate's metrics, one per row; with the delta against Production when there is
+ * one (Production's value in the delta's title; Compare shows both side by side). */
+function reviewTable(request: IPromotionRequest): HTMLElement {
+  const metrics = request.metrics ?? {};
+  const keys = orderMetrics(Object.keys(metrics));
+  if (keys.length === 0) {
+    return h(
+      'div',
+      { class: 'jp-jupyreg-empty' },
+      trans.__('no metrics recorded')
+    );
+  }
+  const production = request.production;
+  const against = !!production && production.version !== request.version;
+  return metricsTable(
+    [`v${request.version}`],
+    keys.map(metric => ({
+      metric,
+      values: [metrics[metric]],
+      delta: request.deltas?.[metric]
+    })),
+    against ? `v${production!.version}` : null
+  );
+}
+
+const LINEAGE_FIELDS: [keyof IModelVersion, string][] = [
+  ['stage', 'stage'],
+  ['author', 'author'],
+  ['git_commit', 'git'],
+  ['git_dirty', 'dirty'],
+  ['data', 'data'],
+  ['gpu', 'GPU']
+];
+
+/** The candidate next to Production: every metric and lineage field, one per row, the
+ * cells that differ highlighted (theme colours: style/base.css). */
+function compareTable(
+  request: IPromotionRequest,
+  versions: IModelVersion[]
+): HTMLElement {
+  const candidate = versions.find(v => v.version === request.version);
+  const production = versions.find(v => v.stage === 'Production');
+  const shown = [production, candidate].filter(
+    (v, i, all): v is IModelVersion => !!v && all.indexOf(v) === i
+  );
+  if (!candidate) {
+    return h(
+      'div',
+      { class: 'jp-jupyreg-error' },
+      trans.__('v%1 is gone', request.version)
+    );
+  }
+  const metrics = orderMetrics([
+    ...new Set(shown.flatMap(v => Object.keys(v.metrics)))
+  ]);
+  const header = h(
+    'tr',
+    {},
+    h('th', {}, ''),
+    ...shown.map(v => h('th', { class: 'jp-jupyreg-num' }, `v${v.version}`))
+  );
+  const rows: HTMLTableRowElement[] = [];
+  for (const metric of metrics) {
+    const values = shown.map(v => v.metrics[metric]);
+    const differs = new Set(values.map(String)).size > 1;
+    rows.push(
+      h(
+        'tr',
+        { 'data-field': metric, class: differs ? 'jp-mod-differs' : undefined },
+        h('th', { scope: 'row', class: 'jp-jupyreg-metric-name' }, metric),
+        ...values.map(numberCell)
+      )
+    );
+  }
+  for (const [field, label] of LINEAGE_FIELDS) {
+    const values = shown.map(v => (v[field] === null ? '—' : String(v[field])));
+    const differs = new Set(values).size > 1;
+    rows.push(
+      h(
+        'tr',
+        { 'data-field': label, class: differs ? 'jp-mod-differs' : undefined },
+        h('th', { scope: 'row', class: 'jp-jupyreg-metric-name' }, label),
+        ...values.map(value =>
+          h('td', { class: 'jp-jupyreg-text', title: value }, value)
+        )
+      )
+    );
+  }
+  return h(
+    'table',
+    { class: 'jp-jupyreg-compare-table' },
+    h('thead', {}, header),
+    h('tbody', {}, ...rows),
+    h(
+      'caption',
+      {},
+      production
+        ? trans.__(
+            'Highlighted: differs from Production v%1',
+            production.version
+          )
+        : trans.__('No version is in Production yet')
+    )
+  );
 }

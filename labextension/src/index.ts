@@ -5,20 +5,69 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { NotebookActions } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator } from '@jupyterlab/translation';
 
-import { RegistryPanel } from './panel';
+import { setTranslator, trans } from './i18n';
+import { RegistryPanel, REFRESH_MS } from './panel';
+import { setRegistryUri } from './request';
+
+const PLUGIN_ID = 'jupyreg:sidebar';
+
+/** A cell that registers a model: `%%register NAME ...` or `%register NAME ...`. */
+export const REGISTER_CELL = /^\s*%{1,2}register(\s|$)/;
 
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyreg:sidebar',
-  description: 'Model Registry sidebar: models, versions and an approvals inbox.',
+  id: PLUGIN_ID,
+  description:
+    'Model Registry sidebar: models, versions and an approvals inbox.',
   autoStart: true,
-  optional: [ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
-    const panel = new RegistryPanel();
+  optional: [ILayoutRestorer, ISettingRegistry, ITranslator],
+  activate: async (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    setTranslator(translator);
+    let settings: ISettingRegistry.ISettings | null = null;
+    if (settingRegistry) {
+      try {
+        settings = await settingRegistry.load(PLUGIN_ID);
+      } catch (error) {
+        console.warn('jupyreg: settings not loaded', error);
+      }
+    }
+    const intervalMs = (): number =>
+      Math.max(
+        2,
+        Number(settings?.get('refreshInterval').composite ?? REFRESH_MS / 1000)
+      ) * 1000;
+    setRegistryUri(String(settings?.get('registryUri').composite ?? ''));
+
+    const panel = new RegistryPanel(intervalMs());
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
+    settings?.changed.connect(() => {
+      setRegistryUri(String(settings?.get('registryUri').composite ?? ''));
+      panel.refreshMs = intervalMs();
+      void panel.refresh();
+    });
+
+    // A %%register cell that finished: show the new version now, not at the next poll.
+    NotebookActions.executed.connect((_, { cell, success }) => {
+      if (
+        success &&
+        cell.model.type === 'code' &&
+        REGISTER_CELL.test(cell.model.sharedModel.getSource())
+      ) {
+        void panel.refresh();
+      }
+    });
+
     app.commands.addCommand('jupyreg:open', {
-      label: 'Open the Model Registry',
+      label: trans.__('Open the Model Registry'),
       execute: () => app.shell.activateById(panel.id)
     });
   }

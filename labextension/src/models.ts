@@ -1,10 +1,14 @@
-/** The registered models; a model expands into its versions. */
+/** The registered models; a model expands into its versions and its history (stage
+ * changes with their reasons and the reviewers' comments). */
 
-import { listVersions } from './api';
+import { listHistory, listVersions } from './api';
 import { IRegistryActions } from './actions';
-import { h } from './elements';
-import { IRegisteredModel } from './types';
+import { h, shortTime } from './elements';
+import { trans } from './i18n';
+import { IHistoryEvent, IRegisteredModel } from './types';
 import { VersionsView } from './versions';
+
+const HISTORY_SHOWN = 10;
 
 export class ModelsView {
   readonly node: HTMLElement;
@@ -16,7 +20,7 @@ export class ModelsView {
     this.node = h(
       'section',
       { class: 'jp-jupyreg-models' },
-      h('h3', { class: 'jp-jupyreg-section-title' }, 'Models'),
+      h('h3', { class: 'jp-jupyreg-section-title' }, trans.__('Models')),
       this.list
     );
   }
@@ -40,14 +44,18 @@ export class ModelsView {
     }
     if (models.length === 0) {
       this.list.replaceChildren(
-        h('div', { class: 'jp-jupyreg-empty' }, 'No registered models yet: use %%register in a notebook.')
+        h(
+          'div',
+          { class: 'jp-jupyreg-empty' },
+          trans.__('No registered models yet: use %%register in a notebook.')
+        )
       );
     } else {
       this.list.querySelector(':scope > .jp-jupyreg-empty')?.remove();
     }
   }
 
-  /** Reload the versions of every expanded model. */
+  /** Reload the versions (and history) of every expanded model. */
   async refreshExpanded(): Promise<void> {
     await Promise.all([...this.rows.values()].map(row => row.refresh()));
   }
@@ -57,24 +65,45 @@ class ModelRow {
   readonly node: HTMLElement;
   private readonly header: HTMLButtonElement;
   private readonly versions: VersionsView;
+  private readonly history: HTMLDetailsElement;
+  private readonly historyList: HTMLElement;
   private expanded = false;
 
   constructor(
     private readonly name: string,
-    actions: IRegistryActions
+    private readonly actions: IRegistryActions
   ) {
     this.header = h('button', {
       class: 'jp-jupyreg-model-header',
       'aria-expanded': 'false'
     });
-    this.header.addEventListener('click', () => this.toggle());
+    this.header.addEventListener('click', () => void this.toggle());
     this.versions = new VersionsView(name, actions);
-    this.versions.node.hidden = true;
+    this.historyList = h('ol', { class: 'jp-jupyreg-history-list' });
+    this.history = h(
+      'details',
+      { class: 'jp-jupyreg-history' },
+      h('summary', {}, trans.__('History')),
+      this.historyList
+    );
+    this.history.addEventListener('toggle', () => {
+      if (this.history.open) {
+        this.actions.viewChanged();
+        void this.refreshHistory();
+      }
+    });
+    const body = h(
+      'div',
+      { class: 'jp-jupyreg-model-body' },
+      this.versions.node,
+      this.history
+    );
+    body.hidden = true;
     this.node = h(
       'div',
       { class: 'jp-jupyreg-model', 'data-model': name },
       this.header,
-      this.versions.node
+      body
     );
   }
 
@@ -85,7 +114,11 @@ class ModelRow {
     ].filter(Boolean);
     this.header.replaceChildren(
       h('span', { class: 'jp-jupyreg-caret' }),
-      h('span', { class: 'jp-jupyreg-model-name' }, model.name),
+      h(
+        'span',
+        { class: 'jp-jupyreg-model-name', title: model.name },
+        model.name
+      ),
       h(
         'span',
         { class: 'jp-jupyreg-model-meta' },
@@ -104,13 +137,71 @@ class ModelRow {
     } catch (error) {
       this.versions.showError((error as Error).message);
     }
+    if (this.history.open) {
+      await this.refreshHistory();
+    }
+  }
+
+  private async refreshHistory(): Promise<void> {
+    let events: IHistoryEvent[];
+    try {
+      events = await listHistory(this.name);
+    } catch (error) {
+      this.historyList.replaceChildren(
+        h('li', { class: 'jp-jupyreg-error' }, (error as Error).message)
+      );
+      return;
+    }
+    const newest = events.slice(-HISTORY_SHOWN).reverse();
+    this.historyList.replaceChildren(
+      ...(newest.length === 0
+        ? [
+            h(
+              'li',
+              { class: 'jp-jupyreg-empty' },
+              trans.__('No stage changes yet.')
+            )
+          ]
+        : newest.map(historyItem))
+    );
   }
 
   private async toggle(): Promise<void> {
+    this.actions.viewChanged();
     this.expanded = !this.expanded;
     this.header.setAttribute('aria-expanded', String(this.expanded));
     this.node.classList.toggle('jp-mod-expanded', this.expanded);
-    this.versions.node.hidden = !this.expanded;
+    (this.versions.node.parentElement as HTMLElement).hidden = !this.expanded;
     await this.refresh();
   }
+}
+
+function historyItem(event: IHistoryEvent): HTMLElement {
+  return h(
+    'li',
+    {
+      class: 'jp-jupyreg-history-event',
+      'data-version': String(event.version)
+    },
+    h(
+      'div',
+      {},
+      h('strong', {}, `v${event.version}`),
+      ` ${event.from_stage} → ${event.to_stage}`
+    ),
+    h(
+      'div',
+      { class: 'jp-jupyreg-request-meta' },
+      `${event.author}, ${shortTime(event.at)}`
+    ),
+    h('div', { class: 'jp-jupyreg-history-reason' }, event.reason),
+    ...(event.comments ?? []).map(c =>
+      h(
+        'div',
+        { class: 'jp-jupyreg-history-comment' },
+        h('span', { class: 'jp-jupyreg-comment-author' }, `${c.by}: `),
+        c.comment
+      )
+    )
+  );
 }

@@ -1,7 +1,11 @@
-/** The "Model Registry" sidebar: approvals inbox and models, refreshed on a timer and
- * after every action. */
+/** The "Model Registry" sidebar: approvals inbox and models, refreshed by a Poll (standby
+ * while the page is hidden, backing off while the registry fails), after every action, when
+ * the panel is shown, and when a notebook cell that ran %%register finishes (index.ts). */
 
+import { refreshIcon } from '@jupyterlab/ui-components';
+import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
+import { ServerConnection } from '@jupyterlab/services';
 
 import { IRegistryActions } from './actions';
 import {
@@ -12,42 +16,58 @@ import {
   whoAmI
 } from './api';
 import { h } from './elements';
+import { trans } from './i18n';
 import { registryIcon } from './icon';
 import { InboxView } from './inbox';
 import { ModelsView } from './models';
 import { Decision } from './types';
 
+/** The default of the `refreshInterval` setting (schema/sidebar.json), in ms. */
 export const REFRESH_MS = 10_000;
+/** The longest wait between polls while the registry keeps failing. */
+export const MAX_BACKOFF_MS = 5 * 60_000;
 
 export class RegistryPanel extends Widget implements IRegistryActions {
   private readonly status: HTMLElement;
   private readonly user: HTMLElement;
   private readonly inbox: InboxView;
   private readonly models: ModelsView;
-  private timer: number | undefined;
+  private readonly poll: Poll;
   private refreshing: Promise<void> | null = null;
+  /** Bumped when a message is shown: a load begun after it clears it. */
+  private messageEpoch = 0;
 
-  constructor() {
+  constructor(refreshMs: number = REFRESH_MS) {
     super();
     this.id = 'jupyreg-registry';
     this.addClass('jp-jupyreg-panel');
     this.title.icon = registryIcon;
-    this.title.caption = 'Model Registry';
+    this.title.caption = trans.__('Model Registry');
     this.status = h('div', { class: 'jp-jupyreg-status', role: 'status' });
     this.user = h('span', { class: 'jp-jupyreg-user' });
-    const refresh = h(
-      'button',
-      { class: 'jp-Button jp-mod-minimal jp-jupyreg-refresh', title: 'Refresh' },
-      '⟳'
+    const refresh = h('button', {
+      class:
+        'jp-ToolbarButtonComponent jp-mod-minimal jp-Button jp-jupyreg-refresh',
+      title: trans.__('Refresh'),
+      'aria-label': trans.__('Refresh')
+    });
+    refresh.append(
+      refreshIcon.element({
+        tag: 'span',
+        className: 'jp-ToolbarButtonComponent-icon'
+      })
     );
-    refresh.addEventListener('click', () => void this.refresh());
+    refresh.addEventListener('click', () => {
+      this.viewChanged();
+      void this.refresh();
+    });
     this.inbox = new InboxView(this);
     this.models = new ModelsView(this);
     this.node.append(
       h(
         'header',
         { class: 'jp-jupyreg-header' },
-        h('h2', {}, 'Model Registry'),
+        h('h2', {}, trans.__('Model Registry')),
         this.user,
         refresh
       ),
@@ -56,33 +76,47 @@ export class RegistryPanel extends Widget implements IRegistryActions {
       this.models.node
     );
     void whoAmI()
-      .then(user => (this.user.textContent = `as ${user}`))
+      .then(user => (this.user.textContent = trans.__('as %1', user)))
       .catch(() => undefined);
-    void this.refresh();
-    this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
+    this.poll = new Poll({
+      auto: true,
+      factory: () => this.tick(),
+      frequency: { interval: refreshMs, backoff: true, max: MAX_BACKOFF_MS },
+      name: 'jupyreg:registry',
+      // Standby while the browser tab is hidden; not while the sidebar is collapsed, as
+      // the pending count on the sidebar's tab must stay current.
+      standby: 'when-hidden'
+    });
+  }
+
+  /** The `refreshInterval` setting changed. */
+  set refreshMs(ms: number) {
+    this.poll.frequency = { interval: ms, backoff: true, max: MAX_BACKOFF_MS };
   }
 
   dispose(): void {
-    window.clearInterval(this.timer);
+    this.poll.dispose();
     super.dispose();
   }
 
-  /** Reload inbox, models and expanded versions (one refresh at a time). */
+  /** Reload inbox, models and expanded versions (one refresh at a time); never rejects. */
   refresh(): Promise<void> {
-    if (!this.refreshing) {
-      this.refreshing = this.load().finally(() => (this.refreshing = null));
-    }
-    return this.refreshing;
+    return this.load().catch(() => undefined);
+  }
+
+  /** The user opened or changed a view: a message about an earlier one goes. */
+  viewChanged(): void {
+    this.showStatus('', false);
   }
 
   async decide(
     requestId: string,
     decision: Decision,
     comment: string
-  ): Promise<boolean> {
+  ): Promise<string | null> {
     return this.act(async () => {
       const request = await decide(requestId, decision, comment);
-      return `${request.name} v${request.version} → ${request.to_stage}: ${request.status}`;
+      return `${request.name} v${request.version} → ${request.to_stage}: ${trans.__(request.status)}`;
     });
   }
 
@@ -91,26 +125,50 @@ export class RegistryPanel extends Widget implements IRegistryActions {
     version: number,
     stage: string,
     reason: string
-  ): Promise<boolean> {
+  ): Promise<string | null> {
     return this.act(async () => {
       const request = await fileRequest(name, version, stage, reason);
-      return `requested ${request.name} v${request.version} → ${request.to_stage} (${request.id})`;
+      return trans.__(
+        'requested %1 v%2 → %3 (%4)',
+        request.name,
+        request.version,
+        request.to_stage,
+        request.id
+      );
     });
   }
 
-  private async act(action: () => Promise<string>): Promise<boolean> {
-    try {
-      const message = await action();
-      await this.refresh();
-      this.showStatus(message, false);
-      return true;
-    } catch (error) {
-      this.showStatus((error as Error).message, true);
-      return false;
-    }
+  protected onAfterShow(): void {
+    void this.poll.refresh();
   }
 
-  private async load(): Promise<void> {
+  /** The action's refusal is returned for the view to show where it happened. */
+  private async act(action: () => Promise<string>): Promise<string | null> {
+    let message: string;
+    try {
+      message = await action();
+    } catch (error) {
+      return describe(error);
+    }
+    await this.refresh();
+    this.showStatus(message, false);
+    return null;
+  }
+
+  /** The Poll's tick: rejects when the registry failed, so that the Poll backs off. */
+  private tick(): Promise<void> {
+    return this.load();
+  }
+
+  private load(): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = this.loadOnce().finally(() => (this.refreshing = null));
+    }
+    return this.refreshing;
+  }
+
+  private async loadOnce(): Promise<void> {
+    const epoch = this.messageEpoch;
     try {
       const [requests, models] = await Promise.all([
         listPendingRequests(),
@@ -120,25 +178,42 @@ export class RegistryPanel extends Widget implements IRegistryActions {
       this.models.update(models);
       this.showPending(requests.length);
       await this.models.refreshExpanded();
-      if (this.status.classList.contains('jp-mod-unreachable')) {
-        this.showStatus('', false);
+      if (epoch === this.messageEpoch) {
+        this.showStatus('', false); // shown before this load began: stale now
       }
     } catch (error) {
-      this.showStatus((error as Error).message, true);
-      this.status.classList.add('jp-mod-unreachable');
+      this.showStatus(describe(error), true);
+      throw error;
     }
   }
 
   /** The count on the sidebar tab (style/base.css draws it from data-jupyreg-pending). */
   private showPending(count: number): void {
-    this.title.dataset = { ...this.title.dataset, 'jupyreg-pending': String(count) };
+    this.title.dataset = {
+      ...this.title.dataset,
+      'jupyreg-pending': String(count)
+    };
     this.title.caption =
-      count > 0 ? `Model Registry (${count} pending approvals)` : 'Model Registry';
+      count > 0
+        ? trans._n(
+            'Model Registry (%1 pending approval)',
+            'Model Registry (%1 pending approvals)',
+            count
+          )
+        : trans.__('Model Registry');
   }
 
   private showStatus(message: string, isError: boolean): void {
+    this.messageEpoch += 1;
     this.status.textContent = message;
-    this.status.classList.toggle('jp-mod-error', isError);
-    this.status.classList.remove('jp-mod-unreachable');
+    this.status.classList.toggle('jp-mod-error', isError && message !== '');
   }
+}
+
+/** An error in words for the GUI (the server words registry errors; see request.ts). */
+function describe(error: unknown): string {
+  if (error instanceof ServerConnection.NetworkError) {
+    return trans.__('Cannot reach the Jupyter server; retrying.');
+  }
+  return (error as Error).message || trans.__('Something went wrong.');
 }

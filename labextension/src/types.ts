@@ -1,4 +1,6 @@
-/** The JSON shapes of the jupyreg REST API (see jupyreg/serialize.py). */
+/** The JSON shapes of the jupyreg REST API (see jupyreg/serialize.py, jupyreg/lab/serialize.py). */
+
+import { IDelta } from './format';
 
 export const STAGES = ['None', 'Staging', 'Production', 'Archived'] as const;
 
@@ -9,6 +11,12 @@ export interface IRegisteredModel {
   staging: number | null;
   description: string;
   updated: string | null;
+}
+
+export interface IPendingMark {
+  id: string;
+  to_stage: string;
+  requested_by: string;
 }
 
 export interface IModelVersion {
@@ -23,6 +31,15 @@ export interface IModelVersion {
   data: string | null;
   gpu: string | null;
   metrics: Record<string, number>;
+  /** The stages the lifecycle allows a move to from `stage`. */
+  targets?: string[];
+  pending_requests?: IPendingMark[];
+}
+
+export interface IReviewComment {
+  by: string;
+  at: string | null;
+  comment: string;
 }
 
 export interface IPromotionRequest {
@@ -34,10 +51,27 @@ export interface IPromotionRequest {
   requested_by: string;
   reason: string;
   created_at: string;
-  approvals: { by: string; at: string; comment: string }[];
+  approvals: IReviewComment[];
   decided_by: string | null;
   comment: string | null;
   decided_at: string | null;
+  /** The candidate's metrics, Production's, and the deltas (candidate - Production). */
+  metrics?: Record<string, number>;
+  production?: { version: number; metrics: Record<string, number> } | null;
+  deltas?: Record<string, IDelta>;
+}
+
+export interface IHistoryEvent {
+  id: string;
+  name: string;
+  version: number;
+  from_stage: string;
+  to_stage: string;
+  author: string;
+  reason: string;
+  at: string;
+  request_id: string | null;
+  comments?: IReviewComment[];
 }
 
 export type Decision = 'approve' | 'reject';

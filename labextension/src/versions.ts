@@ -1,21 +1,45 @@
-/** The versions of one model: stage badge, aliases, key metrics, git / data / GPU summary. */
+/** The versions of one model: stage badge, aliases, pending requests, key metrics (one
+ * per row), git / data / GPU summary. The stage holders, versions with a pending request
+ * and the newest few are shown; older ones fold behind "Show N older versions". */
 
 import { IRegistryActions } from './actions';
-import { h, shortTime, stageBadge } from './elements';
-import { PromotionForm } from './promotion';
+import { h, metricsTable, shortTime, stageBadge } from './elements';
+import { orderMetrics } from './format';
+import { trans } from './i18n';
+import { allowedTargets, PromotionForm } from './promotion';
 import { IModelVersion } from './types';
 
 const KEY_METRICS = 4;
+/** Versions shown before "Show N older versions" (stage holders and pending always are). */
+export const NEWEST_SHOWN = 2;
 
 export class VersionsView {
   readonly node: HTMLElement;
+  private readonly list: HTMLElement;
+  private readonly more: HTMLButtonElement;
   private readonly cards = new Map<number, VersionCard>();
+  private showAll = false;
 
   constructor(
     private readonly name: string,
     private readonly actions: IRegistryActions
   ) {
-    this.node = h('div', { class: 'jp-jupyreg-versions' });
+    this.list = h('div', { class: 'jp-jupyreg-version-list' });
+    this.more = h('button', {
+      class: 'jp-Button jp-mod-minimal jp-jupyreg-more',
+      type: 'button'
+    });
+    this.more.addEventListener('click', () => {
+      this.showAll = !this.showAll;
+      this.actions.viewChanged();
+      this.fold();
+    });
+    this.node = h(
+      'div',
+      { class: 'jp-jupyreg-versions' },
+      this.list,
+      this.more
+    );
   }
 
   /** Newest first; cards (and open forms) of versions still listed are kept. */
@@ -34,18 +58,41 @@ export class VersionsView {
         this.cards.set(version.version, card);
       }
       card.update(version);
-      this.node.append(card.node);
+      this.list.append(card.node);
     }
     if (versions.length === 0) {
-      this.node.replaceChildren(h('div', { class: 'jp-jupyreg-empty' }, 'No versions.'));
+      this.list.replaceChildren(
+        h('div', { class: 'jp-jupyreg-empty' }, trans.__('No versions.'))
+      );
     } else {
-      this.node.querySelector(':scope > .jp-jupyreg-empty')?.remove();
+      this.list.querySelector(':scope > .jp-jupyreg-empty')?.remove();
     }
+    this.fold();
   }
 
   showError(message: string): void {
-    this.node.replaceChildren(h('div', { class: 'jp-jupyreg-error' }, message));
+    this.list.replaceChildren(h('div', { class: 'jp-jupyreg-error' }, message));
     this.cards.clear();
+    this.more.hidden = true;
+  }
+
+  /** Hide older versions that hold no stage, have no pending request and no open form. */
+  private fold(): void {
+    const cards = [...this.cards.values()].sort(
+      (a, b) => b.versionNumber - a.versionNumber
+    );
+    let folded = 0;
+    cards.forEach((card, index) => {
+      const keep = index < NEWEST_SHOWN || card.important;
+      card.node.hidden = !keep && !this.showAll;
+      if (!keep) {
+        folded += 1;
+      }
+    });
+    this.more.hidden = folded === 0;
+    this.more.textContent = this.showAll
+      ? trans.__('Hide older versions')
+      : trans._n('Show %1 older version', 'Show %1 older versions', folded);
   }
 }
 
@@ -62,11 +109,9 @@ class VersionCard {
   ) {
     this.summary = h('div', { class: 'jp-jupyreg-version-summary' });
     this.formSlot = h('div', { class: 'jp-jupyreg-form-slot' });
-    this.requestButton = h(
-      'button',
-      { class: 'jp-Button jp-mod-styled jp-jupyreg-request-button' },
-      'Request promotion…'
-    );
+    this.requestButton = h('button', {
+      class: 'jp-Button jp-mod-styled jp-jupyreg-request-button'
+    });
     this.requestButton.addEventListener('click', () => this.openForm());
     this.node = h(
       'div',
@@ -77,74 +122,123 @@ class VersionCard {
     );
   }
 
+  get versionNumber(): number {
+    return this.version?.version ?? 0;
+  }
+
+  /** Shown even when older: a stage holder, a pending request, an open form. */
+  get important(): boolean {
+    const v = this.version;
+    return (
+      !!v &&
+      (v.stage === 'Production' ||
+        v.stage === 'Staging' ||
+        (v.pending_requests ?? []).length > 0 ||
+        this.formSlot.firstChild !== null)
+    );
+  }
+
   update(version: IModelVersion): void {
     this.version = version;
     this.node.dataset.version = String(version.version);
     this.node.dataset.stage = version.stage;
+    const pending = version.pending_requests ?? [];
     const title = h(
       'div',
       { class: 'jp-jupyreg-version-title' },
       h('strong', {}, `v${version.version}`),
       stageBadge(version.stage),
-      ...version.aliases.map(a => h('span', { class: 'jp-jupyreg-alias' }, `@${a}`))
+      ...version.aliases.map(a =>
+        h('span', { class: 'jp-jupyreg-alias' }, `@${a}`)
+      ),
+      ...pending.map(p =>
+        h(
+          'span',
+          {
+            class: 'jp-jupyreg-pending-badge',
+            'data-request-id': p.id,
+            title: trans.__(
+              'request %1 by %2 awaits approval',
+              p.id,
+              p.requested_by
+            )
+          },
+          trans.__('pending → %1', p.to_stage)
+        )
+      )
     );
     const meta = h(
       'div',
       { class: 'jp-jupyreg-version-meta' },
       [version.author, shortTime(version.created)].filter(Boolean).join(', ')
     );
-    this.summary.replaceChildren(title, meta, metricsTable(version), lineageLine(version));
+    const keys = orderMetrics(Object.keys(version.metrics)).slice(
+      0,
+      KEY_METRICS
+    );
+    this.summary.replaceChildren(
+      title,
+      meta,
+      keys.length > 0
+        ? metricsTable(
+            [`v${version.version}`],
+            keys.map(metric => ({ metric, values: [version.metrics[metric]] })),
+            null
+          )
+        : h(
+            'div',
+            { class: 'jp-jupyreg-empty' },
+            trans.__('no metrics recorded')
+          ),
+      lineageLine(version)
+    );
+    const targets = allowedTargets(version);
+    this.requestButton.hidden = targets.length === 0;
+    this.requestButton.textContent =
+      version.stage === 'Archived'
+        ? trans.__('Request restore to Staging…')
+        : trans.__('Request promotion…');
   }
 
   private openForm(): void {
     if (!this.version || this.formSlot.firstChild) {
       return;
     }
+    this.actions.viewChanged();
     const close = (): void => {
       this.formSlot.replaceChildren();
       this.requestButton.disabled = false;
     };
     this.requestButton.disabled = true;
-    const form = new PromotionForm(this.name, this.version, this.actions, close);
+    const form = new PromotionForm(
+      this.name,
+      this.version,
+      this.actions,
+      close
+    );
     this.formSlot.replaceChildren(form.node);
     form.node.querySelector('input')?.focus();
   }
 }
 
-/** A few metrics worth a glance: test.* first, then val.*, then the rest. */
-function metricsTable(version: IModelVersion): HTMLElement {
-  const rank = (key: string): number =>
-    key.startsWith('test.') ? 0 : key.startsWith('val.') ? 1 : 2;
-  const keys = Object.keys(version.metrics)
-    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
-    .slice(0, KEY_METRICS);
-  return h(
-    'div',
-    { class: 'jp-jupyreg-metrics' },
-    ...keys.map(key =>
-      h(
-        'span',
-        { class: 'jp-jupyreg-metric', title: key },
-        h('span', { class: 'jp-jupyreg-metric-name' }, key),
-        ' ',
-        formatMetric(version.metrics[key])
-      )
-    )
-  );
-}
-
-function formatMetric(value: number): string {
-  return Number.isInteger(value) ? String(value) : value.toPrecision(3);
-}
-
 function lineageLine(version: IModelVersion): HTMLElement {
   const parts: string[] = [];
   if (version.git_commit) {
-    parts.push(`git ${version.git_commit}${version.git_dirty ? ' (dirty)' : ''}`);
+    parts.push(
+      `git ${version.git_commit}${version.git_dirty ? trans.__(' (dirty)') : ''}`
+    );
   } else {
-    parts.push('no git');
+    parts.push(trans.__('no git'));
   }
-  parts.push(version.data ? `data ${version.data}` : 'no data hashes');
+  parts.push(
+    version.data
+      ? trans.__('data %1', version.data)
+      : trans.__('no data hashes')
+  );
   parts.push(version.gpu ? `GPU ${version.gpu}` : 'CPU');
-  return h('div', { class: 'jp-jupyreg-lineage', title: parts.join('\n') }, parts.join(' · '));
+  return h(
+    'div',
+    { class: 'jp-jupyreg-lineage', title: parts.join('\n') },
+    parts.join(' · ')
+  );
 }

@@ -14,7 +14,9 @@ if (!process.env.JUPYREG_PYTHON) {
   process.env.JUPYREG_PYTHON = fs.existsSync(venv) ? venv : 'python3';
 }
 if (!process.env.JUPYREG_UI_RUN_DIR) {
-  process.env.JUPYREG_UI_RUN_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'jupyreg-ui-'));
+  process.env.JUPYREG_UI_RUN_DIR = fs.mkdtempSync(
+    path.join(os.tmpdir(), 'jupyreg-ui-')
+  );
 }
 if (!process.env.JUPYREG_UI_PORT) {
   // A free port, so that parallel runs on a shared machine do not collide.

@@ -3,7 +3,11 @@ const fs = require('fs');
 
 module.exports = async () => {
   const runDir = process.env.JUPYREG_UI_RUN_DIR;
-  if (runDir && !process.env.JUPYREG_UI_KEEP && runDir.includes('jupyreg-ui-')) {
+  if (
+    runDir &&
+    !process.env.JUPYREG_UI_KEEP &&
+    runDir.includes('jupyreg-ui-')
+  ) {
     fs.rmSync(runDir, { recursive: true, force: true });
   }
 };

@@ -178,3 +178,19 @@ def test_basic_auth_tables_jupyreg_patches() -> None:
     )
     for lookup in (auth._get_registered_model_permission, auth.sender_is_admin):
         assert "authenticate_request()" in inspect.getsource(lookup)
+
+
+def test_a_server_writes_run_artifacts_where_its_upload_handler_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxied run root resolves to --artifacts-destination (the server's own upload
+    handler's resolution); any other root is written directly."""
+    from mlflow.server import ARTIFACTS_DESTINATION_ENV_VAR, handlers
+
+    monkeypatch.setenv(ARTIFACTS_DESTINATION_ENV_VAR, str(tmp_path / "destination"))
+    monkeypatch.setattr(handlers, "_artifact_repo", None)  # resolved on first use
+    compat.log_text_on_server("mlflow-artifacts:/1/r1/artifacts", "card", "model_card.md")
+    written = tmp_path / "destination" / "1" / "r1" / "artifacts" / "model_card.md"
+    assert written.read_text() == "card"
+    compat.log_text_on_server((tmp_path / "direct").as_uri(), "other", "docs/card.md")
+    assert (tmp_path / "direct" / "docs" / "card.md").read_text() == "other"

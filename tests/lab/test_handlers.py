@@ -126,7 +126,9 @@ async def test_self_approval_is_refused_with_the_api_message(seeded, bob, api):
     assert status == 409
     with pytest.raises(PolicyViolation) as refused:
         bob.approve(request_id)
-    assert body == {"error": "PolicyViolation", "message": str(refused.value)}
+    assert body["error"] == "PolicyViolation"
+    assert body["detail"] == str(refused.value)
+    assert "reg." not in body["message"] and "own request" in body["message"]
     assert bob.get(seeded["name"], 2).stage == "None"
 
 
@@ -163,12 +165,17 @@ async def test_malformed_bodies_are_bad_requests(seeded, api):
 
 
 async def test_an_unknown_stage_is_a_refusal(seeded, api):
+    from jupyreg.errors import RegistryError, http_status
+    from jupyreg.lifecycle import normalize_stage
+
+    with pytest.raises(RegistryError) as refused:
+        normalize_stage("Heaven")
     status, body = await api(
         "POST",
         "requests",
         body={"name": seeded["name"], "version": 2, "stage": "Heaven", "reason": "x"},
     )
-    assert (status, body["error"]) == (409, "InvalidTransition")
+    assert (status, body["error"]) == (http_status(refused.value), type(refused.value).__name__)
 
 
 async def test_unauthenticated_calls_are_refused(seeded, jp_fetch):
@@ -185,3 +192,85 @@ async def test_unauthenticated_calls_are_refused(seeded, jp_fetch):
 
 async def test_identity_is_the_configured_user(seeded, api):
     assert await api("GET", "identity") == (200, {"user": "bob"})
+
+
+async def test_pending_requests_carry_the_candidates_metrics_and_deltas_vs_production(
+    seeded, alice, api
+):
+    """v1 (val.auc 0.80) goes to Production; v2 (0.81) is requested: the inbox's data."""
+    status, body = await api("GET", "requests")
+    [before] = body["requests"]
+    assert before["production"] is None and before["deltas"] == {}
+    assert before["metrics"] == {"val.auc": pytest.approx(0.8), "test.auc": pytest.approx(0.79)}
+
+    await api("POST", "requests", seeded["request_id"], "approve", body={"comment": "ok"})
+    filed = alice.request(seeded["name"], 2, "Staging", reason="try v2")
+    status, body = await api("GET", "requests")
+    assert status == 200
+    [pending] = body["requests"]
+    assert pending["id"] == filed.id
+    assert pending["production"] == {
+        "version": 1,
+        "metrics": {"val.auc": pytest.approx(0.8), "test.auc": pytest.approx(0.79)},
+    }
+    auc = pending["deltas"]["val.auc"]
+    assert auc["value"] == pytest.approx(0.81) and auc["baseline"] == pytest.approx(0.8)
+    assert auc["difference"] == pytest.approx(0.01)
+    assert auc["direction"] == "better"
+    assert pending["deltas"]["test.auc"]["direction"] == "same"
+
+    status, body = await api("GET", "requests", params={"review": "0"})
+    assert "deltas" not in body["requests"][0]
+
+
+async def test_versions_carry_allowed_moves_and_pending_requests(seeded, alice, api):
+    alice.transition(seeded["name"], 2, "Archived", reason="superseded")
+    status, body = await api("GET", "models", seeded["name"], "versions")
+    v1, v2 = body["versions"]
+    assert v1["targets"] == ["Production", "Archived"]
+    assert v1["pending_requests"] == [
+        {"id": seeded["request_id"], "to_stage": "Production", "requested_by": "alice"}
+    ]
+    assert v2["targets"] == ["Staging"]  # from Archived only back to Staging
+    assert v2["pending_requests"] == []
+
+
+async def test_history_events_carry_the_review_comments(seeded, api):
+    await api("POST", "requests", seeded["request_id"], "approve", body={"comment": "lgtm, AUC up"})
+    status, body = await api("GET", "models", seeded["name"], "history")
+    last = body["history"][-1]
+    assert last["to_stage"] == "Production"
+    assert [(c["by"], c["comment"]) for c in last["comments"]] == [("bob", "lgtm, AUC up")]
+    assert body["history"][0]["comments"] == []
+
+
+async def test_an_empty_reason_is_refused_in_words_for_the_gui(seeded, api):
+    status, body = await api(
+        "POST",
+        "requests",
+        body={"name": seeded["name"], "version": 2, "stage": "Staging", "reason": "  "},
+    )
+    assert (status, body["error"]) == (400, "InvalidArgument")
+    assert "reason=" not in body["message"] and "pass " not in body["message"]
+    assert "Reason box" in body["message"]
+    assert "reason='why this change'" in body["detail"]
+
+
+def test_gui_message_drops_python_advice():
+    from jupyreg.lab.serialize import gui_message
+
+    message = (
+        "alice cannot approve their own request r1; file reg.request('m', 1, 'Production', "
+        "reason=...) (CLI: jupyreg request) and ask a reviewer to approve"
+    )
+    assert gui_message(message) == "alice cannot approve their own request r1"
+    assert gui_message("no such model") == "no such model"
+
+
+async def test_the_sidebar_setting_can_choose_another_registry(seeded, api, tmp_path):
+    """The ``registryUri`` setting travels as a header; the configured registry otherwise."""
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    status, body = await api("GET", "models", headers={"X-JupyReg-Registry-URI": other})
+    assert (status, body["models"]) == (200, [])
+    status, body = await api("GET", "models")
+    assert [m["name"] for m in body["models"]] == [seeded["name"]]

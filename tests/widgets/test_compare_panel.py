@@ -31,7 +31,8 @@ def test_panel_shows_production_against_the_newest_with_deltas(alice, bob, model
     assert "▲ better" in auc and DIFFERS_STYLE in auc
     assert "▼ worse" in loss  # higher loss is worse
     assert "Production v2" in panel.table.value
-    assert bytes(panel.chart.value).startswith(b"\x89PNG")
+    assert panel.chart.value.startswith("<svg")
+    assert "var(--jp-ui-font-color1" in panel.chart.value  # follows the theme
 
 
 def test_selecting_versions_changes_the_columns(alice, model):
@@ -39,6 +40,8 @@ def test_selecting_versions_changes_the_columns(alice, model):
         register(alice, model, {"val.auc": auc})
     panel = compare_panel(alice, NAME)
     assert panel.controller.selected == [2, 3]
+    assert panel.differences_only.value  # on by default
+    panel.differences_only.value = False
     panel.version_select.value = (1, 2)
     assert panel.controller.selected == [1, 2]
     assert "v3" not in panel.table.value

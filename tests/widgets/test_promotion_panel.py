@@ -68,6 +68,9 @@ def test_reviewer_approves_and_the_timeline_gains_the_event(staged, bob):
     assert not row.approve_button.disabled
     row.comment.value = "looks good"
     row.approve_button.click()
+    assert stage_of(bob, 1) == "Staging"  # a move into Production is confirmed first
+    assert row.confirm_box.layout.display == "flex"
+    row.confirm_button.click()
     assert stage_of(bob, 1) == "Production"
     assert panel.pending_rows == []
     assert row.approve_button.comm is None  # the old row was closed, not leaked
@@ -97,6 +100,7 @@ def test_second_approval_by_the_same_reviewer_is_blocked(staged, bob):
     staged.request(NAME, 1, "Production", reason="auc up")
     panel = promotion_panel(bob, NAME)
     panel.pending_rows[0].approve_button.click()
+    panel.pending_rows[0].confirm_button.click()
     assert "needs more approvals" in panel.status.value
     (row,) = panel.pending_rows
     assert row.approve_button.disabled
@@ -107,7 +111,9 @@ def test_second_approval_by_the_same_reviewer_is_blocked(staged, bob):
 
 def test_request_without_reason_is_refused_inline(staged):
     panel = promotion_panel(staged, NAME)
-    file_request(panel, 1, "Production", "  ")
+    panel.reason.value = "  "
+    assert panel.request_button.disabled and panel.move_button.disabled
+    file_request(panel, 1, "Production", "  ")  # click() runs the handler even so
     assert "needs a reason" in panel.status.value
     assert "Traceback" not in panel.status.value
     assert staged.requests(NAME).empty
@@ -141,6 +147,7 @@ def test_approving_a_request_decided_elsewhere_is_refused_inline(staged, bob, sq
     panel = promotion_panel(bob, NAME)
     Registry(sqlite_uri, user="carol").reject(request.id, comment="no")
     panel.pending_rows[0].approve_button.click()
+    panel.pending_rows[0].confirm_button.click()
     assert "already rejected by carol" in panel.status.value
     assert stage_of(bob, 1) == "Staging"
     assert panel.pending_rows == []  # the panel refreshed on refusal

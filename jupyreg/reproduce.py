@@ -1,0 +1,627 @@
+"""Reproducing a registered version: re-run what produced it and compare its metrics.
+
+1. A temporary git worktree at the recorded commit, with the recorded uncommitted diff
+   (the run artifact ``jupyreg/git.diff``) applied.
+2. The recorded datasets materialised there by DVC (``checkout`` from the repository's
+   cache, else ``fetch`` from its remote first), then checked against the recorded md5.
+3. The kernel's transcript (``jupyreg/transcript.json``; the notebook snapshot where a
+   version has none) run cell by cell in a fresh kernel (nbclient), in the directory it
+   ran in, with ``JUPYREG_REPRODUCE`` set: there ``register`` appends what it would have
+   registered to that file and registers nothing (``record_instead``), and no lifecycle
+   step runs.
+4. Recorded and reproduced metrics compared within an absolute tolerance, environments
+   (Python, packages, GPU) compared, and the outcome kept on the version
+   (``jupyreg.reproduction.<id>``) with the executed notebook as a run artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyreg import lifecycle, tags
+from jupyreg.errors import InvalidArgument, NotReproducible, RegistryError
+
+if TYPE_CHECKING:
+    import git
+
+    from jupyreg.entities import ModelVersion
+    from jupyreg.registration import Registration
+    from jupyreg.registry import Registry
+    from jupyreg.store import Store
+
+REPRODUCE_ENV = "JUPYREG_REPRODUCE"
+"""Set in a reproducing kernel: the file ``register`` appends its records to."""
+VERSION_ENV = "JUPYREG_REPRODUCE_VERSION"
+ARTIFACT_DIR = "jupyreg/reproductions"
+Progress = Callable[[int, int], None]
+_LISTED = 8  # package differences named before "and N more"
+_MLFLOW_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The outcome of re-running a version: ``ok`` when every recorded metric came back
+    within ``tolerance``; ``deltas`` are reproduced minus recorded (None: missing)."""
+
+    ok: bool
+    recorded: dict[str, float]
+    reproduced: dict[str, float]
+    deltas: dict[str, float | None]
+    warnings: list[str] = field(default_factory=list)
+    notebook_uri: str | None = None
+    name: str = ""
+    version: int = 0
+    tolerance: float = 0.0
+    environment: list[str] = field(default_factory=list)
+    """What differed between the recorded and the reproducing environment."""
+    id: str = ""
+
+    def rows(self) -> list[tuple[str, float | None, float | None, float | None, bool]]:
+        """(metric, recorded, reproduced, delta, within tolerance), one per metric."""
+        return [
+            (
+                metric,
+                self.recorded.get(metric),
+                self.reproduced.get(metric),
+                delta,
+                delta is not None and abs(delta) <= self.tolerance,
+            )
+            for metric, delta in self.deltas.items()
+        ]
+
+    def summary(self) -> str:
+        verdict = "reproduced" if self.ok else "did NOT reproduce"
+        return f"{self.name} v{self.version} {verdict} (tolerance {self.tolerance:g})"
+
+    def text(self) -> str:
+        """The summary, a metrics table, environment differences and warnings."""
+        lines = [self.summary(), ""]
+        table = [("metric", "recorded", "reproduced", "delta", "")]
+        table += [
+            (m, _num(r), _num(p), _num(d), "ok" if within else "FAIL")
+            for m, r, p, d, within in self.rows()
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+        lines += [f"environment: {d}" for d in self.environment]
+        lines += [f"warning: {w}" for w in self.warnings]
+        if self.notebook_uri:
+            lines.append(f"executed notebook: {self.notebook_uri}")
+        return "\n".join(line.rstrip() for line in lines)
+
+    __str__ = __repr__ = text
+
+    def _repr_html_(self) -> str:
+        colour = "#047857" if self.ok else "#b91c1c"
+        head = "".join(f"<th>{h}</th>" for h in ("metric", "recorded", "reproduced", "delta", ""))
+        body = "".join(
+            f"<tr><td>{escape(m)}</td><td>{_num(r)}</td><td>{_num(p)}</td><td>{_num(d)}</td>"
+            f"<td style='color:{'#047857' if within else '#b91c1c'}'>"
+            f"{'ok' if within else 'FAIL'}</td></tr>"
+            for m, r, p, d, within in self.rows()
+        )
+        notes = "".join(f"<li>environment: {escape(d)}</li>" for d in self.environment)
+        notes += "".join(f"<li>{escape(w)}</li>" for w in self.warnings)
+        link = f"<p>executed notebook: {escape(self.notebook_uri)}</p>" if self.notebook_uri else ""
+        return (
+            f"<div><p style='color:{colour}'><b>{escape(self.summary())}</b></p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + link
+            + "</div>"
+        )
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+# in the reproducing kernel ------------------------------------------------------------
+
+
+def reproducing() -> bool:
+    """Whether this process is a kernel that ``reproduce`` runs."""
+    return bool(os.environ.get(REPRODUCE_ENV))
+
+
+def record_instead(registration: Registration) -> ModelVersion:
+    """What ``register`` does in a reproducing kernel: append the metrics (and this
+    environment) to ``$JUPYREG_REPRODUCE`` and register nothing. The version being
+    reproduced is returned, with the reproduced metrics, for the cell to show."""
+    from jupyreg.entities import ModelVersion
+    from jupyreg.lineage.environment import installed_packages
+    from jupyreg.lineage.hardware import read_gpus
+
+    gpus, _ = read_gpus()
+    record = {
+        "name": registration.name,
+        "metrics": registration.metrics,
+        "python": platform.python_version(),
+        "packages": installed_packages(),
+        "gpu": _gpu(gpus),
+    }
+    with open(os.environ[REPRODUCE_ENV], "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+    return ModelVersion(
+        name=registration.name,
+        version=int(os.environ.get(VERSION_ENV) or 0),
+        stage=lifecycle.NONE,
+        run_id=None,
+        metrics=dict(registration.metrics),
+        params=dict(registration.params),
+        warnings=("reproduction: nothing was registered; these metrics are compared",),
+    )
+
+
+def refuse_lifecycle() -> None:
+    """A reproducing kernel re-runs cells, never a lifecycle step they once took."""
+    if reproducing():
+        raise NotReproducible(
+            "this kernel re-runs a version for `jupyreg reproduce`: lifecycle steps "
+            "(transitions, requests, policies) are not applied here"
+        )
+
+
+# reproducing ----------------------------------------------------------------------------
+
+
+def reproduce(
+    registry: Registry,
+    store: Store,
+    name: str,
+    version: int,
+    tolerance: float = 1e-6,
+    progress: Progress | None = None,
+    repo_path: str | os.PathLike[str] = ".",
+) -> Reproduction:
+    """Re-run version ``version`` of ``name`` from the git repository at ``repo_path`` and
+    keep the outcome on the version. Raises ``NotReproducible`` when it cannot be re-run
+    (no commit, a diff that does not apply, a dataset that cannot be had)."""
+    tolerance = _tolerance(tolerance)
+    here = Path(os.path.abspath(repo_path))
+    mv = registry.get(name, version)
+    commit = str((mv.lineage.get("git") or {}).get("commit") or "")
+    if not commit or mv.run_id is None:
+        raise NotReproducible(
+            f"{mv.name} v{mv.version} recorded no git commit, so its code cannot be had: "
+            "register it from a git repository (reg.register / %%register) to reproduce it"
+        )
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="jupyreg-reproduce-") as tmp:
+        scratch = Path(tmp)
+        artifacts = _download(store, mv.run_id, scratch / "artifacts")
+        cells, where, from_transcript = _program(mv, artifacts, warnings)
+        records, executed = scratch / "records.jsonl", scratch / "executed.ipynb"
+        with _worktree(mv, here, commit, scratch / "tree") as (tree, root):
+            _apply_diff(mv, artifacts, tree, commit, warnings)
+            _materialise(mv, here, root, tree, where, warnings)
+            run = _Run(cells, tree / where, records, from_transcript, executed)
+            _execute(mv, run, progress, warnings)
+        found = _record_of(records, mv.name)
+        recorded = tags.recorded_metrics(mv.tags) or dict(mv.metrics)
+        reproduced = dict((found or {}).get("metrics") or {})
+        deltas, ok = _compare(recorded, reproduced, tolerance, warnings)
+        if found is None:
+            ok = False
+            warnings.append(f"the run registered nothing as {mv.name}: no metrics to compare")
+        environment = _environment_changes(mv, artifacts, found) if found else []
+        reproduction_id = lifecycle.sortable_id(lifecycle.now())
+        uri = _keep_notebook(store, mv, executed, reproduction_id, warnings)
+    result = Reproduction(
+        ok=ok,
+        recorded=recorded,
+        reproduced=reproduced,
+        deltas=deltas,
+        warnings=warnings,
+        notebook_uri=uri,
+        name=mv.name,
+        version=mv.version,
+        tolerance=tolerance,
+        environment=environment,
+        id=reproduction_id,
+    )
+    _keep_outcome(registry, store, result, from_transcript)
+    return result
+
+
+def _tolerance(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise InvalidArgument(f"tolerance must be a number >= 0, not {value!r}")
+    return number
+
+
+def _download(store: Store, run_id: str, into: Path) -> dict[str, bytes]:
+    """The version's ``jupyreg/`` run artifacts (diff, transcript, notebook, packages)."""
+    into.mkdir(parents=True)
+    with _quiet_downloads(), store.translated(f"downloading the artifacts of run {run_id}"):
+        if not store.client.list_artifacts(run_id, "jupyreg"):
+            return {}
+        local = Path(store.client.download_artifacts(run_id, "jupyreg", str(into)))
+    return {f"jupyreg/{f.name}": f.read_bytes() for f in local.iterdir() if f.is_file()}
+
+
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """Without MLflow's download progress bar (a tqdm widget in a notebook), which would
+    only interleave with reproduce's own progress."""
+    saved = os.environ.get(_MLFLOW_PROGRESS_BAR)
+    os.environ[_MLFLOW_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(_MLFLOW_PROGRESS_BAR, None)
+        else:
+            os.environ[_MLFLOW_PROGRESS_BAR] = saved
+
+
+def _program(
+    mv: ModelVersion, artifacts: dict[str, bytes], warnings: list[str]
+) -> tuple[list[str], str, bool]:
+    """The cells to run, the directory (from the git root) to run them in, and whether
+    they are the kernel's transcript (else the notebook snapshot)."""
+    from jupyreg.lineage.capturing import NOTEBOOK_ARTIFACT, TRANSCRIPT_ARTIFACT
+    from jupyreg.lineage.transcript import read_transcript
+
+    notebook_path = (mv.lineage.get("notebook") or {}).get("path")
+    notebook_dir = Path(notebook_path).parent.as_posix() if notebook_path else "."
+    if TRANSCRIPT_ARTIFACT in artifacts:
+        cells, where = read_transcript(artifacts[TRANSCRIPT_ARTIFACT])
+        if where is None:
+            warnings.append(
+                "transcript: the kernel ran outside the git repository; run from "
+                f"{notebook_dir} of the worktree"
+            )
+        return cells, where or notebook_dir, True
+    if NOTEBOOK_ARTIFACT in artifacts:
+        import nbformat
+
+        nb = nbformat.reads(artifacts[NOTEBOOK_ARTIFACT].decode(), as_version=4)
+        warnings.append(
+            "transcript: none was recorded (registered before jupyreg kept one): the "
+            f"notebook snapshot {notebook_path} ran up to its first cell registering {mv.name}"
+        )
+        return [c.source for c in nb.cells if c.cell_type == "code"], notebook_dir, False
+    raise NotReproducible(
+        f"{mv.name} v{mv.version} recorded neither the kernel's transcript nor a notebook "
+        "snapshot, so what produced it is unknown: register it again from a notebook "
+        "(%%register) to reproduce it"
+    )
+
+
+@contextmanager
+def _worktree(mv: ModelVersion, here: Path, commit: str, path: Path) -> Iterator[tuple[Path, Path]]:
+    """A detached worktree of the repository at ``here`` at ``commit``: (worktree, the
+    main checkout's root); removed afterwards."""
+    import git
+
+    try:
+        repo = git.Repo(here, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise NotReproducible(
+            f"{here} is not in a git repository: run reproduce from a clone of the "
+            f"repository {mv.name} v{mv.version} was trained in"
+        ) from None
+    with repo:
+        root = Path(str(repo.working_tree_dir))
+        try:
+            repo.git.worktree("add", "--detach", "--quiet", str(path), commit)
+        except git.GitCommandError as exc:
+            raise NotReproducible(
+                f"{mv.name} v{mv.version}'s commit {commit[:12]} cannot be checked out in "
+                f"{root} ({_git_reason(exc)}): `git fetch` it, or run reproduce from the "
+                "clone it was trained in"
+            ) from None
+        try:
+            yield path, root
+        finally:
+            with suppress(git.GitCommandError):
+                repo.git.worktree("remove", "--force", str(path))
+            with suppress(git.GitCommandError):
+                repo.git.worktree("prune")
+
+
+def _git_reason(exc: git.GitCommandError) -> str:
+    lines = str(exc.stderr or exc).strip().strip("'").strip().splitlines()
+    return lines[-1].strip().removeprefix("stderr: ").strip("'") if lines else "git failed"
+
+
+def _apply_diff(
+    mv: ModelVersion, artifacts: dict[str, bytes], tree: Path, commit: str, warnings: list[str]
+) -> None:
+    import git
+
+    from jupyreg.lineage.capturing import DIFF_ARTIFACT
+
+    recorded = mv.lineage.get("git") or {}
+    diff = artifacts.get(DIFF_ARTIFACT)
+    if recorded.get("untracked"):
+        warnings.append(
+            f"git: {recorded['untracked']} untracked file(s) were not part of the recorded "
+            "diff and are missing from the reproduction"
+        )
+    if diff is None:
+        if recorded.get("dirty"):
+            warnings.append("git: the tree was dirty but no diff was stored; ran the commit")
+        return
+    patch = tree.parent / "recorded.diff"
+    patch.write_bytes(diff)
+    try:
+        git.Git(tree).apply("--binary", "--whitespace=nowarn", str(patch))
+    except git.GitCommandError as exc:
+        raise NotReproducible(
+            f"{mv.name} v{mv.version}'s recorded uncommitted diff (jupyreg/git.diff) does not "
+            f"apply on {commit[:12]} ({_git_reason(exc)})"
+        ) from None
+
+
+def _materialise(
+    mv: ModelVersion, here: Path, root: Path, tree: Path, where: str, warnings: list[str]
+) -> None:
+    """Check the recorded datasets out into the worktree and verify their md5."""
+    from jupyreg.lineage import dvcfiles
+
+    wanted = {
+        str(e["path"]): str(e["md5"])
+        for e in mv.lineage.get("data") or []
+        if isinstance(e, dict) and e.get("path") and e.get("md5")
+    }
+    main_dvc = dvcfiles.find_root(here)
+    if main_dvc is not None and main_dvc.is_relative_to(root):
+        base = tree / main_dvc.relative_to(root)
+        if wanted:
+            _dvc_checkout(mv, main_dvc, base, wanted, warnings)
+    else:
+        base = tree / where
+    if wanted:
+        stale = {str(e["path"]) for e in mv.lineage.get("data") or [] if e.get("stale")}
+        _verify(mv, base, wanted, stale)
+
+
+def _dvc_checkout(
+    mv: ModelVersion, main_dvc: Path, base: Path, wanted: dict[str, str], warnings: list[str]
+) -> None:
+    """``dvc checkout`` of the datasets from the main checkout's cache; ``dvc fetch`` first
+    from the repository's remote when the cache lacks one."""
+    from dvc.exceptions import CheckoutError, DvcException
+    from dvc.repo import Repo
+    from dvc.scm import NoSCM
+
+    from jupyreg.lineage import dvcfiles
+
+    main = dvcfiles.open_repo(main_dvc, warnings)
+    if main is None or not (base / ".dvc").is_dir():
+        return
+    cache = main.cache.local_cache_dir
+    targets = [str(base / path) for path in wanted]
+    with Repo(str(base), scm=NoSCM(str(base)), config={"cache": {"dir": cache}}) as repo:
+        try:
+            repo.checkout(targets=targets, force=True)
+            return
+        except CheckoutError:
+            pass
+        except DvcException as exc:
+            warnings.append(f"data: dvc checkout failed ({exc}); fetching")
+        try:
+            repo.fetch(targets=targets)
+        except DvcException as exc:
+            warnings.append(f"data: dvc fetch failed ({exc})")
+        with suppress(DvcException):
+            repo.checkout(targets=targets, force=True)
+
+
+def _verify(mv: ModelVersion, base: Path, wanted: dict[str, str], stale: set[str]) -> None:
+    """Raise NotReproducible naming every dataset (path, md5) the worktree lacks; one that
+    was stale at registration was trained on bytes DVC may never have stored."""
+    from jupyreg.lineage.capturing import cache_dir
+    from jupyreg.lineage.data import capture_data
+
+    found = capture_data(list(wanted), base, cache_dir())
+    hashed = {str(e["path"]): e.get("md5") for e in found.entries}
+    never = "; stale at registration: trained on bytes DVC never recorded"
+    missing = [
+        f"{path} (md5 {md5}{never if path in stale else ''})"
+        for path, md5 in wanted.items()
+        if hashed.get(path) != md5
+    ]
+    if missing:
+        raise NotReproducible(
+            f"{mv.name} v{mv.version} cannot be reproduced: dataset(s) {', '.join(missing)} "
+            "are neither in DVC's cache nor on the repository's DVC remote: `dvc push` them "
+            "from where the model was trained (or restore DVC's cache), then reproduce again"
+        )
+
+
+@dataclass(frozen=True)
+class _Run:
+    cells: list[str]
+    cwd: Path
+    records: Path
+    """Where ``register`` in the kernel appends its records."""
+    whole: bool
+    """Run every cell (a transcript), else up to the first registering the model."""
+    executed: Path
+    """Where the executed notebook is written."""
+
+
+def _execute(mv: ModelVersion, run: _Run, progress: Progress | None, warnings: list[str]) -> None:
+    """Run the cells one by one in a fresh kernel; a cell that raises is named in the
+    warnings and the run goes on, as the original session did."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in run.cells]
+    nb.metadata["jupyreg"] = {"reproduces": {"name": mv.name, "version": mv.version}}
+    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    env |= {REPRODUCE_ENV: str(run.records), VERSION_ENV: str(mv.version)}
+    run.cwd.mkdir(parents=True, exist_ok=True)
+    client = NotebookClient(
+        nb,
+        timeout=None,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(run.cwd)}},
+    )
+    report = progress or _print_progress(mv)
+    total = len(nb.cells)
+    try:
+        with client.setup_kernel(env=env):
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+                report(index + 1, total)
+                for output in cell.outputs:
+                    if output.get("output_type") == "error":
+                        warnings.append(
+                            f"cell {index + 1} raised {output.get('ename')}: "
+                            f"{str(output.get('evalue'))[:200]}"
+                        )
+                if not run.whole and _record_of(run.records, mv.name) is not None:
+                    nb.cells = nb.cells[: index + 1]
+                    break
+    except (DeadKernelError, CellTimeoutError, RuntimeError) as exc:
+        warnings.append(f"the kernel stopped: {type(exc).__name__}: {exc}")
+    nbformat.write(nb, run.executed)
+
+
+def _print_progress(mv: ModelVersion) -> Progress:
+    def report(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        line = f"\rreproducing {mv.name} v{mv.version}: cell {done}/{total}"
+        print(line, end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
+def _record_of(records: Path, name: str) -> dict[str, Any] | None:
+    """The last record ``register`` wrote for ``name`` in the reproducing kernel."""
+    if not records.exists():
+        return None
+    found = None
+    for line in records.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("name") == name:
+            found = record
+    return found
+
+
+def _compare(
+    recorded: dict[str, float],
+    reproduced: dict[str, float],
+    tolerance: float,
+    warnings: list[str],
+) -> tuple[dict[str, float | None], bool]:
+    """Reproduced minus recorded per metric, and whether all recorded ones are within
+    ``tolerance`` (absolute); metrics only the reproduction has are named, not judged."""
+    deltas: dict[str, float | None] = {}
+    ok = True
+    for metric in sorted(recorded.keys() | reproduced.keys()):
+        before, after = recorded.get(metric), reproduced.get(metric)
+        if before is None:
+            warnings.append(f"metric {metric} was reproduced but not recorded")
+            deltas[metric] = None
+            continue
+        if after is None:
+            deltas[metric] = None
+            ok = False
+            continue
+        both_nan = math.isnan(before) and math.isnan(after)
+        deltas[metric] = 0.0 if both_nan else after - before
+        if not both_nan and not abs(after - before) <= tolerance:
+            ok = False
+    if not recorded:
+        warnings.append("no metrics were recorded: only that the code runs was checked")
+    return deltas, ok
+
+
+def _environment_changes(
+    mv: ModelVersion, artifacts: dict[str, bytes], found: dict[str, Any]
+) -> list[str]:
+    from jupyreg.lineage.capturing import PACKAGES_ARTIFACT
+
+    changes = []
+    python = (mv.lineage.get("environment") or {}).get("python")
+    if python and python != found.get("python"):
+        changes.append(f"python {python} -> {found.get('python')}")
+    if PACKAGES_ARTIFACT in artifacts:
+        before = _pins(artifacts[PACKAGES_ARTIFACT].decode().splitlines())
+        after = _pins(found.get("packages") or [])
+        differ = sorted(
+            f"{n} {before.get(n) or '(none)'} -> {after.get(n) or '(none)'}"
+            for n in before.keys() | after.keys()
+            if before.get(n) != after.get(n)
+        )
+        if differ:
+            more = f", and {len(differ) - _LISTED} more" if len(differ) > _LISTED else ""
+            changes.append("packages: " + ", ".join(differ[:_LISTED]) + more)
+    gpu = _gpu(mv.lineage.get("hardware") or {})
+    if gpu != found.get("gpu"):
+        changes.append(f"gpu {gpu} -> {found.get('gpu')}")
+    return changes
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    return {n: v for n, _, v in (line.partition("==") for line in lines) if n.strip()}
+
+
+def _gpu(hardware: dict[str, Any]) -> str | None:
+    names = sorted({g.get("name") for g in hardware.get("gpus") or () if g.get("name")})
+    fields = {"gpu.count": hardware.get("gpu_count"), "gpu.name": ", ".join(names) or None}
+    return tags.gpu_summary(fields)
+
+
+def _keep_notebook(
+    store: Store, mv: ModelVersion, executed: Path, reproduction_id: str, warnings: list[str]
+) -> str | None:
+    """The executed notebook as a run artifact; its ``runs:/`` URI."""
+    named = executed.with_name(f"{reproduction_id}.ipynb")
+    executed.rename(named)
+    try:
+        with store.translated(f"keeping the executed notebook of {mv.name} v{mv.version}"):
+            store.client.log_artifact(str(mv.run_id), str(named), ARTIFACT_DIR)
+    except RegistryError as exc:
+        warnings.append(f"the executed notebook was not kept: {exc}")
+        return None
+    return f"runs:/{mv.run_id}/{ARTIFACT_DIR}/{named.name}"
+
+
+def _keep_outcome(
+    registry: Registry, store: Store, result: Reproduction, from_transcript: bool
+) -> None:
+    """The reproduction as a version tag; where the registry refuses (a jupyreg server
+    writes ``jupyreg.*`` tags only through its lifecycle), a warning says so."""
+    record = {
+        "author": registry.user,
+        "at": lifecycle.iso(lifecycle.now()),
+        "ok": result.ok,
+        "tolerance": result.tolerance,
+        "recorded": result.recorded,
+        "reproduced": result.reproduced,
+        "deltas": result.deltas,
+        "environment": result.environment,
+        "warnings": result.warnings,
+        "notebook_uri": result.notebook_uri,
+        "ran": "transcript" if from_transcript else "notebook",
+    }
+    try:
+        store.set_version_tag(
+            result.name, result.version, *tags.reproduction_tag(result.id, record)
+        )
+    except RegistryError as exc:
+        result.warnings.append(f"the outcome was not kept on the version: {exc}")

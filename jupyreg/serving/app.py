@@ -1,0 +1,282 @@
+"""The scoring app of ``jupyreg serve``: MLflow's scoring protocol (``/invocations`` with
+MLflow's own input parsing, prediction and output, ``/ping``, ``/health``) on FastAPI and
+uvicorn, as ``mlflow models serve`` runs it, over a ``Follower`` instead of one fixed model;
+plus ``/version`` (what is served), ``/metrics`` (Prometheus) and, with a secret, ``/webhook``
+(an MLflow webhook delivery makes the follower look at once). Every response carries
+``X-Model-Version``: for ``/invocations``, the version that answered it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request  # at module level: FastAPI resolves handler annotations here
+from fastapi.responses import JSONResponse, Response
+
+from jupyreg import compat
+
+if TYPE_CHECKING:
+    from jupyreg.serving.follower import Follower
+
+VERSION_HEADER = "X-Model-Version"
+CONFIG_ENV = "JUPYREG_SERVE_CONFIG"
+"""JSON settings a worker process builds its app from (``jupyreg serve --workers N``)."""
+
+
+class _Metrics:
+    """Requests, errors and latency per served version, and the version being served."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        labels = ["model", "version"]
+        self.requests = Counter(
+            "jupyreg_serve_requests", "Scoring requests", labels, registry=self.registry
+        )
+        self.errors = Counter(
+            "jupyreg_serve_errors", "Scoring requests that failed", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "jupyreg_serve_request_seconds",
+            "Scoring latency",
+            labels,
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.served = Gauge(
+            "jupyreg_serve_model_version",
+            "The version being served",
+            ["model"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.swaps = Counter(
+            "jupyreg_serve_swaps", "Versions swapped in", ["model"], registry=self.registry
+        )
+
+    def exposition(self) -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+
+
+def create_app(follower: Follower, *, webhook_secret: str | None = None) -> FastAPI:
+    """The scoring app serving whatever ``follower`` serves at each request."""
+    from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
+    from mlflow.exceptions import MlflowException
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    app = FastAPI(title=f"jupyreg serve {follower.name}")
+    app.add_middleware(_VersionHeader, follower=follower)
+    metrics = _Metrics()
+    metrics.served.labels(follower.name).set(follower.version)
+    timeout = MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()
+
+    @follower.on_change
+    def _swapped(new: Any, old: Any) -> None:
+        metrics.served.labels(follower.name).set(new.version)
+        metrics.swaps.labels(follower.name).inc()
+
+    async def ping() -> Response:
+        return Response(content="\n", status_code=200, media_type="application/json")
+
+    app.get("/ping")(ping)
+    app.get("/health")(ping)
+
+    @app.get("/version")
+    async def version() -> Response:
+        served = follower.current
+        body = {**served.describe(), "following": follower.following}
+        return JSONResponse(body, headers={VERSION_HEADER: str(served.version)})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(content=metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        served = follower.current  # this request's model, whatever swaps meanwhile
+        labels = (follower.name, str(served.version))
+        headers = {VERSION_HEADER: labels[1]}
+        started = time.perf_counter()
+        data = await request.body()
+        content_type = request.headers.get("content-type") or ""
+        try:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(compat.score, data, content_type, served.model),
+                timeout=timeout,
+            )
+            response = Response(
+                content=result.response,
+                status_code=result.status,
+                media_type=result.mimetype,
+                headers=headers,
+            )
+        except MlflowException as exc:
+            response = Response(
+                content=exc.serialize_as_json(),
+                status_code=exc.get_http_status_code(),
+                media_type="application/json",
+                headers=headers,
+            )
+        except TimeoutError:
+            response = Response(
+                content="Request processing time exceeded limit",
+                status_code=504,
+                media_type="application/json",
+                headers=headers,
+            )
+        metrics.requests.labels(*labels).inc()
+        if response.status_code >= 400:
+            metrics.errors.labels(*labels).inc()
+        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        return response
+
+    if webhook_secret:
+
+        @app.post("/webhook")
+        async def webhook(request: Request) -> Response:
+            from jupyreg.errors import InvalidSignature
+            from jupyreg.webhooks import stage_entry, verify
+
+            try:
+                payload = verify(dict(request.headers), await request.body(), webhook_secret)
+            except (InvalidSignature, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            entry = stage_entry(payload)
+            if entry is not None and entry.name == follower.name:
+                follower.check_now()
+            return JSONResponse({"ok": True})
+
+    return app
+
+
+class _VersionHeader:
+    """ASGI middleware: ``X-Model-Version`` on every response that has none yet (the
+    scoring route sets the version that answered; ``/ping``, errors, ... get the current)."""
+
+    def __init__(self, app: Any, follower: Follower) -> None:
+        self.app = app
+        self.follower = follower
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        current = str(self.follower.version).encode()
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(key.lower() == b"x-model-version" for key, _ in headers):
+                    headers.append((b"x-model-version", current))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``jupyreg serve --workers N`` worker, from ``JUPYREG_SERVE_CONFIG``."""
+    config = json.loads(os.environ[CONFIG_ENV])
+    follower = open_follower(**config["follower"])
+    return _frozen(create_app(follower, webhook_secret=config.get("webhook_secret")))
+
+
+def _frozen(app: FastAPI) -> FastAPI:
+    """Move what start-up allocated (MLflow, SQLAlchemy, the model) out of the garbage
+    collector's reach: each request allocates enough to trigger collections, whose cost
+    otherwise grows with that whole heap."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def open_follower(
+    name: str,
+    *,
+    stage: str | None,
+    alias: str | None,
+    poll_interval: float,
+    alert_url: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+    user: str | None,
+) -> Follower:
+    from jupyreg.registry import Registry
+    from jupyreg.serving.follower import follow
+
+    registry = Registry(tracking_uri, registry_uri, user=user)
+    return follow(
+        name,
+        stage,
+        alias=alias,
+        registry=registry,
+        poll_interval=poll_interval,
+        alert_url=alert_url,
+    )
+
+
+def serve(
+    name: str,
+    *,
+    stage: str | None = "Production",
+    alias: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 5001,
+    workers: int = 1,
+    poll_interval: float = 5.0,
+    alert_url: str | None = None,
+    webhook_secret: str | None = None,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    user: str | None = None,
+) -> None:
+    """Run the scoring server until interrupted (uvicorn, ``workers`` processes)."""
+    import uvicorn
+
+    settings = {
+        "stage": stage,
+        "alias": alias,
+        "poll_interval": poll_interval,
+        "alert_url": alert_url,
+        "tracking_uri": tracking_uri,
+        "registry_uri": registry_uri,
+        "user": user,
+    }
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers <= 1:
+        app = create_app(open_follower(name, **settings), webhook_secret=webhook_secret)
+        uvicorn.run(_frozen(app), **options)
+        return
+    import tempfile
+
+    from jupyreg.registry import Registry
+
+    registry = Registry(tracking_uri, registry_uri, user=user)
+    if alias:  # fail fast here rather than in every worker
+        registry.alias_target(name, alias)
+    elif registry.holder(name, stage or "Production") is None:
+        from jupyreg.errors import NotFound
+
+        raise NotFound(f"{name} has no version in {stage}: promote one first")
+    config = {"follower": {"name": name, **settings}, "webhook_secret": webhook_secret}
+    os.environ[CONFIG_ENV] = json.dumps(config)
+    with tempfile.TemporaryDirectory(prefix="jupyreg-serve-metrics-") as shared:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+        uvicorn.run(
+            "jupyreg.serving.app:app_from_environment", factory=True, workers=workers, **options
+        )

@@ -1,0 +1,316 @@
+"""``Follower``: a model that follows a stage (or alias) of a registered model.
+
+A background thread notices a change (polling every ``poll_interval`` seconds, or at once
+when ``check_now()`` is called, e.g. by a webhook), loads the new version, verifies it (its
+input schema does not break the served version's callers; it predicts on its own stored
+input example) and only then swaps it in, by replacing one reference: a caller that took
+``current`` keeps that model for the whole request. A version that fails to load or verify
+is never served; the old one keeps answering and an alert says why.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from jupyreg import lifecycle, schema, tags
+from jupyreg.errors import (
+    InvalidArgument,
+    NotFound,
+    NotServable,
+    RegistryError,
+    RegistryUnavailable,
+)
+
+if TYPE_CHECKING:
+    from jupyreg.registry import Registry
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded version: the MLflow pyfunc model and what ``/version`` says about it."""
+
+    name: str
+    version: int
+    model: Any
+    run_id: str | None
+    loaded_at: str
+    load_seconds: float
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "loaded_at": self.loaded_at,
+            "load_seconds": round(self.load_seconds, 3),
+            "lineage": self.lineage,
+        }
+
+
+Callback = Callable[[Served, "Served | None"], None]
+"""``callback(new, old)``, called after each swap."""
+
+
+class Follower:
+    """Serve the version of ``name`` in ``stage`` (or pointed at by ``alias``), swapping
+    versions as the registry moves them; ``predict``, ``version``, ``on_change``."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        stage: str | None = lifecycle.PRODUCTION,
+        *,
+        alias: str | None = None,
+        poll_interval: float = 5.0,
+        alert: Callable[[str], None] | None = None,
+        log: TextIO = sys.stderr,
+        start: bool = True,
+    ) -> None:
+        if poll_interval <= 0:
+            raise InvalidArgument(f"poll_interval must be positive, not {poll_interval!r}")
+        self.registry = registry
+        self.name = name
+        self.alias = alias
+        self.stage = None if alias else lifecycle.normalize_stage(stage or lifecycle.PRODUCTION)
+        self.poll_interval = poll_interval
+        self._alert = alert
+        self._log = log
+        self._callbacks: list[Callback] = []
+        self._refused: set[int] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        target = self._target()
+        if target is None:
+            raise NotFound(f"{name} has no version in {self.following}: promote one first")
+        self._current: Served = self._load(target, None)
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    @property
+    def following(self) -> str:
+        return f"alias {self.alias!r}" if self.alias else str(self.stage)
+
+    @property
+    def current(self) -> Served:
+        """The version being served; take it once per request and use it to the end."""
+        return self._current
+
+    @property
+    def version(self) -> int:
+        return self._current.version
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """The served model's prediction (MLflow pyfunc ``predict``)."""
+        model = self._current.model
+        return model.predict(data, params=params) if params else model.predict(data)
+
+    def on_change(self, callback: Callback) -> Callback:
+        """Call ``callback(new, old)`` after each swap (usable as a decorator)."""
+        self._callbacks.append(callback)
+        return callback
+
+    def check_now(self) -> None:
+        """Look for a change now instead of at the next poll (a webhook arrived)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._follow, name=f"jupyreg-follow-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # following -----------------------------------------------------------------------
+
+    def _target(self) -> int | None:
+        if self.alias:
+            return self.registry.alias_target(self.name, self.alias)
+        return self.registry.holder(self.name, self.stage or lifecycle.PRODUCTION)
+
+    def _follow(self) -> None:
+        unreachable = False
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+                if unreachable:
+                    self._say("the registry is back")
+                unreachable = False
+            except RegistryUnavailable as exc:
+                if not unreachable:
+                    self._say(f"{exc}; still serving v{self.version}, retrying")
+                unreachable = True
+            except RegistryError as exc:  # e.g. the alias was deleted: keep serving
+                self._say(f"{exc}; still serving v{self.version}")
+            except Exception as exc:  # nothing may stop the following; say what happened
+                self._say(f"unexpected {_short(exc)}; still serving v{self.version}")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def poll_once(self) -> bool:
+        """Swap in the version the registry now names, if it is new and servable; whether
+        a swap happened."""
+        target = self._target()
+        if target is None or target == self.version or target in self._refused:
+            return False
+        old = self._current
+        switch = sys.getswitchinterval()
+        # the loading thread holds the GIL in 5 ms slices by default, each a wait for the
+        # requests answered meanwhile: 1 ms slices shorten those waits during a swap
+        sys.setswitchinterval(min(switch, 0.001))
+        try:
+            new = self._load(target, old)
+        except NotServable as exc:
+            self._refused.add(target)
+            self._say(str(exc))
+            self._send(f"{exc}\nStill serving {self.name} v{old.version}.")
+            return False
+        finally:
+            sys.setswitchinterval(switch)
+        self._current = new  # the swap: one reference, atomic for every reader
+        self._say(
+            f"now serving v{new.version} (was v{old.version}; loaded in {new.load_seconds:.2f} s)"
+        )
+        for callback in list(self._callbacks):
+            try:
+                callback(new, old)
+            except Exception as exc:  # a caller's callback must not stop the follower
+                self._say(f"on_change callback failed: {exc!r}")
+        self._announce(new, old)
+        return True
+
+    def _load(self, version: int, current: Served | None) -> Served:
+        """Load and verify ``version``: NotServable when it cannot be served (or
+        RegistryUnavailable when the registry cannot be reached: try again later)."""
+        started = time.monotonic()
+        what = f"{self.name} v{version} ({self.following})"
+        try:
+            model = self.registry.load(self.name, version=version)
+        except RegistryUnavailable:
+            raise
+        except Exception as exc:  # a broken artifact fails in many ways: all mean "not this one"
+            raise NotServable(
+                f"{what} was not served: its model does not load ({_short(exc)}); fix or "
+                "re-register it and promote the new version"
+            ) from exc
+        served, candidate = (
+            (None, None) if current is None else (_inputs(current.model), _inputs(model))
+        )
+        if served is not None and candidate is not None:
+            broken = schema.breaking_changes(served, candidate)
+            if broken:
+                raise NotServable(
+                    f"{what} was not served: its input schema would break the callers of "
+                    f"v{current.version}: {', '.join(broken)}"
+                )
+        example = getattr(model, "input_example", None)
+        if example is not None:
+            try:
+                model.predict(example)
+            except Exception as exc:
+                raise NotServable(
+                    f"{what} was not served: it fails on its own input example ({_short(exc)})"
+                ) from exc
+        return Served(
+            name=self.name,
+            version=version,
+            model=model,
+            run_id=getattr(model.metadata, "run_id", None),
+            loaded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            load_seconds=time.monotonic() - started,
+            lineage=self._lineage(version),
+        )
+
+    def _lineage(self, version: int) -> dict[str, Any]:
+        try:
+            mv = self.registry.get(self.name, version)
+        except RegistryError:
+            return {}
+        fields = mv.lineage_fields
+        return {
+            "stage": mv.stage,
+            "author": mv.author,
+            "git_commit": fields.get("git.commit"),
+            "git_dirty": fields.get("git.dirty"),
+            "datasets": {k: v for k, v in fields.items() if k.startswith("data.")},
+            "metrics": mv.metrics,
+            "input_schema": schema.summary(mv.tags.get(tags.SCHEMA_TAG)),
+        }
+
+    def _announce(self, new: Served, old: Served) -> None:
+        if self._alert is None:
+            return
+        from jupyreg.alerts import change_details
+
+        stage = self.stage or lifecycle.PRODUCTION
+        lines = [f"now serving {self.name} v{new.version} ({self.following}; was v{old.version})"]
+        lines += change_details(self.registry, self.name, stage, new.version, old.version)
+        self._send("\n".join(lines))
+
+    def _send(self, text: str) -> None:
+        if self._alert is not None:
+            self._alert(text)
+
+    def _say(self, text: str) -> None:
+        print(f"jupyreg serve {self.name}: {text}", file=self._log, flush=True)
+
+
+def _inputs(model: Any) -> list[schema.Input] | None:
+    inputs = model.metadata.get_input_schema()
+    return None if inputs is None else schema.from_signature_inputs(inputs)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def follow(
+    name: str,
+    stage: str | None = lifecycle.PRODUCTION,
+    *,
+    alias: str | None = None,
+    registry: Registry | None = None,
+    poll_interval: float = 5.0,
+    alert_url: str | None = None,
+) -> Follower:
+    """A handle serving the version of ``name`` in ``stage`` (or at ``alias``) and following
+    it: ``.predict(data)``, ``.version``, ``.on_change(callback)``; ``registry`` defaults to
+    ``jupyreg.Registry()`` as configured (MLFLOW_TRACKING_URI, ...)."""
+    from jupyreg.alerts import post
+    from jupyreg.registry import Registry
+
+    alert = None
+    if alert_url:
+
+        def alert(text: str) -> None:
+            post(alert_url, text, {"model": name}, who=f"jupyreg {name}")
+
+    return Follower(
+        registry or Registry(),
+        name,
+        stage,
+        alias=alias,
+        poll_interval=poll_interval,
+        alert=alert,
+    )
