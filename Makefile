@@ -25,7 +25,7 @@ E2E = slow or server or e2e
 timed = @t0=$$(date +%s); $(2); rc=$$?; \
 	echo "make: $(1) took $$(( $$(date +%s) - t0 )) s (exit $$rc)"; exit $$rc
 
-.PHONY: demo test lint test-fast test-e2e test-oldest contract-oldest ui-test
+.PHONY: demo test lint test-fast test-e2e test-oldest oldest-venv contract-oldest ui-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/jupyreg demo $(if $(DIR),--dir $(DIR))
 
-# In this order, stopping at the first failing stage (`make -k test` runs every stage).
-test: test-fast test-e2e ui-test test-oldest
+# Three phases, stopping at the first that fails; in each, two jobs share the machine
+# (their output is printed whole as each ends): stage 1 while the oldest MLflow's
+# virtualenv is built; stage 2 beside the Galata UI tests; then the contract tests on the
+# oldest MLflow. One stage alone: `make test-fast`, `test-e2e`, `ui-test`, `test-oldest`.
+PHASE = $(MAKE) --no-print-directory -j2 --output-sync=target
+test: $(STAMP)
+	@$(PHASE) test-fast oldest-venv
+	@$(PHASE) test-e2e ui-test
+	@$(MAKE) --no-print-directory test-oldest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -56,6 +63,9 @@ test-e2e: $(STAMP)
 
 # The contract tests on the oldest supported MLflow, in a second virtualenv (pip reuses
 # its cache). Skipped only while tests/contract/ does not exist.
+oldest-venv:
+	@if [ -d tests/contract ]; then $(MAKE) --no-print-directory $(OLDEST_STAMP); fi
+
 test-oldest:
 	@if [ -d tests/contract ]; then \
 		$(MAKE) --no-print-directory $(OLDEST_STAMP) && $(MAKE) --no-print-directory contract-oldest; \

@@ -27,11 +27,11 @@ MODELS = 10
 
 
 def main(argv: Sequence[str] | None = None) -> list[c.Row]:
-    p = c.parser(__doc__, default_repeat=5)
+    p = c.parser(__doc__, default_repeat=9)
     p.add_argument("--versions", type=int, default=0, help="default 1,000 (smoke 50)")
     p.add_argument("--profile", action="store_true", help="cProfile one reg.search call")
     args = p.parse_args(argv)
-    repeat = c.repeats(args, 5)
+    repeat = c.repeats(args, 9)
     count = args.versions or (50 if args.smoke else 1_000)
     c.quiet_mlflow()
     with c.workdir("search") as root:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyreg.entities import PERMISSIONS
 from jupyreg.errors import InvalidArgument
 from jupyreg.store import Store, experiment_id
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_user(store: Store, username: str, password: str) -> None:
@@ -52,3 +55,37 @@ def _user_admin(store: Store, what: str) -> Iterator[Any]:
 
     with store.translated(what):
         yield AuthServiceClient(uri)
+
+
+class TeamAdmin:
+    """``Registry``'s team-server administration: users, permissions and webhooks."""
+
+    _store: Store
+
+    def add_user(self, username: str, password: str) -> None:
+        """Create a user on the tracking server (needs an admin's credentials)."""
+        add_user(self._store, username, password)
+
+    def grant(self, username: str, name: str, permission: str) -> None:
+        """Give ``username`` READ, EDIT, MANAGE or NO_PERMISSIONS on model ``name`` and its
+        experiment (made if missing); granting again changes the permission."""
+        grant(self._store, username, name, permission)
+
+    def add_webhook(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        events: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> Any:
+        """Register an MLflow webhook (signed with ``secret``) for stage-change events;
+        ``jupyreg.webhooks`` says which event means what and verifies deliveries."""
+        from jupyreg.webhooks import add_webhook
+
+        return add_webhook(self._store, url, secret=secret, events=events, name=name)
+
+    def webhooks(self) -> pd.DataFrame:
+        from jupyreg.webhooks import webhooks_frame
+
+        return webhooks_frame(self._store)

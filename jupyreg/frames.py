@@ -9,7 +9,7 @@ current metrics only for a version made outside jupyreg; see ``queries.model_ver
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, tags
@@ -149,3 +149,49 @@ def requests_frame(requests: Sequence[Request]) -> pd.DataFrame:
         for r in requests
     ]
     return _frame(rows, REQUEST_COLUMNS, ["version"])
+
+
+def search_frame(versions: Sequence[ModelVersion]) -> pd.DataFrame:
+    """``versions_frame`` of versions of several models, with their ``name`` first."""
+    frame = versions_frame(versions)
+    frame.insert(0, "name", [mv.name for mv in versions])
+    return frame
+
+
+class DataFrameViews:
+    """``Registry``'s notebook views: DataFrames built from its typed reads."""
+
+    _queries: Any
+    _store: Any
+
+    def search(self, expr: str) -> pd.DataFrame:
+        """Versions of every model matching an MLflow-style filter, e.g. ``"test.auc > 0.9
+        and stage = 'Production'"`` (``jupyreg.search``); one row each, ``name`` first."""
+        from jupyreg.search import search_records
+
+        return search_frame(search_records(self._store, expr))
+
+    def models(self) -> pd.DataFrame:
+        """One row per registered model: latest version and current stage holders."""
+        return models_frame(self.model_records())
+
+    def versions(self, name: str) -> pd.DataFrame:
+        """One row per version: stage, aliases, created, author, ``metrics.*``, lineage."""
+        return versions_frame(self.version_records(name))
+
+    def compare(self, name: str, versions: Iterable[int | str] | None = None) -> pd.DataFrame:
+        """Rows are fields (stage, metrics.*, params.*, lineage), columns are versions; the
+        boolean ``differs`` column marks the fields whose values are not all equal."""
+        return compare_frame(self.version_records(name, versions))
+
+    def history(self, name: str, version: int | str | None = None) -> pd.DataFrame:
+        """Every stage change of the model (or one version), oldest first."""
+        return history_frame(self.history_records(name, version))
+
+    def requests(self, name: str | None = None, status: str | None = "pending") -> pd.DataFrame:
+        """Promotion requests (pending by default; ``status=None`` for all)."""
+        return requests_frame(self.request_records(name, status))
+
+    def policy_history(self, name: str) -> pd.DataFrame:
+        """Every change of the model's policy, oldest first: at, author, reason, policy."""
+        return policy_changes_frame(self._queries.policy_changes(name))

@@ -211,3 +211,45 @@ def _changed_since_registration(
         "run metrics changed since registration (the gates judge the registered values): "
         + "; ".join(changed)
     ]
+
+
+class TypedReads:
+    """``Registry``'s typed reads: the records every front end consumes."""
+
+    _queries: Queries
+
+    def model_records(self) -> list[RegisteredModel]:
+        return self._queries.models()
+
+    def version_records(
+        self, name: str, versions: Iterable[int | str] | None = None
+    ) -> list[ModelVersion]:
+        """Versions of ``name`` (all, or those listed), oldest first."""
+        return self._queries.versions(name, versions)
+
+    def history_records(self, name: str, version: int | str | None = None) -> list[TransitionEvent]:
+        return self._queries.history(name, version)
+
+    def request_records(
+        self, name: str | None = None, status: str | None = "pending"
+    ) -> list[Request]:
+        return self._queries.requests(name, status)
+
+    def get(self, name: str, version: int | str) -> ModelVersion:
+        return self._queries.get(name, version)
+
+    def get_request(self, request_id: str) -> Request:
+        """A request by id, whatever its status."""
+        return self._queries.request(request_id)
+
+    def holder(self, name: str, stage: str = "Production") -> int | None:
+        """The version now in ``stage``, else None."""
+        return self._queries.holder(name, stage)
+
+    def alias_target(self, name: str, alias: str) -> int:
+        """The version ``alias`` points at; NotFound when the model has no such alias."""
+        return self._queries.alias_target(name, alias)
+
+    def stage_at(self, name: str, stage: str, when: datetime | str) -> int | None:
+        """The version that held ``stage`` at ``when`` (newest entrant if several), from history."""
+        return self._queries.stage_at(name, stage, when)

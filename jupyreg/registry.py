@@ -11,17 +11,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jupyreg import frames, lifecycle, registration, reproduce, settings
+from jupyreg import lifecycle, registration, reproduce, settings
+from jupyreg.admin import TeamAdmin
 from jupyreg.backend import Authorise, Backend, LocalBackend, open_backend
-from jupyreg.entities import ModelVersion, RegisteredModel
+from jupyreg.entities import ModelVersion
 from jupyreg.errors import InvalidArgument, NotFound, RegistryError
+from jupyreg.frames import DataFrameViews
 from jupyreg.identity import resolve_user
-from jupyreg.lifecycle import Policy, Request, TransitionEvent
-from jupyreg.queries import Queries, version_number
+from jupyreg.lifecycle import Policy, Request
+from jupyreg.queries import Queries, TypedReads, version_number
 from jupyreg.store import Store
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from jupyreg.staleness import Staleness
 
 
-class Registry:
+class Registry(TypedReads, DataFrameViews, TeamAdmin):
     """A model registry with a Staging → Production → Archived lifecycle, over MLflow.
 
     Settings: the arguments, else ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` /
@@ -123,74 +124,6 @@ class Registry:
             why = reason or f"registered into {target}"
             return self._backend.transition(prepared.name, state.version, target, why)
         return self.get(prepared.name, state.version)
-
-    # typed reads -------------------------------------------------------------------
-
-    def model_records(self) -> list[RegisteredModel]:
-        return self._queries.models()
-
-    def version_records(
-        self, name: str, versions: Iterable[int | str] | None = None
-    ) -> list[ModelVersion]:
-        """Versions of ``name`` (all, or those listed), oldest first."""
-        return self._queries.versions(name, versions)
-
-    def history_records(self, name: str, version: int | str | None = None) -> list[TransitionEvent]:
-        return self._queries.history(name, version)
-
-    def request_records(
-        self, name: str | None = None, status: str | None = "pending"
-    ) -> list[Request]:
-        return self._queries.requests(name, status)
-
-    def get(self, name: str, version: int | str) -> ModelVersion:
-        return self._queries.get(name, version)
-
-    def get_request(self, request_id: str) -> Request:
-        """A request by id, whatever its status."""
-        return self._queries.request(request_id)
-
-    def holder(self, name: str, stage: str = "Production") -> int | None:
-        """The version now in ``stage``, else None."""
-        return self._queries.holder(name, stage)
-
-    def alias_target(self, name: str, alias: str) -> int:
-        """The version ``alias`` points at; NotFound when the model has no such alias."""
-        return self._queries.alias_target(name, alias)
-
-    def stage_at(self, name: str, stage: str, when: datetime | str) -> int | None:
-        """The version that held ``stage`` at ``when`` (newest entrant if several), from history."""
-        return self._queries.stage_at(name, stage, when)
-
-    # DataFrame views ---------------------------------------------------------------
-
-    def search(self, expr: str) -> pd.DataFrame:
-        """Versions of every model matching an MLflow-style filter, e.g. ``"test.auc > 0.9
-        and stage = 'Production'"`` (``jupyreg.search``); one row each, ``name`` first."""
-        from jupyreg.search import search_frame, search_records
-
-        return search_frame(search_records(self._store, expr))
-
-    def models(self) -> pd.DataFrame:
-        """One row per registered model: latest version and current stage holders."""
-        return frames.models_frame(self.model_records())
-
-    def versions(self, name: str) -> pd.DataFrame:
-        """One row per version: stage, aliases, created, author, ``metrics.*``, lineage."""
-        return frames.versions_frame(self.version_records(name))
-
-    def compare(self, name: str, versions: Iterable[int | str] | None = None) -> pd.DataFrame:
-        """Rows are fields (stage, metrics.*, params.*, lineage), columns are versions; the
-        boolean ``differs`` column marks the fields whose values are not all equal."""
-        return frames.compare_frame(self.version_records(name, versions))
-
-    def history(self, name: str, version: int | str | None = None) -> pd.DataFrame:
-        """Every stage change of the model (or one version), oldest first."""
-        return frames.history_frame(self.history_records(name, version))
-
-    def requests(self, name: str | None = None, status: str | None = "pending") -> pd.DataFrame:
-        """Promotion requests (pending by default; ``status=None`` for all)."""
-        return frames.requests_frame(self.request_records(name, status))
 
     def load(
         self,
@@ -329,10 +262,6 @@ class Registry:
         why = lifecycle.check_text(reason or "", "the reason of a policy change")
         return self._backend.set_policy(name, policy, why)
 
-    def policy_history(self, name: str) -> pd.DataFrame:
-        """Every change of the model's policy, oldest first: at, author, reason, policy."""
-        return frames.policy_changes_frame(self._queries.policy_changes(name))
-
     def check(
         self, name: str | None = None, repair: bool = False, repo_path: str | None = "."
     ) -> pd.DataFrame:
@@ -358,41 +287,6 @@ class Registry:
         """Finish, forward, every lifecycle step a crash interrupted (a server does it as
         it starts; any later step of the model would do it too)."""
         self._backend.finish(name)
-
-    # team server and CI/CD ---------------------------------------------------------
-
-    def add_user(self, username: str, password: str) -> None:
-        """Create a user on the tracking server (needs an admin's credentials)."""
-        from jupyreg import admin
-
-        admin.add_user(self._store, username, password)
-
-    def grant(self, username: str, name: str, permission: str) -> None:
-        """Give ``username`` READ, EDIT, MANAGE or NO_PERMISSIONS on model ``name`` and its
-        experiment (made if missing); granting again changes the permission."""
-        from jupyreg import admin
-
-        admin.grant(self._store, username, name, permission)
-
-    def add_webhook(
-        self,
-        url: str,
-        *,
-        secret: str | None = None,
-        events: Sequence[str] | None = None,
-        name: str | None = None,
-    ) -> Any:
-        """Register an MLflow webhook (signed with ``secret``) for stage-change events;
-        ``jupyreg.webhooks`` says which event means what and verifies deliveries."""
-        from jupyreg.webhooks import add_webhook
-
-        return add_webhook(self._store, url, secret=secret, events=events, name=name)
-
-    def webhooks(self) -> pd.DataFrame:
-        from jupyreg.webhooks import webhooks_frame
-
-        return webhooks_frame(self._store)
-
 
 def _authenticated_user(uri: str) -> str | None:
     """The user a tracking server will authenticate (MLflow's basic-auth credentials)."""

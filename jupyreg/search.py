@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jupyreg import frames, lifecycle, tags
+from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion
 from jupyreg.errors import InvalidArgument
 from jupyreg.queries import model_version
 from jupyreg.store import Store, quote
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 _CLAUSE = re.compile(
     r"""\s*(?P<field>(?:\w+\.)?`[^`]+`|[A-Za-z_][\w.\-]*)
@@ -61,8 +61,7 @@ class Clause:
     kind: str  # "attribute", "tag", "metric" or "param"
     key: str  # the attribute, the tag key, the metric or the param name
     op: str
-    value: str | float
-    quoted: bool  # the value was a string literal
+    value: str | float  # a text (quoted, or a bare word) or a number
 
     def version_filter(self) -> str | None:
         """This clause in ``search_model_versions`` syntax, where MLflow can judge it."""
@@ -76,7 +75,7 @@ class Clause:
 
     def run_filter(self) -> str | None:
         """This clause in ``search_runs`` syntax, where MLflow can judge it."""
-        if self.kind == "metric" and not self.quoted and self.op in _ORDER:
+        if self.kind == "metric" and isinstance(self.value, float) and self.op in _ORDER:
             return f"metrics.`{self.key}` {self.op} {self.value}"
         if self.kind == "param" and self.op in _TEXT_OPS and self._text_exact():
             return f"params.`{self.key}` {self.op} {quote(self._text())}"
@@ -94,7 +93,7 @@ class Clause:
             return re.fullmatch(pattern, str(actual), flags) is not None
         compare = _ORDER[self.op]
         number = _number(actual)
-        if not self.quoted and number is not None and isinstance(self.value, float):
+        if isinstance(self.value, float) and number is not None:
             return compare(number, self.value)
         return compare(str(actual), self._text())
 
@@ -119,7 +118,7 @@ class Clause:
     def _text_exact(self) -> bool:
         """Whether the stored text of an equal value is this value's text (a number written
         as ``0.50`` may be stored as ``0.5``: judged client-side only)."""
-        return self.quoted or isinstance(self.value, str) or self.value.is_integer()
+        return isinstance(self.value, str) or self.value.is_integer()
 
 
 def parse(expr: str) -> list[Clause]:
@@ -150,14 +149,13 @@ def _bad(expr: str, pos: int) -> str:
 
 
 def _clause(field: str, op: str, literal: str) -> Clause:
-    quoted = literal[0] in "'\""
     value: str | float
-    if quoted:
+    if literal[0] in "'\"":
         value = re.sub(r"\\(.)", r"\1", literal[1:-1])
     elif literal.lower() in ("true", "false"):
-        value, quoted = literal.lower(), True
+        value = literal.lower()
     elif literal[0].isalpha() or literal[0] == "_":  # a bare word, as a shell leaves 'it'
-        value, quoted = literal, True
+        value = literal
     else:
         value = float(literal)
     prefix, _, rest = field.partition(".")
@@ -165,21 +163,21 @@ def _clause(field: str, op: str, literal: str) -> Clause:
     field = field.strip("`")
     if prefix in ("tags", "metrics", "params") and rest:
         kind = {"tags": "tag", "metrics": "metric", "params": "param"}[prefix]
-        return _checked(Clause(kind, rest, op, value, quoted))
+        return _checked(Clause(kind, rest, op, value))
     if field in _ATTRIBUTES:
-        if field == "version" and (quoted or op not in _ORDER):
+        if field == "version" and (isinstance(value, str) or op not in _ORDER):
             raise InvalidArgument(f"version {op} {literal}: compare version with a number")
-        return Clause("attribute", field, op, value, quoted)
+        return Clause("attribute", field, op, value)
     key = tags.search_tag_key(field)
     if key == tags.STAGE_TAG and op in ("=", "!="):
         value = lifecycle.normalize_stage(str(value))
     if key is not None:
-        return Clause("tag", key, op, value, True if key == tags.STAGE_TAG else quoted)
-    return _checked(Clause("metric", field, op, value, quoted))
+        return Clause("tag", key, op, value)
+    return _checked(Clause("metric", field, op, value))
 
 
 def _checked(clause: Clause) -> Clause:
-    if clause.kind == "metric" and (clause.quoted or clause.op not in _ORDER):
+    if clause.kind == "metric" and (isinstance(clause.value, str) or clause.op not in _ORDER):
         raise InvalidArgument(
             f"metric {clause.key} {clause.op} {clause.value!r}: compare a metric with a number "
             f"using one of {' '.join(_ORDER)}"
@@ -208,10 +206,3 @@ def search_records(store: Store, expr: str) -> list[ModelVersion]:
     aliases = store.many_aliases(s.name for s in states)
     found = (model_version(s, runs.get(s.run_id or ""), aliases[s.name]) for s in states)
     return [mv for mv in found if all(c.matches(mv) for c in clauses)]
-
-
-def search_frame(versions: Sequence[ModelVersion]) -> pd.DataFrame:
-    """``frames.versions_frame`` of versions of several models, with their ``name`` first."""
-    frame = frames.versions_frame(versions)
-    frame.insert(0, "name", [mv.name for mv in versions])
-    return frame

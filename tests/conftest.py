@@ -56,33 +56,57 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
 }
 
 
-# Both stages run on pytest-xdist workers (`make test`), a module at a time per worker
-# (`--dist loadgroup`: a module's fixtures are made once), and a module parametrised by
-# backend as one unit per backend. Modules start longest first, so that the short ones fill
-# in beside the long ones: rough seconds on a quiet 2-core machine, from `--durations`.
-MODULE_SECONDS: dict[str, int] = {}
-SPLIT_BY_PARAM: dict[str, str] = {"test_attacks.py": "deployed"}  # module -> fixture
+# Both stages run on pytest-xdist workers (`make test`, `--dist loadgroup`). The unit a
+# worker takes is a test, or, where tests share a module-scoped fixture (a server, a
+# cluster), the module (one unit per value of a parametrised module fixture, e.g. attacks
+# on SQLite and on PostgreSQL), so that the fixture is made once. Units start longest first
+# so that the short ones fill in beside them: rough seconds on a quiet 2-core machine (from
+# `--durations`), by test node id or by module path, relative to tests/.
+LONGEST_FIRST: dict[str, int] = {
+    "test_binder.py::test_a_fresh_environment_from_binder_spec_runs_post_build_and_the_notebooks":
+    400,
+    "test_team_server.py": 380,
+    "test_faults.py::test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step": 280,
+    "test_faults.py::test_kill_9_at_random_points_of_lifecycle_steps_embedded": 260,
+    "test_benchmarks_smoke.py::test_benchmark_scripts_run_and_print_their_ratios": 200,
+    "test_serve.py": 150,
+    "test_attacks.py": 100,
+    "test_reproduce.py": 100,
+    "test_notebooks.py::test_team_server": 80,
+    "test_fuzz.py": 80,
+    "test_concurrency.py": 60,
+    "test_notebooks.py::test_cicd_and_alerts": 40,
+}
 
 
-def _module(item: pytest.Item) -> str | None:
-    try:
-        return Path(item.path).resolve().relative_to(TESTS).as_posix()
-    except ValueError:  # a test outside tests/ (e.g. given on the command line)
-        return None
+def _worker_unit(item: pytest.Item, module: str) -> str:
+    shared = [
+        name
+        for name, defs in item._fixtureinfo.name2fixturedefs.items()
+        if defs and defs[-1].scope == "module"
+    ]
+    if not shared:
+        return item.nodeid
+    params = getattr(item, "callspec", None)
+    values = [str(params.params[name]) for name in shared if params and name in params.params]
+    return module + "".join(f"[{value}]" for value in values)
+
+
+def _seconds(item: pytest.Item) -> int:
+    test = item.nodeid.split("tests/", 1)[-1].split("[", 1)[0]
+    return LONGEST_FIRST.get(test, LONGEST_FIRST.get(test.split("::", 1)[0], 0))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        module = _module(item)
-        if module is None:
+        try:
+            module = Path(item.path).resolve().relative_to(TESTS).as_posix()
+        except ValueError:  # a test outside tests/ (e.g. given on the command line)
             continue
         for mark in STAGE2_MARKS.get(module, ()):
             item.add_marker(mark)
-        group = module
-        if module in SPLIT_BY_PARAM and hasattr(item, "callspec"):
-            group += f"[{item.callspec.params.get(SPLIT_BY_PARAM[module])}]"
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: -MODULE_SECONDS.get(_module(item) or "", 0))  # stable
+        item.add_marker(pytest.mark.xdist_group(_worker_unit(item, module)))
+    items.sort(key=lambda item: -_seconds(item))  # stable: a module's order is kept
 
 
 def model_state(uri: str, name: str) -> dict:
@@ -246,7 +270,7 @@ class MlflowServer:
             start_new_session=True,  # stop() signals the CLI and its uvicorn worker together
         )
         log.close()
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded machine (parallel test workers)
         while True:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:

@@ -24,7 +24,7 @@ S3_ENV = {
 }
 
 
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -125,6 +125,7 @@ def test_a_fresh_environment_from_binder_spec_runs_post_build_and_the_notebooks(
         "install",
         "-q",
         "--disable-pip-version-check",
+        "--no-compile",  # byte-compiling ~250 packages is minutes of CPU, and not under test
     ]
     subprocess.run([*pip, "-r", str(repo / "binder" / "requirements.txt")], check=True)
 

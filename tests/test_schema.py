@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from jupyreg import schema
+from jupyreg import Registry, schema
 from jupyreg.errors import InvalidArgument, PolicyViolation
 from jupyreg.lifecycle import Policy
 from jupyreg.schema import Input
@@ -30,6 +30,17 @@ def fitted(columns: list[str], c: float = 1.0) -> LogisticRegression:
 def register(reg, columns: list[str], *, example: bool = True, c: float = 1.0) -> int:
     example_frame = FRAME[columns].head(2) if example else None
     return reg.register(fitted(columns, c), NAME, input_example=example_frame).version
+
+
+@pytest.fixture
+def alice(sqlite_uri: str) -> Registry:
+    """No model cards (written on entering Production): these tests promote often."""
+    return Registry(sqlite_uri, user="alice", publish_cards=False)
+
+
+@pytest.fixture
+def bob(sqlite_uri: str) -> Registry:
+    return Registry(sqlite_uri, user="bob", publish_cards=False)
 
 
 def to_production(alice, bob, version: int) -> None:

@@ -77,7 +77,7 @@ def test_commits_touching_only_unrelated_files_are_not_counted(
 ) -> None:
     commit(project, {"README.md": "# fraud\n\nmore\n"})
     commit(project, {"docs/guide.md": "how to\n", ".github/workflows/ci.yml": "on: push\n"})
-    commit(project, {"notes/figure.svg": "<svg/>\n", ".gitignore": "mlflow.db*\nmlruns/\n"})
+    commit(project, {"notes/figure.svg": "<svg/>\n", ".gitignore": "mlflow.db*\nmlartifacts/\n"})
 
     found = staleness(alice, NAME, project)
     assert found.commits_behind == 0 and not found.stale

@@ -14,7 +14,13 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from jupyreg.errors import InvalidArgument, RegistryError, http_status
-from jupyreg.lab.serialize import error_body, event_comments, request_review, version_extras
+from jupyreg.lab.serialize import (
+    error_body,
+    event_comments,
+    request_review,
+    staleness_json,
+    version_extras,
+)
 from jupyreg.lab.settings import JupyRegServer
 from jupyreg.serialize import to_json
 
@@ -81,8 +87,16 @@ class IdentityHandler(RegistryHandler):
 class ModelsHandler(RegistryHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        models = await self.call(lambda registry: registry.model_records())
-        self.reply({"models": to_json(models)})
+        """The models, each with ``staleness``: its Production against the git + DVC
+        repository of the server's root directory (None without a Production version)."""
+        root = self.root_dir
+        models, stale = await self.call(lambda registry: _models_with_staleness(registry, root))
+        self.reply({"models": [{**m, "staleness": stale.get(m["name"])} for m in to_json(models)]})
+
+    @property
+    def root_dir(self) -> str:
+        """The directory the Jupyter server serves (its notebooks' repository)."""
+        return str(self.settings.get("server_root_dir") or ".")
 
 
 class VersionsHandler(RegistryHandler):
@@ -98,6 +112,28 @@ class VersionsHandler(RegistryHandler):
             {
                 "name": name,
                 "versions": [version_extras(v, pending) for v in to_json(versions)],
+            }
+        )
+
+
+class CardHandler(RegistryHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        """The model card (of ``?version=N``, else of Production): the whole Markdown, and
+        its YAML front matter and body apart, for the sidebar to render the body."""
+        from jupyreg.card import model_card
+        from jupyreg.widgets.markup import split_front_matter
+
+        version = self.get_query_argument("version", None) or None
+        card = await self.call(lambda registry: model_card(registry, name, version))
+        front_matter, body = split_front_matter(card)
+        self.reply(
+            {
+                "name": name,
+                "version": version,
+                "card": card,
+                "front_matter": front_matter,
+                "body": body,
             }
         )
 
@@ -169,6 +205,15 @@ def _requests_for_review(
     return requests, {n: registry.version_records(n) for n in names}
 
 
+def _models_with_staleness(
+    registry: Registry, root: str
+) -> tuple[list[Any], dict[str, dict[str, Any] | None]]:
+    models = registry.model_records()
+    return models, {
+        m.name: staleness_json(registry, m.name, root) for m in models if m.production is not None
+    }
+
+
 def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -183,6 +228,7 @@ def setup_handlers(web_app: Any, settings: JupyRegServer) -> None:
         ("models", ModelsHandler),
         ("models/(?P<name>[^/]+)/versions", VersionsHandler),
         ("models/(?P<name>[^/]+)/history", HistoryHandler),
+        ("models/(?P<name>[^/]+)/card", CardHandler),
         ("requests", RequestsHandler),
         ("requests/(?P<request_id>[^/]+)/(?P<decision>approve|reject)", DecisionHandler),
     ]

@@ -14,6 +14,7 @@ from jupyreg.widgets.numbers import metric_deltas
 if TYPE_CHECKING:
     from jupyreg.entities import ModelVersion
     from jupyreg.lifecycle import Request
+    from jupyreg.registry import Registry
 
 # Python-call advice in registry messages, and what a sidebar user does instead.
 _GUI_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -22,6 +23,7 @@ _GUI_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
         "needs a reason: write why in the Reason box",
     ),
     (re.compile(r"\s*\((?:run|CLI:)[^)]*\)"), ""),
+    (re.compile(r"\s*\(reg\.\w+\([^()]*\)\)"), ""),
 )
 _PYTHON_CLAUSE = re.compile(r"(?:reg\.\w+\(|\w+=\.\.\.|\w+='|%%?register|Registry\()")
 
@@ -101,3 +103,38 @@ def event_comments(event_json: dict[str, Any], requests: Mapping[str, Request]) 
                 {"by": request.decided_by, "at": request.decided_at, "comment": request.comment}
             )
     return {**event_json, "comments": comments}
+
+
+def staleness_json(registry: Registry, name: str, root: str) -> dict[str, Any] | None:
+    """Whether ``name``'s Production is stale against the git + DVC repository at ``root``
+    (the Jupyter server's root directory): ``{stale, summary, version, commits_behind,
+    changed_data, age_days, warnings}``; None without a Production version. Never raises:
+    a failure to measure is reported as ``stale`` None with the reason as its summary (no
+    git repository is not one: ``commits_behind`` is None, with a warning)."""
+    from jupyreg.errors import NotFound
+    from jupyreg.staleness import staleness
+
+    try:
+        found = staleness(registry, name, root)
+    except NotFound:
+        return None
+    except Exception as exc:  # the model listing must never fail for it
+        reason = f"staleness unknown: {type(exc).__name__}: {str(exc).strip()[:300]}"
+        return {
+            "stale": None,
+            "summary": reason,
+            "version": None,
+            "commits_behind": None,
+            "changed_data": [],
+            "age_days": None,
+            "warnings": [reason],
+        }
+    return {
+        "stale": found.stale,
+        "summary": found.summary(),
+        "version": found.version,
+        "commits_behind": found.commits_behind,
+        "changed_data": list(found.changed_data),
+        "age_days": round(found.age_days, 3),
+        "warnings": list(found.warnings),
+    }

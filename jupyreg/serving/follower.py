@@ -54,7 +54,7 @@ class Served:
         }
 
 
-Callback = Callable[[Served, "Served | None"], None]
+Callback = Callable[[Served, Served], None]
 """``callback(new, old)``, called after each swap."""
 
 
@@ -221,7 +221,8 @@ class Follower:
             if broken:
                 raise NotServable(
                     f"{what} was not served: its input schema would break the callers of "
-                    f"v{current.version}: {', '.join(broken)}"
+                    f"v{current.version}: {', '.join(broken)}; register a version that accepts "
+                    "what they send (the require_compatible_schema gate catches this earlier)"
                 )
         example = getattr(model, "input_example", None)
         if example is not None:
@@ -229,7 +230,8 @@ class Follower:
                 model.predict(example)
             except Exception as exc:
                 raise NotServable(
-                    f"{what} was not served: it fails on its own input example ({_short(exc)})"
+                    f"{what} was not served: it fails on its own input example ({_short(exc)}); "
+                    "fix the model or its example and register it again"
                 ) from exc
         return Served(
             name=self.name,
@@ -272,7 +274,7 @@ class Follower:
             self._alert(text)
 
     def _say(self, text: str) -> None:
-        print(f"jupyreg serve {self.name}: {text}", file=self._log, flush=True)
+        print(f"jupyreg {self.name}: {text}", file=self._log, flush=True)
 
 
 def _inputs(model: Any) -> list[schema.Input] | None:

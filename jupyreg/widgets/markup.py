@@ -7,6 +7,7 @@ the theme's text colour, so the panels read in light and dark themes alike."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
@@ -24,6 +25,8 @@ BETTER_COLOUR = "var(--jp-success-color1, #047857)"
 WORSE_COLOUR = "var(--jp-error-color1, #b91c1c)"
 MUTED_COLOUR = "var(--jp-ui-font-color2, #6b7280)"
 WARN_COLOUR = "var(--jp-warn-color1, #b45309)"
+REPRODUCED_TEXT = {"passed": "reproduced", "failed": "reproduction failed"}
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 _CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid var(--jp-border-color2, #e5e7eb)"
 
 
@@ -33,6 +36,27 @@ def stage_badge(stage: str) -> str:
         f"<span style='color:white;background:{colour};border-radius:3px;"
         f"padding:0 4px;font-size:90%'>{escape(stage)}</span>"
     )
+
+
+def reproduced_badge(status: str | None) -> str:
+    """A version's latest reproduction (``passed`` / ``failed``); empty when never run."""
+    if status not in REPRODUCED_TEXT:
+        return ""
+    colour = BETTER_COLOUR if status == "passed" else WORSE_COLOUR
+    return (
+        f"<span class='jupyreg-reproduced' data-reproduced='{status}' style='"
+        f"border:1px solid {colour};border-radius:3px;padding:0 4px;font-size:90%;"
+        f"color:var(--jp-ui-font-color1, inherit)'>{'✓' if status == 'passed' else '✗'} "
+        f"{REPRODUCED_TEXT[status]}</span>"
+    )
+
+
+def split_front_matter(card: str) -> tuple[str, str]:
+    """A model card's YAML front matter (without its ``---`` fences) and its Markdown body."""
+    match = _FRONT_MATTER.match(card)
+    if not match:
+        return "", card
+    return match.group(1), card[match.end() :].lstrip("\r\n")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], raw: bool = False) -> str:

@@ -21,6 +21,7 @@ from jupyreg.widgets.numbers import Delta, metric_deltas
 
 if TYPE_CHECKING:
     from jupyreg.registry import Registry
+    from jupyreg.staleness import Staleness
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,19 @@ class Outcome:
 
 
 class PromotionController:
-    """The promotion panel's state for one model, seen as ``registry.user``."""
+    """The promotion panel's state for one model, seen as ``registry.user``. Production's
+    staleness is measured against the repository at ``repo_path`` (the kernel's working
+    directory by default)."""
 
-    def __init__(self, registry: Registry, name: str) -> None:
+    def __init__(self, registry: Registry, name: str, repo_path: str = ".") -> None:
         self.registry = registry
         self.name = name
+        self.repo_path = repo_path
         self.stages: dict[int, str] = {}
         self.metrics: dict[int, dict[str, float]] = {}
+        self.reproduced: dict[int, str | None] = {}  # "passed" / "failed" / None
+        self.staleness: Staleness | None = None  # None: no Production, or not measured
+        self.staleness_error: str | None = None  # why it could not be measured
         self.pending: list[PendingRequest] = []
         self.timeline: list[TimelineEntry] = []
         self.outcome: Outcome | None = None
@@ -84,6 +91,8 @@ class PromotionController:
         versions = self.registry.version_records(self.name)
         self.stages = {mv.version: mv.stage for mv in versions}
         self.metrics = {mv.version: dict(mv.metrics) for mv in versions}
+        self.reproduced = {mv.version: mv.reproduced for mv in versions}
+        self._measure_staleness()
         policy = self.registry.policy(self.name)
         requests = self.registry.request_records(self.name, status=None)
         pending = [r for r in requests if r.status == lifecycle.PENDING]
@@ -103,6 +112,24 @@ class PromotionController:
             )
             for event in reversed(history)
         ]
+
+    def _measure_staleness(self) -> None:
+        """Production against the repository; a failure to measure is shown, never raised
+        (no git repository only leaves ``commits_behind`` unknown, with a warning)."""
+        from jupyreg.staleness import staleness
+
+        self.staleness, self.staleness_error = None, None
+        if self.production is None:
+            return
+        try:
+            self.staleness = staleness(self.registry, self.name, self.repo_path)
+        except Exception as exc:  # the panel must open whatever the repository's state
+            self.staleness_error = one_line(exc)
+
+    def card(self, version: int | None = None) -> str:
+        """The model card (Markdown with YAML front matter) of ``version``, else of
+        Production. Raises the registry's error (``NotFound``)."""
+        return self.registry.model_card(self.name, version)
 
     def reload(self) -> bool:
         """Refresh for the Refresh button: a failure becomes the outcome, not an exception."""

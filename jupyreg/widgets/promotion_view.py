@@ -41,8 +41,10 @@ class PendingRow(w.VBox):
             else ""
         )
         approvals = ", ".join(a.by for a in r.approvals)
+        reproduced = markup.reproduced_badge(panel.controller.reproduced.get(r.version))
         summary = (
-            f"<b>v{r.version} → {escape(r.to_stage)}</b> by {escape(r.requested_by)}: "
+            f"<b>v{r.version} → {escape(r.to_stage)}</b> {reproduced}"
+            f" by {escape(r.requested_by)}: "
             f"{escape(r.reason)} <small>(request {r.id}; "
             f"{len(r.approvals)}/{pending.approvals_needed} approvals"
             + (f": {escape(approvals)}" if approvals else "")
@@ -168,6 +170,14 @@ class PromotionPanel(w.VBox):
             description="Move now", tooltip="for moves the policy lets go without approval"
         )
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.staleness = w.HTML()
+        self.card_button = w.Button(
+            description="Model card", icon="file-text", tooltip="the chosen version's model card"
+        )
+        self.card_hide_button = w.Button(description="Hide card", layout=w.Layout(display="none"))
+        self.card_title = w.HTML()
+        self.card_meta = w.HTML()
+        self.card = w.Output(layout=w.Layout(display="none"))
         self.status = w.HTML()
         self.pending = w.VBox()
         self.pending_rows: list[PendingRow] = []
@@ -182,9 +192,13 @@ class PromotionPanel(w.VBox):
                     ]
                 ),
                 self.holders,
-                w.HBox([self.version, self.stage]),
+                self.staleness,
+                w.HBox([self.version, self.stage, self.card_button, self.card_hide_button]),
                 w.HBox([self.reason, self.request_button, self.move_button]),
                 self.status,
+                self.card_title,
+                self.card_meta,
+                self.card,
                 w.HTML("<b>pending requests</b>"),
                 self.pending,
                 self.compare,
@@ -197,6 +211,8 @@ class PromotionPanel(w.VBox):
         self.request_button.on_click(lambda _: self._file(controller.request))
         self.move_button.on_click(lambda _: self._file(controller.transition))
         self.refresh_button.on_click(lambda _: self.act(controller.reload))
+        self.card_button.on_click(lambda _: self.show_card(self.version.value))
+        self.card_hide_button.on_click(lambda _: self.hide_card())
         self.render()
 
     def act(self, action: Any, *args: Any) -> None:
@@ -209,11 +225,12 @@ class PromotionPanel(w.VBox):
         outcome = c.outcome
         self.status.value = markup.message(outcome.ok, outcome.text) if outcome else ""
         self.holders.value = " · ".join(
-            f"{markup.stage_badge(stage)} {_listing(versions)}"
+            f"{markup.stage_badge(stage)} {_listing(versions, c.reproduced)}"
             for stage, versions in c.holders().items()
         )
+        self.staleness.value = staleness_line(c)
         chosen = self.version.value
-        self.version.options = [(f"v{v} ({c.stages[v]})", v) for v in c.versions]
+        self.version.options = [(_option(v, c), v) for v in c.versions]
         if chosen in c.stages:
             self.version.value = chosen
         elif c.versions:
@@ -248,6 +265,43 @@ class PromotionPanel(w.VBox):
             if c.timeline
             else "<i>no stage changes yet</i>"
         )
+
+    def show_card(self, version: int | None = None) -> None:
+        """The model card of ``version`` (Production's by default), its Markdown rendered
+        by the front end (an Output of ``text/markdown``), its YAML front matter folded."""
+        try:
+            card = self.controller.card(version)
+        except RegistryError as exc:
+            self.status.value = markup.message(False, markup.one_line(exc))
+            return
+        front_matter, body = markup.split_front_matter(card)
+        shown = version if version is not None else self.controller.production
+        self.card_title.value = (
+            f"<b>Model card of {escape(self.controller.name)} v{shown}</b> "
+            f"<small style='color:{markup.MUTED_COLOUR}'>"
+            f"(reg.model_card({self.controller.name!r}, {shown}))</small>"
+        )
+        self.card_meta.value = (
+            "<details><summary><small>front matter (YAML)</small></summary>"
+            f"<pre style='font-size:85%'>{escape(front_matter)}</pre></details>"
+            if front_matter
+            else ""
+        )
+        self.card.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {"text/markdown": body, "text/plain": body},
+                "metadata": {},
+            },
+        )
+        self.card.layout.display = "block"
+        self.card_hide_button.layout.display = "inline-flex"
+
+    def hide_card(self) -> None:
+        self.card.outputs = ()
+        self.card.layout.display = "none"
+        self.card_hide_button.layout.display = "none"
+        self.card_title.value = self.card_meta.value = ""
 
     def show_compare(self, pending: PendingRequest) -> None:
         """The candidate side by side with Production (the candidate alone without one)."""
@@ -290,10 +344,49 @@ class PromotionPanel(w.VBox):
         self.render()
 
 
-def _listing(versions: list[int]) -> str:
-    """``v1, v2`` — or the newest few and a count, for stages holding many versions."""
+def staleness_line(c: PromotionController) -> str:
+    """Whether Production is stale against the kernel's repository: a warning line when
+    code or data changed since training, a muted one when up to date; its warnings (no git
+    repository, say) in the tooltip."""
+    if c.staleness_error:
+        return (
+            "<div class='jupyreg-staleness' data-stale='unknown' "
+            f"style='color:{markup.MUTED_COLOUR}'>"
+            f"staleness of Production unknown: {escape(c.staleness_error)}</div>"
+        )
+    found = c.staleness
+    if found is None:
+        return ""
+    tip = escape("\n".join(found.warnings), quote=True)
+    if found.stale:
+        return (
+            f"<div class='jupyreg-staleness' data-stale='true' title='{tip}' style='"
+            f"border-left:3px solid {markup.WARN_COLOUR};padding:2px 6px;"
+            f"background:color-mix(in srgb, {markup.WARN_COLOUR} 14%, transparent);"
+            f"color:var(--jp-ui-font-color1, inherit)'>⚠ <b>stale</b>: "
+            f"{escape(found.summary())}</div>"
+        )
+    return (
+        f"<div class='jupyreg-staleness' data-stale='false' title='{tip}' "
+        f"style='color:{markup.MUTED_COLOUR}'><small>{escape(found.summary())}</small></div>"
+    )
+
+
+def _option(version: int, c: PromotionController) -> str:
+    """A version picker's label: ``v3 (Staging, reproduced)``."""
+    reproduced = markup.REPRODUCED_TEXT.get(c.reproduced.get(version) or "")
+    return f"v{version} ({c.stages[version]}{', ' + reproduced if reproduced else ''})"
+
+
+def _listing(versions: list[int], reproduced: dict[int, str | None] | None = None) -> str:
+    """``v1, v2`` — or the newest few and a count, for stages holding many versions; each
+    with its reproduction badge where one was recorded."""
     if not versions:
         return "—"
-    shown = ", ".join(f"v{v}" for v in versions[-HOLDERS_SHOWN:])
+    marks = reproduced or {}
+    shown = ", ".join(
+        f"v{v}" + (f" {markup.reproduced_badge(marks.get(v))}" if marks.get(v) else "")
+        for v in versions[-HOLDERS_SHOWN:]
+    )
     hidden = len(versions) - HOLDERS_SHOWN
     return f"{shown} (+{hidden} older)" if hidden > 0 else shown

@@ -18,4 +18,6 @@ export interface IRegistryActions {
   ): Promise<string | null>;
   /** A view was opened or changed by the user: a stale message goes. */
   viewChanged(): void;
+  /** Open the model card of a version in the main area. */
+  openCard(name: string, version: number): void;
 }

@@ -4,6 +4,7 @@ import { postJSON, requestAPI } from './request';
 import {
   Decision,
   IHistoryEvent,
+  IModelCard,
   IModelVersion,
   IPromotionRequest,
   IRegisteredModel
@@ -68,4 +69,16 @@ export async function listHistory(name: string): Promise<IHistoryEvent[]> {
     path('models', name, 'history')
   );
   return reply.history;
+}
+
+/** The model card of `version` of `name`. */
+export async function getModelCard(
+  name: string,
+  version: number
+): Promise<IModelCard> {
+  return requestAPI<IModelCard>(
+    path('models', name, 'card'),
+    {},
+    { version: String(version) }
+  );
 }

@@ -1,7 +1,8 @@
 /** A tiny DOM builder for the sidebar's views, and the pieces they share. */
 
-import { arrow, formatDelta, formatNumber, IDelta } from './format';
+import { arrow, formatDays, formatDelta, formatNumber, IDelta } from './format';
 import { trans } from './i18n';
+import { IStaleness, Reproduced } from './types';
 
 type Child = Node | string | null | undefined | false;
 
@@ -141,4 +142,85 @@ export function metricsTable(
 /** An inline error under a form or card; empty (hidden) until set. */
 export function inlineError(): HTMLDivElement {
   return h('div', { class: 'jp-jupyreg-inline-error', role: 'alert' });
+}
+
+/** "stale" on a model whose Production is behind the repository's code or data; the
+ * measurement (and its warnings) in the title. Nothing when up to date or unknown. */
+export function staleBadge(
+  staleness: IStaleness | null
+): HTMLSpanElement | null {
+  if (!staleness?.stale) {
+    return null;
+  }
+  return h(
+    'span',
+    {
+      class: 'jp-jupyreg-stale-badge',
+      title: stalenessTooltip(staleness)
+    },
+    trans.__('stale')
+  );
+}
+
+/** One line for the Production card: stale (code, data, age) or up to date. */
+export function stalenessLine(staleness: IStaleness): HTMLDivElement {
+  const state = staleness.stale === null ? 'unknown' : String(staleness.stale);
+  let text: string;
+  if (staleness.stale === null) {
+    text = trans.__('Staleness unknown: %1', staleness.summary);
+  } else {
+    const n = staleness.commits_behind;
+    const parts = [
+      n === null
+        ? trans.__('code changes unknown')
+        : trans._n(
+            '%1 commit touching code since training',
+            '%1 commits touching code since training',
+            n
+          ),
+      staleness.changed_data.length > 0
+        ? trans.__('data changed: %1', staleness.changed_data.join(', '))
+        : trans.__('data unchanged'),
+      trans.__('%1 days in Production', formatDays(staleness.age_days))
+    ];
+    text = staleness.stale
+      ? trans.__('May be stale: %1', parts.join('; '))
+      : trans.__('Up to date: %1', parts.join('; '));
+  }
+  return h(
+    'div',
+    {
+      class: 'jp-jupyreg-staleness',
+      'data-stale': state,
+      title: stalenessTooltip(staleness)
+    },
+    text
+  );
+}
+
+function stalenessTooltip(staleness: IStaleness): string {
+  return [staleness.summary, ...staleness.warnings].join('\n');
+}
+
+/** A version's latest reproduction: "✓ reproduced" / "✗ reproduction failed". */
+export function reproducedBadge(
+  reproduced: Reproduced | undefined
+): HTMLSpanElement | null {
+  if (reproduced !== 'passed' && reproduced !== 'failed') {
+    return null;
+  }
+  const passed = reproduced === 'passed';
+  return h(
+    'span',
+    {
+      class: 'jp-jupyreg-reproduced-badge',
+      'data-reproduced': reproduced,
+      title: passed
+        ? trans.__('its latest reproduction matched the recorded metrics')
+        : trans.__('its latest reproduction did not match the recorded metrics')
+    },
+    passed
+      ? `✓ ${trans.__('reproduced')}`
+      : `✗ ${trans.__('reproduction failed')}`
+  );
 }

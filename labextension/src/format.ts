@@ -45,6 +45,14 @@ export function formatNumber(value: number | null | undefined): string {
   return trimZeros(value.toPrecision(SIGNIFICANT));
 }
 
+/** Days as a person reads them: one decimal, through `formatNumber` ("3.1", "0"). */
+export function formatDays(days: number | null | undefined): string {
+  if (days === null || days === undefined || !Number.isFinite(days)) {
+    return formatNumber(days);
+  }
+  return formatNumber(Math.round(days * 10) / 10);
+}
+
 /** A signed difference, 4 significant digits: "+0.0008603", "-0.01", "±0". */
 export function formatDelta(difference: number): string {
   if (difference === 0) {

@@ -5,10 +5,13 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { MainAreaWidget } from '@jupyterlab/apputils';
 import { NotebookActions } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 
+import { openModelCard } from './card';
 import { setTranslator, trans } from './i18n';
 import { RegistryPanel, REFRESH_MS } from './panel';
 import { setRegistryUri } from './request';
@@ -23,12 +26,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description:
     'Model Registry sidebar: models, versions and an approvals inbox.',
   autoStart: true,
-  optional: [ILayoutRestorer, ISettingRegistry, ITranslator],
+  optional: [
+    ILayoutRestorer,
+    ISettingRegistry,
+    ITranslator,
+    IRenderMimeRegistry
+  ],
   activate: async (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     setTranslator(translator);
     let settings: ISettingRegistry.ISettings | null = null;
@@ -46,7 +55,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       ) * 1000;
     setRegistryUri(String(settings?.get('registryUri').composite ?? ''));
 
-    const panel = new RegistryPanel(intervalMs());
+    const cards = new Map<string, MainAreaWidget>();
+    const panel = new RegistryPanel(intervalMs(), (name, version) => {
+      openModelCard(app, rendermime, name, version, cards);
+    });
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
     settings?.changed.connect(() => {

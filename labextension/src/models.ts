@@ -3,9 +3,9 @@
 
 import { listHistory, listVersions } from './api';
 import { IRegistryActions } from './actions';
-import { h, shortTime } from './elements';
+import { h, shortTime, staleBadge } from './elements';
 import { trans } from './i18n';
-import { IHistoryEvent, IRegisteredModel } from './types';
+import { IHistoryEvent, IRegisteredModel, IStaleness } from './types';
 import { VersionsView } from './versions';
 
 const HISTORY_SHOWN = 10;
@@ -68,6 +68,7 @@ class ModelRow {
   private readonly history: HTMLDetailsElement;
   private readonly historyList: HTMLElement;
   private expanded = false;
+  private staleness: IStaleness | null = null;
 
   constructor(
     private readonly name: string,
@@ -108,6 +109,7 @@ class ModelRow {
   }
 
   update(model: IRegisteredModel): void {
+    const stale = staleBadge(model.staleness ?? null);
     const holders = [
       model.production !== null ? `Production v${model.production}` : '',
       model.staging !== null ? `Staging v${model.staging}` : ''
@@ -123,9 +125,12 @@ class ModelRow {
         'span',
         { class: 'jp-jupyreg-model-meta' },
         [`v${model.latest_version ?? '–'}`, ...holders].join(' · ')
-      )
+      ),
+      ...(stale ? [stale] : [])
     );
     this.header.title = model.description || model.name;
+    this.staleness = model.staleness ?? null;
+    this.versions.setStaleness(this.staleness);
   }
 
   async refresh(): Promise<void> {

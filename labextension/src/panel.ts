@@ -37,7 +37,11 @@ export class RegistryPanel extends Widget implements IRegistryActions {
   /** Bumped when a message is shown: a load begun after it clears it. */
   private messageEpoch = 0;
 
-  constructor(refreshMs: number = REFRESH_MS) {
+  constructor(
+    refreshMs: number = REFRESH_MS,
+    private readonly cardOpener: (name: string, version: number) => void = () =>
+      undefined
+  ) {
     super();
     this.id = 'jupyreg-registry';
     this.addClass('jp-jupyreg-panel');
@@ -107,6 +111,11 @@ export class RegistryPanel extends Widget implements IRegistryActions {
   /** The user opened or changed a view: a message about an earlier one goes. */
   viewChanged(): void {
     this.showStatus('', false);
+  }
+
+  openCard(name: string, version: number): void {
+    this.viewChanged();
+    this.cardOpener(name, version);
   }
 
   async decide(

@@ -4,6 +4,18 @@ import { IDelta } from './format';
 
 export const STAGES = ['None', 'Staging', 'Production', 'Archived'] as const;
 
+/** Whether Production is stale against the server's repository (jupyreg/staleness.py);
+ * `stale` null when it could not be measured (`summary` says why). */
+export interface IStaleness {
+  stale: boolean | null;
+  summary: string;
+  version: number | null;
+  commits_behind: number | null;
+  changed_data: string[];
+  age_days: number | null;
+  warnings: string[];
+}
+
 export interface IRegisteredModel {
   name: string;
   latest_version: number | null;
@@ -11,6 +23,19 @@ export interface IRegisteredModel {
   staging: number | null;
   description: string;
   updated: string | null;
+  /** null without a Production version. */
+  staleness?: IStaleness | null;
+}
+
+/** The latest reproduction's outcome (jupyreg reproduce); null when never run. */
+export type Reproduced = 'passed' | 'failed' | null;
+
+/** A version's model card: the whole Markdown, and its YAML front matter and body apart. */
+export interface IModelCard {
+  name: string;
+  card: string;
+  front_matter: string;
+  body: string;
 }
 
 export interface IPendingMark {
@@ -30,6 +55,7 @@ export interface IModelVersion {
   git_dirty: boolean | null;
   data: string | null;
   gpu: string | null;
+  reproduced?: Reproduced;
   metrics: Record<string, number>;
   /** The stages the lifecycle allows a move to from `stage`. */
   targets?: string[];

@@ -3,11 +3,18 @@
  * and the newest few are shown; older ones fold behind "Show N older versions". */
 
 import { IRegistryActions } from './actions';
-import { h, metricsTable, shortTime, stageBadge } from './elements';
+import {
+  h,
+  metricsTable,
+  reproducedBadge,
+  shortTime,
+  stageBadge,
+  stalenessLine
+} from './elements';
 import { orderMetrics } from './format';
 import { trans } from './i18n';
 import { allowedTargets, PromotionForm } from './promotion';
-import { IModelVersion } from './types';
+import { IModelVersion, IStaleness } from './types';
 
 const KEY_METRICS = 4;
 /** Versions shown before "Show N older versions" (stage holders and pending always are). */
@@ -19,6 +26,7 @@ export class VersionsView {
   private readonly more: HTMLButtonElement;
   private readonly cards = new Map<number, VersionCard>();
   private showAll = false;
+  private staleness: IStaleness | null = null;
 
   constructor(
     private readonly name: string,
@@ -42,6 +50,18 @@ export class VersionsView {
     );
   }
 
+  /** Production's staleness (from the model listing), shown on the Production card. */
+  setStaleness(staleness: IStaleness | null): void {
+    this.staleness = staleness;
+    for (const card of this.cards.values()) {
+      card.setStaleness(this.stalenessOf(card.versionNumber));
+    }
+  }
+
+  private stalenessOf(version: number): IStaleness | null {
+    return this.staleness?.version === version ? this.staleness : null;
+  }
+
   /** Newest first; cards (and open forms) of versions still listed are kept. */
   update(versions: IModelVersion[]): void {
     const shown = new Set(versions.map(v => v.version));
@@ -57,7 +77,7 @@ export class VersionsView {
         card = new VersionCard(this.name, this.actions);
         this.cards.set(version.version, card);
       }
-      card.update(version);
+      card.update(version, this.stalenessOf(version.version));
       this.list.append(card.node);
     }
     if (versions.length === 0) {
@@ -101,6 +121,8 @@ class VersionCard {
   private readonly summary: HTMLElement;
   private readonly formSlot: HTMLElement;
   private readonly requestButton: HTMLButtonElement;
+  private readonly cardButton: HTMLButtonElement;
+  private readonly stalenessSlot: HTMLElement;
   private version: IModelVersion | null = null;
 
   constructor(
@@ -113,11 +135,31 @@ class VersionCard {
       class: 'jp-Button jp-mod-styled jp-jupyreg-request-button'
     });
     this.requestButton.addEventListener('click', () => this.openForm());
+    this.cardButton = h(
+      'button',
+      {
+        class: 'jp-Button jp-mod-styled jp-mod-minimal jp-jupyreg-card-button',
+        type: 'button'
+      },
+      trans.__('Model card')
+    );
+    this.cardButton.addEventListener('click', () => {
+      if (this.version) {
+        this.actions.openCard(this.name, this.version.version);
+      }
+    });
+    this.stalenessSlot = h('div', { class: 'jp-jupyreg-staleness-slot' });
     this.node = h(
       'div',
       { class: 'jp-jupyreg-version' },
       this.summary,
-      h('div', { class: 'jp-jupyreg-actions' }, this.requestButton),
+      this.stalenessSlot,
+      h(
+        'div',
+        { class: 'jp-jupyreg-actions' },
+        this.requestButton,
+        this.cardButton
+      ),
       this.formSlot
     );
   }
@@ -138,7 +180,16 @@ class VersionCard {
     );
   }
 
-  update(version: IModelVersion): void {
+  /** The staleness line under a Production card; none for other versions. */
+  setStaleness(staleness: IStaleness | null): void {
+    this.stalenessSlot.replaceChildren(
+      ...(staleness && this.version?.stage === 'Production'
+        ? [stalenessLine(staleness)]
+        : [])
+    );
+  }
+
+  update(version: IModelVersion, staleness: IStaleness | null = null): void {
     this.version = version;
     this.node.dataset.version = String(version.version);
     this.node.dataset.stage = version.stage;
@@ -148,6 +199,7 @@ class VersionCard {
       { class: 'jp-jupyreg-version-title' },
       h('strong', {}, `v${version.version}`),
       stageBadge(version.stage),
+      reproducedBadge(version.reproduced),
       ...version.aliases.map(a =>
         h('span', { class: 'jp-jupyreg-alias' }, `@${a}`)
       ),
@@ -192,6 +244,7 @@ class VersionCard {
           ),
       lineageLine(version)
     );
+    this.setStaleness(staleness);
     const targets = allowedTargets(version);
     this.requestButton.hidden = targets.length === 0;
     this.requestButton.textContent =

@@ -10,16 +10,34 @@ request, v4 newest (None). A model with a long name. The server acts as bob
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from jupyreg import Registry
+from jupyreg import Registry, tags
 
 NAME = "fraud-detector"
 CHURN = "churn-model"
 LONG_NAME = "customer-lifetime-value-regressor-experimental"
+
+
+def git(*args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=seed", "-c", "user.email=seed@example.com", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+Path(".gitignore").write_text("mlflow.db*\nmlruns/\nmlartifacts/\n.ipynb_checkpoints/\n")
+Path("train.py").write_text("C = 0.5\n")
+git("init", "-q", "-b", "main")
+git("add", "-A")
+git("commit", "-q", "-m", "project")
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=(200, 4))
@@ -56,6 +74,15 @@ alice.transition(CHURN, 3, "Staging", reason="auc up")
 candidate = alice.request(CHURN, 3, "Production", reason="val AUC up on the same data")
 
 alice.register(LogisticRegression().fit(x, y), LONG_NAME, metrics={"val": {"rmse": 12.5}}, data=[])
+
+client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+for version, ok in ((1, True), (3, False)):
+    key, value = tags.reproduction_tag(
+        f"20261127T00000{version}000000Z-5eed000{version}", {"ok": ok}
+    )
+    client.set_model_version_tag(CHURN, str(version), key, value)
+Path("train.py").write_text("C = 0.7\n")
+git("commit", "-q", "-am", "retune C")  # code changed since churn-model v1 was trained
 print(
     f"seeded {NAME} v1, v2 (request {request.id}); {CHURN} v1-v4 (request {candidate.id}); "
     f"{LONG_NAME}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
+from jupyreg import tags
+
 NAME = "fraud-detector"
 
 
@@ -26,3 +28,12 @@ def promote(requester, approver, version: int) -> None:
     requester.transition(NAME, version, "Staging", reason="candidate")
     request = requester.request(NAME, version, "Production", reason="better auc")
     approver.approve(request.id, comment="ok")
+
+
+def record_reproduction(reg, name: str, version: int, ok: bool) -> None:
+    """A reproduction's outcome on the version, as ``jupyreg reproduce`` keeps it."""
+    key, value = tags.reproduction_tag(
+        f"2026112{version}T000000000000Z-0000000{version}", {"ok": ok}
+    )
+    client = MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.registry_uri)
+    client.set_model_version_tag(name, str(version), key, value)

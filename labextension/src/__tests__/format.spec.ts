@@ -1,4 +1,5 @@
 import {
+  formatDays,
   formatDelta,
   formatNumber,
   lowerIsBetter,
@@ -82,5 +83,14 @@ describe('orderMetrics', () => {
       'val.auc',
       'rmse'
     ]);
+  });
+});
+
+describe('formatDays', () => {
+  it('rounds to one decimal, then writes it as formatNumber does', () => {
+    expect(formatDays(3.14159)).toBe('3.1');
+    expect(formatDays(0.0001)).toBe('0');
+    expect(formatDays(12)).toBe('12');
+    expect(formatDays(null)).toBe('—');
   });
 });

@@ -274,11 +274,66 @@ test.describe('sidebar (issue 17)', () => {
       await expect(panel.locator('.jp-jupyreg-status')).toBeHidden(); // no top banner
     });
 
+    // issue 15: seed.py committed code after churn-model v1 was trained, and recorded
+    // v1's reproduction as passed and v3's as failed
+    const v1 = model.locator('.jp-jupyreg-version[data-version="1"]');
+    const staleBadge = model.locator(
+      '.jp-jupyreg-model-header .jp-jupyreg-stale-badge'
+    );
+    const staleLine = v1.locator('.jp-jupyreg-staleness');
+    await test.step('a stale Production: a badge on the model, a line on its card', async () => {
+      await expect(staleBadge).toHaveText('stale');
+      await expect(staleBadge).toHaveAttribute(
+        'title',
+        /churn-model Production v1 may be stale: 1 commit touching code/
+      );
+      await expect(staleLine).toHaveAttribute('data-stale', 'true');
+      await expect(staleLine).toContainText(
+        'May be stale: 1 commit touching code since training; data unchanged'
+      );
+      await expect(v3.locator('.jp-jupyreg-staleness')).toHaveCount(0);
+    });
+
+    const passed = v1.locator('.jp-jupyreg-reproduced-badge');
+    const failed = v3.locator('.jp-jupyreg-reproduced-badge');
+    await test.step('reproduction status on the version cards', async () => {
+      await expect(passed).toHaveText('✓ reproduced');
+      await expect(passed).toHaveAttribute('data-reproduced', 'passed');
+      await expect(failed).toHaveText('✗ reproduction failed');
+      await expect(v4.locator('.jp-jupyreg-reproduced-badge')).toHaveCount(0); // never reproduced
+    });
+
+    const card = page.locator('#jupyreg-card-churn-model-1');
+    await test.step('the model card opens rendered in the main area', async () => {
+      await v1.getByRole('button', { name: 'Model card' }).click();
+      await expect(card.locator('.jp-RenderedMarkdown h1')).toHaveText(
+        `${CHURN} v1`
+      );
+      await expect(card.locator('.jp-RenderedMarkdown h2')).toContainText([
+        'Reproduction'
+      ]);
+      await expect(
+        card.locator('.jp-RenderedMarkdown table').first()
+      ).toBeVisible();
+      await expect(card.locator('.jp-jupyreg-card-body')).not.toContainText(
+        'library_name:'
+      ); // the front matter is folded apart, not shown as text
+      await expect(card.locator('.jp-jupyreg-card-meta pre')).toContainText(
+        'library_name:'
+      );
+    });
+
     await inBothThemes(page, 'sidebar-version-cards', async () => {
       expect(
         await contrast(v3.locator('.jp-jupyreg-pending-badge'))
       ).toBeGreaterThan(4.5);
       expect(await contrast(form.getByLabel('reason'))).toBeGreaterThan(4.5);
+      for (const text of [staleBadge, staleLine, passed, failed]) {
+        expect(await contrast(text)).toBeGreaterThan(4.5);
+      }
+      expect(
+        await contrast(card.locator('.jp-RenderedMarkdown h2').first())
+      ).toBeGreaterThan(4.5);
     });
   });
 });
@@ -344,6 +399,32 @@ test.describe('notebook panels (issue 17)', () => {
       ).toBeDisabled();
     });
 
+    const stale = promotions.locator('.jupyreg-staleness');
+    const cardOutput = promotions.locator('.jp-RenderedMarkdown');
+    await test.step('issue 15: stale Production, reproduction status, the model card', async () => {
+      await expect(stale).toHaveAttribute('data-stale', 'true');
+      await expect(stale).toContainText(
+        'may be stale: 1 commit touching code since training'
+      );
+      await expect(
+        promotions
+          .locator('.jupyreg-reproduced[data-reproduced="passed"]')
+          .first()
+      ).toHaveText('✓ reproduced'); // Production v1 among the stage holders
+      await expect(
+        promotions
+          .locator('.jupyreg-reproduced[data-reproduced="failed"]')
+          .first()
+      ).toBeVisible(); // v3: on the holders line and its pending request
+      await promotions
+        .locator('select')
+        .first()
+        .selectOption({ label: 'v1 (Production, reproduced)' });
+      await promotions.getByRole('button', { name: 'Model card' }).click();
+      await expect(cardOutput.locator('h1')).toHaveText(`${CHURN} v1`);
+      await expect(cardOutput.locator('h2')).toContainText(['Reproduction']);
+    });
+
     await expect(
       page.locator(
         '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
@@ -352,6 +433,10 @@ test.describe('notebook panels (issue 17)', () => {
     await inBothThemes(page, 'notebook-panels', async () => {
       expect(await contrast(highlighted)).toBeGreaterThan(4.5);
       expect(await contrast(chartText, 'fill')).toBeGreaterThan(4.5); // not a white block
+      expect(await contrast(stale)).toBeGreaterThan(4.5);
+      expect(await contrast(cardOutput.locator('h2').first())).toBeGreaterThan(
+        4.5
+      );
     });
 
     await test.step('%%register: the sidebar shows the version without waiting for the poll', async () => {
