@@ -209,6 +209,10 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
             self, self._store, name, version_number(version), tolerance, progress, repo_path
         )
 
+    def keep_reproduction(self, name: str, version: int, record: dict[str, Any]) -> str:
+        """Keep a reproduction's outcome on the version (``reproduce`` does); its id."""
+        return self._backend.keep_reproduction(name, version, record)
+
     def delete_version(self, name: str, version: int | str) -> None:
         """Delete a None or Archived version; its history is kept on the model first."""
         self._backend.delete_version(name, version_number(version))

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,8 +231,8 @@ def reproduce(
         environment=environment,
         id=reproduction_id,
     )
-    _keep_outcome(registry, store, result, from_transcript)
-    return result
+    kept = _keep_outcome(registry, result, from_transcript)
+    return replace(result, id=kept) if kept else result
 
 
 def _tolerance(value: Any) -> float:
@@ -601,14 +601,11 @@ def _keep_notebook(
     return f"runs:/{mv.run_id}/{ARTIFACT_DIR}/{named.name}"
 
 
-def _keep_outcome(
-    registry: Registry, store: Store, result: Reproduction, from_transcript: bool
-) -> None:
-    """The reproduction as a version tag; where the registry refuses (a jupyreg server
-    writes ``jupyreg.*`` tags only through its lifecycle), a warning says so."""
+def _keep_outcome(registry: Registry, result: Reproduction, from_transcript: bool) -> str | None:
+    """The reproduction kept on the version (stamped with who kept it, and when, where it
+    is written: by a jupyreg server, the authenticated user); its id, or None and a
+    warning where it could not be kept."""
     record = {
-        "author": registry.user,
-        "at": lifecycle.iso(lifecycle.now()),
         "ok": result.ok,
         "tolerance": result.tolerance,
         "recorded": result.recorded,
@@ -620,8 +617,7 @@ def _keep_outcome(
         "ran": "transcript" if from_transcript else "notebook",
     }
     try:
-        store.set_version_tag(
-            result.name, result.version, *tags.reproduction_tag(result.id, record)
-        )
+        return registry.keep_reproduction(result.name, result.version, record)
     except RegistryError as exc:
         result.warnings.append(f"the outcome was not kept on the version: {exc}")
+        return None

@@ -58,10 +58,10 @@ SCHEMA_TAG = "jupyreg.schema"
 """Model-version tag written at creation: the input schema of the logged model's signature
 (``jupyreg.schema``), judged by the ``require_compatible_schema`` gate; sealed as lineage."""
 TAMPERED_PREFIX = "jupyreg.tampered."
+"""Registered-model tags, one per version whose changed record check --repair recorded."""
 REPRODUCTION_PREFIX = "jupyreg.reproduction."
 """Model-version tags, one per reproduction (``jupyreg reproduce``; JSON: author, at,
 outcome, tolerance, metrics, deltas, environment differences, executed notebook)."""
-"""Registered-model tags, one per version whose changed record check --repair recorded."""
 FINGERPRINT_TAG = "jupyreg.fingerprint"
 """Model-version tag written at creation: the sha256 of the model's bytes, metrics, params
 and lineage, to tell a re-registration of the same thing (``registration.fingerprinted``)."""

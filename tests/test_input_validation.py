@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from mlflow.server.auth.permissions import get_permission
 
 from jupyreg import Registry
-from jupyreg.errors import InvalidArgument, NotFound, RegistryError, http_status
+from jupyreg.errors import InvalidArgument, NotFound, PermissionDenied, RegistryError, http_status
 from jupyreg.lifecycle import MAX_TEXT, Policy
 from jupyreg.server.actions import ACTIONS, Actions
 from tests.conftest import model_state, schema_template
@@ -237,6 +237,7 @@ def _good(action: str) -> dict[str, Any]:
         "rollback": {"name": NAME, "reason": "x"},
         "policy": {"name": NAME, "policy": {}},
         "repair": {"name": NAME},
+        "reproduction": {"name": NAME, "version": 2, "record": {"ok": True}},
     }[action]
 
 
@@ -416,3 +417,37 @@ def test_any_json_body_is_answered_with_a_registry_error_or_a_result(
         assert isinstance(actions.run(action, body), dict)
     except RegistryError as exc:
         assert http_status(exc) < 500, (action, body, exc)
+
+
+@pytest.mark.parametrize(
+    ("record", "named"),
+    [
+        (None, "missing field 'record'"),
+        ([{"ok": True}], "'record' must be a JSON object, not an array"),
+        ({"deltas": {}}, "'record' needs 'ok': true or false"),
+        ({"ok": "yes"}, "'record' needs 'ok'"),
+        ({"ok": True, "warnings": ["x" * 60_000]}, "'record' is over 50000 characters"),
+    ],
+)
+def test_a_reproduction_record_is_checked_before_anything_is_kept(
+    state: State, record: Any, named: str
+) -> None:
+    body = {"name": NAME, "version": 2, "record": record}
+    _refused(state, "reproduction", {k: v for k, v in body.items() if v is not None}, named)
+
+
+def test_the_server_stamps_who_kept_a_reproduction_and_when(state: State) -> None:
+    from mlflow import MlflowClient
+
+    forged = {"ok": True, "author": "mallory", "at": "1999-01-01T00:00:00Z", "id": "0"}
+    with pytest.raises(PermissionDenied, match="keeping a reproduction needs EDIT"):
+        Actions("eve", False, lambda name: get_permission("READ")).run(
+            "reproduction", {"name": NAME, "version": 2, "record": forged}
+        )
+    kept = _actions("alice", "EDIT").run(
+        "reproduction", {"name": NAME, "version": 2, "record": forged}
+    )["id"]
+    version_tags = MlflowClient(state.uri).get_model_version(NAME, "2").tags
+    record = json.loads(version_tags[f"jupyreg.reproduction.{kept}"])
+    assert (record["ok"], record["author"]) == (True, "alice")
+    assert record["at"] > "2026" and "id" not in record

@@ -413,6 +413,20 @@ def _as_admin(call, *args):  # type: ignore[no-untyped-def]
         return call(*args)
 
 
+def test_a_reproduction_is_kept_by_the_server_in_the_callers_name(
+    team: Team, model, monkeypatch
+) -> None:
+    alice = team.login(monkeypatch, "alice")
+    version = alice.register(model, NAME).version
+    kept = alice.keep_reproduction(NAME, version, {"ok": True, "author": "mallory"})
+    record = json.loads(alice.get(NAME, version).tags[f"jupyreg.reproduction.{kept}"])
+    assert (record["ok"], record["author"]) == (True, "alice")
+    assert alice.get(NAME, version).reproduced == "passed"
+    eve = team.login(monkeypatch, "eve")
+    with pytest.raises(PermissionDenied, match="keeping a reproduction needs EDIT"):
+        eve.keep_reproduction(NAME, version, {"ok": True})
+
+
 def test_client_against_plain_mlflow_keeps_the_client_side_path(mlflow_server, model, workdir):
     registry = Registry(mlflow_server, user="alice")
     assert isinstance(registry._backend, LocalBackend)

@@ -50,6 +50,11 @@ class Backend(abc.ABC):
     def rollback(self, name: str, reason: str) -> ModelVersion:
         """Put the previous Production version back; returns it."""
 
+    @abc.abstractmethod
+    def keep_reproduction(self, name: str, version: int, record: dict[str, Any]) -> str:
+        """Keep a reproduction's outcome on the version, stamped with who kept it and when
+        by whoever writes it (a server stamps the authenticated user); returns its id."""
+
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version. Here MLflow's own deletion: a jupyreg server's guard refuses a
         held version and keeps the history first; ``LocalBackend`` does both itself."""

@@ -157,6 +157,14 @@ class LocalBackend(Backend):
             problems.extend(findings(model_name, plan, True))
         return problems
 
+    def keep_reproduction(self, name: str, version: int, record: dict[str, Any]) -> str:
+        moment = lifecycle.now()
+        stamped = {**record, "author": self.user, "at": lifecycle.iso(moment)}
+        self.store.version(name, version)  # NotFound before anything is written
+        reproduction_id = lifecycle.sortable_id(moment)
+        self.store.set_version_tag(name, version, *tags.reproduction_tag(reproduction_id, stamped))
+        return reproduction_id
+
     def delete_version(self, name: str, version: int) -> None:
         """Delete a None or Archived version, its history kept on the model first (so that
         ``history`` and ``stage_at`` stay right); a Staging or Production version is refused

@@ -50,6 +50,9 @@ class RemoteBackend(Backend):
             self._post("rollback", name=name, reason=reason)["version"]
         )
 
+    def keep_reproduction(self, name: str, version: int, record: dict[str, Any]) -> str:
+        return self._post("reproduction", name=name, version=version, record=record)["id"]
+
     def finish(self, name: str | None = None) -> None:
         """The server finishes interrupted steps itself (on start and at each step)."""
 

@@ -8,11 +8,12 @@ advisory lock, or a file lock for SQLite), so that replicas serialise.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jupyreg import lifecycle
+from jupyreg import lifecycle, tags
 from jupyreg.backend import Authorise
 from jupyreg.errors import InvalidArgument, NotFound, PermissionDenied
 from jupyreg.queries import version_number
@@ -262,8 +263,36 @@ class Actions:
         return {"problems": problems.to_dict(orient="records")}
 
 
+    def reproduction(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Keep the outcome of a reproduction the caller ran (EDIT), stamped here with the
+        caller and the time: the gate ``require_reproduced`` reads who reported it."""
+        name = _field(body, "name")
+        self._require(name, "EDIT", "keeping a reproduction")
+        record = _reproduction(_field(body, "record"))
+        return {"id": self.registry.keep_reproduction(name, _field(body, "version"), record)}
+
+
+def _reproduction(value: Any) -> dict[str, Any]:
+    """A reproduction's record: a JSON object with a true/false ``ok``, small enough for
+    a version tag; ``author``, ``at`` and ``id`` are the server's to set."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"field 'record' must be a JSON object, not {_kind(value)}")
+    if not isinstance(value.get("ok"), bool):
+        raise InvalidArgument("field 'record' needs 'ok': true or false")
+    record = {k: v for k, v in value.items() if k not in ("author", "at", "id")}
+    if len(json.dumps(record)) > tags.MAX_TAG_LENGTH // 2:
+        raise InvalidArgument(
+            f"field 'record' is over {tags.MAX_TAG_LENGTH // 2} characters as JSON: "
+            "leave out what is not the outcome"
+        )
+    return record
+
+
 def _approvers() -> set[str]:
     return {u.strip() for u in os.environ.get(APPROVERS_ENV, "").split(",") if u.strip()}
 
 
-ACTIONS = ("transition", "request", "approve", "reject", "cancel", "rollback", "policy", "repair")
+ACTIONS = (
+    *("transition", "request", "approve", "reject", "cancel", "rollback", "policy", "repair"),
+    "reproduction",
+)

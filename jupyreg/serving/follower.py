@@ -173,11 +173,17 @@ class Follower:
         target = self._target()
         if target is None or target == self.version or target in self._refused:
             return False
-        old = self._current
         switch = sys.getswitchinterval()
-        # the loading thread holds the GIL in 5 ms slices by default, each a wait for the
-        # requests answered meanwhile: 1 ms slices shorten those waits during a swap
+        # this thread holds the GIL in 5 ms slices by default, each a wait for the requests
+        # answered meanwhile: 1 ms slices shorten those waits while it loads and announces
         sys.setswitchinterval(min(switch, 0.001))
+        try:
+            return self._swap_to(target)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _swap_to(self, target: int) -> bool:
+        old = self._current
         try:
             new = self._load(target, old)
         except NotServable as exc:
@@ -185,8 +191,6 @@ class Follower:
             self._say(str(exc))
             self._send(f"{exc}\nStill serving {self.name} v{old.version}.")
             return False
-        finally:
-            sys.setswitchinterval(switch)
         self._current = new  # the swap: one reference, atomic for every reader
         self._say(
             f"now serving v{new.version} (was v{old.version}; loaded in {new.load_seconds:.2f} s)"

@@ -34,6 +34,7 @@ export class RegistryPanel extends Widget implements IRegistryActions {
   private readonly models: ModelsView;
   private readonly poll: Poll;
   private refreshing: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
   /** Bumped when a message is shown: a load begun after it clears it. */
   private messageEpoch = 0;
 
@@ -169,10 +170,20 @@ export class RegistryPanel extends Widget implements IRegistryActions {
     return this.load();
   }
 
+  /** One load at a time. A load asked for while one runs waits for it, then loads again:
+   * the running one began before what the caller just changed (a request filed) and may
+   * miss it. At most one such load is queued. */
   private load(): Promise<void> {
-    if (!this.refreshing) {
-      this.refreshing = this.loadOnce().finally(() => (this.refreshing = null));
+    if (this.refreshing) {
+      this.queued ??= this.refreshing
+        .catch(() => undefined)
+        .then(() => {
+          this.queued = null;
+          return this.load();
+        });
+      return this.queued;
     }
+    this.refreshing = this.loadOnce().finally(() => (this.refreshing = null));
     return this.refreshing;
   }
 
