@@ -43,7 +43,7 @@ def _project(root: Path) -> list[str]:
     (root / "data").mkdir()
     rows = "".join(f"{i % 7},{(i * 3) % 5},{(i // 3) % 2}\n" for i in range(2000))
     (root / "data" / "train.csv").write_text(rows)
-    (root / ".gitignore").write_text("mlflow.db*\nmlruns/\n.cache/\n")
+    (root / ".gitignore").write_text("mlflow.db*\nmlruns/\nmlartifacts/\n.cache/\n")
     cells = [f"%load_ext jupyreg\n%config JupyReg.tracking_uri = {c.sqlite_uri(root)!r}", TRAIN]
     for command in (
         [*git, "init", "-q", "-b", "main"],

@@ -73,7 +73,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     run(DVC, "init", "-q", cwd=root)
     run(DVC, "add", "-q", "data/train.csv", cwd=root)
-    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.ipynb_checkpoints/\n")
+    (root / ".gitignore").write_text("mlflow.db\nmlruns/\nmlartifacts/\n.ipynb_checkpoints/\n")
     return root
 
 

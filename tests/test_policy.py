@@ -25,7 +25,7 @@ def project(workdir, monkeypatch):
     """A git repo with the policy in pyproject.toml; the registry lives outside git."""
     monkeypatch.setenv("JUPYREG_CACHE_DIR", str(workdir / ".cache"))
     (workdir / "pyproject.toml").write_text(PYPROJECT)
-    (workdir / ".gitignore").write_text("mlflow.db*\nmlruns/\n.cache/\n")
+    (workdir / ".gitignore").write_text("mlflow.db*\nmlruns/\nmlartifacts/\n.cache/\n")
     (workdir / "features.py").write_text("SCALE = 1\n")
     init_git(workdir)
     commit_all(workdir, "project")

@@ -62,7 +62,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         env.chdir(root)
         (root / "data" / "train.csv").write_text(_dataset(120))
         (root / "features.py").write_text("SCALE = 1\n")
-        (root / ".gitignore").write_text("mlflow.db*\nmlruns/\n.ipynb_checkpoints/\n")
+        (root / ".gitignore").write_text("mlflow.db*\nmlruns/\nmlartifacts/\n.ipynb_checkpoints/\n")
         init_git(root)
         run(DVC, "init", "-q", cwd=root)
         run(DVC, "add", "-q", "data/train.csv", cwd=root)

@@ -5,6 +5,9 @@ worker thread and serialises the answer. Registry errors become
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -205,13 +208,51 @@ def _requests_for_review(
     return requests, {n: registry.version_records(n) for n in names}
 
 
+STALENESS_TTL_S = 30.0
+"""How long a model's staleness is reused by the listing (the sidebar polls every few
+seconds; measuring costs git and registry reads). A new Production version, a commit or
+``git add`` in the server's root repository measure again at once."""
+_staleness_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any] | None]] = {}
+_staleness_lock = threading.Lock()
+
+
 def _models_with_staleness(
     registry: Registry, root: str
 ) -> tuple[list[Any], dict[str, dict[str, Any] | None]]:
     models = registry.model_records()
-    return models, {
-        m.name: staleness_json(registry, m.name, root) for m in models if m.production is not None
-    }
+    marker = _git_marker(root)
+    found = {}
+    for m in models:
+        if m.production is None:
+            continue
+        key = (registry.registry_uri, m.name, m.production, root, marker)
+        now = time.monotonic()
+        with _staleness_lock:
+            cached = _staleness_cache.get(key)
+        if cached is not None and now - cached[0] < STALENESS_TTL_S:
+            found[m.name] = cached[1]
+            continue
+        found[m.name] = staleness_json(registry, m.name, root)
+        with _staleness_lock:
+            stale_keys = [
+                k for k, (at, _) in _staleness_cache.items() if now - at >= STALENESS_TTL_S
+            ]
+            for k in stale_keys:
+                del _staleness_cache[k]
+            _staleness_cache[key] = (now, found[m.name])
+    return models, found
+
+
+def _git_marker(root: str) -> tuple[int, ...] | None:
+    """Changes when a commit is made or files are staged in ``root``'s repository (the
+    modification times of its ``.git/HEAD`` and ``.git/index``)."""
+    marks = []
+    for name in ("HEAD", "index"):
+        try:
+            marks.append(os.stat(os.path.join(root, ".git", name)).st_mtime_ns)
+        except OSError:
+            marks.append(0)
+    return tuple(marks)
 
 
 def _text(body: dict[str, Any], key: str) -> str:

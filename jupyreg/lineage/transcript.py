@@ -57,10 +57,11 @@ def _inputs(user_ns: Mapping[str, Any] | None) -> list[str] | None:
 
 
 def _shell(user_ns: Mapping[str, Any] | None) -> Any:
-    """The IPython shell that runs this code, if any (never importing IPython)."""
-    getter = (user_ns or {}).get("get_ipython")
-    if callable(getter):
-        return getter()
+    """The IPython shell of ``user_ns`` where one is given, else the one that runs this code,
+    if any (never importing IPython)."""
+    if user_ns is not None:
+        getter = user_ns.get("get_ipython")
+        return getter() if callable(getter) else None
     if "IPython" in sys.modules:
         return sys.modules["IPython"].get_ipython()
     return None

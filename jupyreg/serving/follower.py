@@ -10,6 +10,8 @@ is never served; the old one keeps answering and an alert says why.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 import time
@@ -149,6 +151,10 @@ class Follower:
         return self.registry.holder(self.name, self.stage or lifecycle.PRODUCTION)
 
     def _follow(self) -> None:
+        # below the request threads in the OS scheduler: on a busy machine a swap's loading
+        # takes the CPU the answers leave, rather than the answers waiting for it
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
         unreachable = False
         while not self._stop.is_set():
             try:

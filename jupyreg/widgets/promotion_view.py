@@ -172,9 +172,14 @@ class PromotionPanel(w.VBox):
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.staleness = w.HTML()
         self.card_button = w.Button(
-            description="Model card", icon="file-text", tooltip="the chosen version's model card"
+            description="Model card",
+            icon="file-text",
+            tooltip="the model card of the version chosen above",
+            layout=w.Layout(width="auto"),
         )
-        self.card_hide_button = w.Button(description="Hide card", layout=w.Layout(display="none"))
+        self.card_hide_button = w.Button(
+            description="Hide card", layout=w.Layout(width="auto", display="none")
+        )
         self.card_title = w.HTML()
         self.card_meta = w.HTML()
         self.card = w.Output(layout=w.Layout(display="none"))
@@ -193,10 +198,10 @@ class PromotionPanel(w.VBox):
                 ),
                 self.holders,
                 self.staleness,
-                w.HBox([self.version, self.stage, self.card_button, self.card_hide_button]),
+                w.HBox([self.version, self.stage]),
                 w.HBox([self.reason, self.request_button, self.move_button]),
                 self.status,
-                self.card_title,
+                w.HBox([self.card_button, self.card_hide_button, self.card_title]),
                 self.card_meta,
                 self.card,
                 w.HTML("<b>pending requests</b>"),

@@ -9,6 +9,7 @@ import pytest
 
 from tests.lineage.lineage_helpers import commit_all
 from tests.registered_project import NAME, build_project, copy_project, promote, register
+from tests.widgets.panel_helpers import promote as promote_v
 from tests.widgets.panel_helpers import record_reproduction
 
 
@@ -105,3 +106,26 @@ async def test_versions_carry_their_reproduction_status(seeded, alice, api):
     status, body = await api("GET", "models", seeded["name"], "versions")
     assert status == 200
     assert [v["reproduced"] for v in body["versions"]] == ["failed", "passed"]
+
+
+async def test_the_listing_reuses_a_measurement_until_production_changes(
+    seeded, alice, bob, api, monkeypatch
+):
+    import jupyreg.staleness
+
+    measured = []
+    real = jupyreg.staleness.staleness
+
+    def counting(registry, name, root):
+        measured.append(name)
+        return real(registry, name, root)
+
+    monkeypatch.setattr(jupyreg.staleness, "staleness", counting)
+    bob.approve(seeded["request_id"], comment="ok")
+    for _ in range(2):
+        assert (await api("GET", "models"))[0] == 200
+    assert measured == [seeded["name"]]  # the sidebar polls: measured once
+
+    promote_v(alice, bob, 2)
+    found = by_name((await api("GET", "models"))[1])[seeded["name"]]["staleness"]
+    assert found["version"] == 2 and len(measured) == 2
