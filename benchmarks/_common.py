@@ -346,7 +346,7 @@ def mlflow_server(backend: str, root: Path, env: dict[str, str] | None = None) -
             env={**clean_env(), **(env or {}), "PATH": f"{BIN}:{os.environ['PATH']}"},
             start_new_session=True,
         )
-    with _serving(process, url, log_path, "mlflow server"):
+    with serving(process, url, log_path, "mlflow server"):
         yield url
 
 
@@ -422,7 +422,7 @@ def jupyreg_server(
             env=env,
             start_new_session=True,  # the CLI and its uvicorn worker(s): one process group
         )
-    with _serving(process, url, log_path, "jupyreg server"):
+    with serving(process, url, log_path, "jupyreg server"):
         yield url
 
 
@@ -494,13 +494,16 @@ def profile(action: Callable[[], Any], lines: int = 30) -> None:
 
 
 @contextmanager
-def _serving(process: subprocess.Popen, url: str, log_path: Path, what: str) -> Iterator[None]:
-    """Wait until the server process answers /health, then stop its process group."""
+def serving(
+    process: subprocess.Popen, url: str, log_path: Path, what: str, probe: str = "/health"
+) -> Iterator[None]:
+    """Wait until the server process answers ``probe`` with 200, then stop its process
+    group."""
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                with urllib.request.urlopen(f"{url}{probe}", timeout=1) as response:
                     if response.status == 200:
                         break
             except OSError:

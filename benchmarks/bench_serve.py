@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,25 +101,8 @@ def _server(command: list[str], root: Path, env: dict[str, str], port: int) -> I
         process = subprocess.Popen(
             command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text()[-3000:]) from None
-                time.sleep(0.3)
+    with c.serving(process, f"http://127.0.0.1:{port}", log_path, command[0], probe="/ping"):
         yield
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
 
 
 def _per_request(command: list[str], root: Path, env: dict[str, str], seconds: float) -> float:
