@@ -190,6 +190,21 @@ def sqlite_uri(workdir: Path, empty_registry_db: Path) -> str:
 
 
 @pytest.fixture
+def cli(sqlite_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """``cli("list", user="bob")`` runs the jupyreg CLI on ``sqlite_uri``: (exit, out, err)."""
+    from jupyreg.cli import main
+
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+    def run(*argv: str, user: str = "alice") -> tuple[int, str, str]:
+        code = main(["--tracking-uri", sqlite_uri, "--user", user, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
 def alice(sqlite_uri: str):
     from jupyreg import Registry
 

@@ -16,18 +16,6 @@ NAME = "fraud-detector"
 
 
 @pytest.fixture
-def cli(sqlite_uri, capsys, monkeypatch):
-    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-    def run(*argv: str, user: str = "alice") -> tuple[int, str, str]:
-        code = main(["--tracking-uri", sqlite_uri, "--user", user, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def two_versions(alice, model) -> None:
     register_versions(alice, model, NAME, 2)
 

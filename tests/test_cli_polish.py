@@ -22,16 +22,6 @@ LINEAGE = Lineage.from_record({"environment": {"requirements": ["scikit-learn"]}
 
 
 @pytest.fixture
-def cli(sqlite_uri, capsys):
-    def run(*argv: str, user: str = "alice") -> tuple[int, str, str]:
-        code = main(["--tracking-uri", sqlite_uri, "--user", user, *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def one_version(alice: Registry, model) -> Registry:
     alice.register(model, NAME, metrics={"test": {"auc": 0.9}}, lineage=LINEAGE)
     return alice

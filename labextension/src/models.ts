@@ -69,6 +69,7 @@ class ModelRow {
   private readonly historyList: HTMLElement;
   private expanded = false;
   private staleness: IStaleness | null = null;
+  private shown = '';
 
   constructor(
     private readonly name: string,
@@ -109,6 +110,12 @@ class ModelRow {
   }
 
   update(model: IRegisteredModel): void {
+    // A poll that brings nothing new leaves the header's DOM alone.
+    const shown = JSON.stringify(model);
+    if (shown === this.shown) {
+      return;
+    }
+    this.shown = shown;
     const stale = staleBadge(model.staleness ?? null);
     const holders = [
       model.production !== null ? `Production v${model.production}` : '',

@@ -124,6 +124,7 @@ class VersionCard {
   private readonly cardButton: HTMLButtonElement;
   private readonly stalenessSlot: HTMLElement;
   private version: IModelVersion | null = null;
+  private shown = '';
 
   constructor(
     private readonly name: string,
@@ -190,6 +191,12 @@ class VersionCard {
   }
 
   update(version: IModelVersion, staleness: IStaleness | null = null): void {
+    // A poll that brings nothing new leaves the card's DOM alone (selections, hovers).
+    const shown = JSON.stringify([version, staleness]);
+    if (shown === this.shown) {
+      return;
+    }
+    this.shown = shown;
     this.version = version;
     this.node.dataset.version = String(version.version);
     this.node.dataset.stage = version.stage;
