@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
     sub.add_argument("--count", type=int, help="stop after this many changes")
     sub.add_argument("--state-file", help="remember the last version seen across restarts")
+    sub.add_argument(
+        "--stale",
+        metavar="REPO",
+        nargs="?",
+        const=".",
+        help="also act when Production goes stale against the git/DVC repository REPO "
+        "(default: here): code commits or data changed since it was trained",
+    )
     sub = verbs.add_parser(
         "serve",
         help="an MLflow-compatible scoring server that follows a stage, swapping versions "
@@ -234,6 +242,7 @@ def _watch(registry: Any, args: argparse.Namespace) -> None:
             interval=args.interval,
             count=args.count,
             state_file=args.state_file,
+            stale_against=args.stale,
         )
 
 

@@ -47,10 +47,34 @@ class StageChange:
         return f"{self.name} v{self.version} entered {self.stage}{was}"
 
 
-def run_command(command: str) -> Callable[[StageChange], None]:
+@dataclass(frozen=True)
+class StaleProduction:
+    """Production's code or data changed since it was trained (``jupyreg.staleness``)."""
+
+    name: str
+    version: int
+    summary: str
+    what: tuple[object, ...]  # what is stale (not its age): a new alert when it changes
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "JUPYREG_MODEL": self.name,
+            "JUPYREG_STAGE": "Production",
+            "JUPYREG_VERSION": str(self.version),
+            "JUPYREG_STALE": self.summary,
+        }
+
+    def message(self) -> str:
+        return f"{self.summary}: retrain and register a new version"
+
+
+Event = StageChange | StaleProduction
+
+
+def run_command(command: str) -> Callable[[Event], None]:
     """An action running ``command`` in a shell with the change in its environment."""
 
-    def act(change: StageChange) -> None:
+    def act(change: Event) -> None:
         done = subprocess.run(command, shell=True, env={**os.environ, **change.environment()})
         if done.returncode:
             print(f"jupyreg watch: command exited {done.returncode}", file=sys.stderr)
@@ -58,15 +82,15 @@ def run_command(command: str) -> Callable[[StageChange], None]:
     return act
 
 
-def post_message(url: str, registry: Registry | None = None) -> Callable[[StageChange], None]:
+def post_message(url: str, registry: Registry | None = None) -> Callable[[Event], None]:
     """An action posting a Slack-compatible ``{"text": ...}`` message to ``url``: the change,
     then (given the registry) who approved it, why, and the metric deltas against the version
     it replaced."""
     from jupyreg.alerts import change_details, post
 
-    def act(change: StageChange) -> None:
+    def act(change: Event) -> None:
         lines = [change.message()]
-        if registry is not None:
+        if registry is not None and isinstance(change, StageChange):
             lines += change_details(
                 registry, change.name, change.stage, change.version, change.previous_version
             )
@@ -98,17 +122,20 @@ def watch(
     registry: Registry,
     name: str,
     stage: str,
-    act: Callable[[StageChange], None],
+    act: Callable[[Event], None],
     *,
     interval: float = 5.0,
     count: int | None = None,
     state_file: str | os.PathLike[str] | None = None,
+    stale_against: str | os.PathLike[str] | None = None,
     log: TextIO = sys.stderr,
 ) -> int:
-    """Call ``act`` once per change of the version in ``stage``; return after ``count``
-    changes (never, if None). The version found at start is the baseline, not a change,
-    unless a state file remembers an earlier one."""
+    """Call ``act`` once per change of the version in ``stage``, and (``stale_against``: a
+    repository) once each time Production is found stale in a new way; return after
+    ``count`` events (never, if None). The version found at start is the baseline, not a
+    change, unless a state file remembers an earlier one."""
     state = _State(Path(state_file) if state_file else None)
+    alerted: tuple[object, ...] | None = None  # the staleness last acted on
     fired = 0
     unreachable = started = False
     while count is None or fired < count:
@@ -135,5 +162,26 @@ def watch(
             state.remember(current)
             fired += 1
             continue
+        stale = _stale(registry, name, current, stale_against) if stage == "Production" else None
+        if stale is not None and stale.what != alerted:
+            print(f"jupyreg watch: {stale.message()}", file=log, flush=True)
+            act(stale)
+            alerted = stale.what
+            fired += 1
+            continue
         time.sleep(interval)
     return fired
+
+
+def _stale(
+    registry: Registry, name: str, version: int | None, repo: str | os.PathLike[str] | None
+) -> StaleProduction | None:
+    if repo is None or version is None:
+        return None
+    from jupyreg.staleness import staleness
+
+    measured = staleness(registry, name, repo)
+    if not measured.stale:
+        return None
+    what = (measured.version, measured.commits_behind, *measured.changed_data)
+    return StaleProduction(name, version, measured.summary(), what)

@@ -238,3 +238,18 @@ def test_check_warns_of_stale_production_without_failing(
     assert alice.check(NAME, repo_path=None).empty  # a server does not look
     assert main(["--tracking-uri", alice.tracking_uri, "check", NAME]) == 0  # a warning
     assert "1 commit touching code" in capsys.readouterr().out
+
+
+def test_watch_alerts_once_when_production_goes_stale(
+    project: Path, production: int, alice: Registry
+) -> None:
+    from jupyreg.watch import StaleProduction, watch
+
+    events: list = []
+    commit(project, {"features.py": "SCALE = 3\n"}, "rescale")
+    assert watch(alice, NAME, "Production", events.append, interval=0, count=1,
+                 stale_against=project) == 1  # fmt: skip
+    (alert,) = events
+    assert isinstance(alert, StaleProduction) and alert.version == production
+    assert "1 commit touching code" in alert.message()
+    assert alert.environment()["JUPYREG_STALE"] == alert.summary
