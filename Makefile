@@ -57,9 +57,11 @@ test-fast: $(STAMP)
 	[ $$lint = 0 ] && [ $$tests = 0 ])
 
 # Stage 2: the end-to-end suites: real `mlflow server` and `jupyreg server` processes,
-# PostgreSQL, notebooks in kernels, binder, the benchmarks' smoke run, concurrency, faults.
+# PostgreSQL, notebooks in kernels, binder, the benchmarks' smoke run, concurrency, faults;
+# then, alone on the machine, the tests marked `serial` (they judge latency or throughput).
 test-e2e: $(STAMP)
-	$(call timed,stage 2 (end-to-end tests),$(PYTEST) -n $(E2E_WORKERS) -m "$(E2E)")
+	$(call timed,stage 2 (end-to-end tests),$(PYTEST) -n $(E2E_WORKERS) -m "($(E2E)) and not serial" \
+		&& $(PYTEST) -m "serial")
 
 # The contract tests on the oldest supported MLflow, in a second virtualenv (pip reuses
 # its cache). Skipped only while tests/contract/ does not exist.

@@ -224,6 +224,7 @@ def _p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100)[98]
 
 
+@pytest.mark.serial  # its p99 and throughput mean nothing beside other tests' load
 def test_load_while_production_changes_three_times_and_rolls_back(service) -> None:
     plan = json.dumps([list(change) for change in CHANGES])
     mover = subprocess.Popen(  # another process: its steps do not slow this one's clients
