@@ -70,8 +70,23 @@ def publish_card(
 
 
 def reproduction(mv: ModelVersion) -> dict[str, Any]:
-    """The card's reproduction status; ``not reproduced`` until reproductions are recorded."""
-    return {"status": NOT_REPRODUCED}
+    """The card's reproduction status: the latest reproduction (``passed`` / ``failed``, who
+    ran it, when, the tolerance and the largest metric delta), else ``not reproduced``."""
+    from jupyreg.tags import reproductions
+
+    found = reproductions(mv.tags)
+    if not found:
+        return {"status": NOT_REPRODUCED}
+    latest = found[-1]
+    deltas = [abs(d) for d in (latest.get("deltas") or {}).values() if isinstance(d, int | float)]
+    return {
+        "status": "passed" if latest.get("ok") is True else "failed",
+        "by": latest.get("author"),
+        "at": latest.get("at"),
+        "tolerance": latest.get("tolerance"),
+        "largest_delta": max(deltas, default=None),
+        "runs": len(found),
+    }
 
 
 def render_card(
@@ -455,7 +470,12 @@ def _reproduction(facts: Mapping[str, Any]) -> str:
     status = facts["reproduction"]["status"]
     if status == NOT_REPRODUCED:
         return "## Reproduction\n\nStatus: **not reproduced** (no reproduction was recorded)."
-    return f"## Reproduction\n\nStatus: **{_cell(status)}**"
+    latest = facts["reproduction"]
+    return (
+        f"## Reproduction\n\nStatus: **{_cell(status)}** (latest of {latest['runs']}: by "
+        f"{_cell(latest['by'])} at {_cell(latest['at'])}, tolerance {_cell(latest['tolerance'])}, "
+        f"largest metric delta {_cell(latest['largest_delta'])})"
+    )
 
 
 def _warnings(facts: Mapping[str, Any]) -> str:

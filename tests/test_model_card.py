@@ -178,6 +178,13 @@ def test_reproduction_status_and_capture_warnings_are_shown(
     for warning in mv.warnings:
         assert warning.replace("|", "\\|").split("<")[0][:60] in text
 
+    reg.keep_reproduction(NAME, mv.version, {"ok": False, "deltas": {"test.auc": -0.02},
+                                             "tolerance": 1e-06})  # fmt: skip
+    text = model_card(reg, NAME)
+    status = ModelCard(text).data.to_dict()["jupyreg"]["reproduction"]
+    assert (status["status"], status["by"], status["largest_delta"]) == ("failed", reg.user, 0.02)
+    assert f"Status: **failed** (latest of 1: by {reg.user} at " in text
+
 
 def test_no_credentials_reach_the_card(
     project: Path, alice: Registry, model, monkeypatch: pytest.MonkeyPatch, offline: None
