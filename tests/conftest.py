@@ -189,6 +189,26 @@ def sqlite_uri(workdir: Path, empty_registry_db: Path) -> str:
     return f"sqlite:///{workdir / 'mlflow.db'}"
 
 
+@pytest.fixture(scope="module")
+def git_dvc_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC project (``tests/registered_project.py``), built once per module."""
+    from tests.registered_project import build_project
+
+    root = tmp_path_factory.mktemp("template") / "project"
+    root.mkdir()
+    return build_project(root)
+
+
+@pytest.fixture
+def git_dvc_project(
+    workdir: Path, git_dvc_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh copy of that project as the working directory (a registry's mlflow.db in it)."""
+    from tests.registered_project import copy_project
+
+    return copy_project(git_dvc_template, workdir, monkeypatch)
+
+
 @pytest.fixture
 def cli(sqlite_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     """``cli("list", user="bob")`` runs the jupyreg CLI on ``sqlite_uri``: (exit, out, err)."""

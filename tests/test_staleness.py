@@ -14,20 +14,13 @@ from jupyreg.lifecycle import parse_iso
 from jupyreg.lineage import Lineage, capture
 from jupyreg.staleness import Staleness, staleness, touches_code
 from tests.lineage.lineage_helpers import DVC, commit_all, dvc_outs, run
-from tests.registered_project import NAME, build_project, copy_project, promote, register
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("template") / "project"
-    root.mkdir()
-    return build_project(root)
+from tests.registered_project import NAME, promote, register
 
 
 @pytest.fixture
-def project(workdir: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(git_dvc_project: Path) -> Path:
     """A fresh copy of the project, as the working directory (alice's registry is in it)."""
-    return copy_project(template, workdir, monkeypatch)
+    return git_dvc_project
 
 
 @pytest.fixture

@@ -9,21 +9,14 @@ import pytest
 
 from jupyreg.widgets import promotion_panel
 from tests.lineage.lineage_helpers import commit_all
-from tests.registered_project import NAME, build_project, copy_project, promote, register
+from tests.registered_project import NAME, promote, register
 from tests.widgets.panel_helpers import record_reproduction
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("template") / "project"
-    root.mkdir()
-    return build_project(root)
-
-
 @pytest.fixture
-def project(workdir: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(git_dvc_project: Path) -> Path:
     """The git + DVC project as the kernel's working directory."""
-    return copy_project(template, workdir, monkeypatch)
+    return git_dvc_project
 
 
 def test_production_staleness_is_a_line_under_the_stage_holders(project, alice, bob, model):
