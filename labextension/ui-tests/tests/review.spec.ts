@@ -60,7 +60,14 @@ async function contrast(locator: Locator, property = 'color'): Promise<number> {
       }
       const rgb = text.match(/rgba?\(([^)]+)\)/);
       if (!rgb) {
-        return null;
+        // any other CSS colour (oklab(), lab(), ...): as the browser paints it
+        const canvas = document.createElement('canvas');
+        canvas.width = canvas.height = 1;
+        const context = canvas.getContext('2d')!;
+        context.fillStyle = text;
+        context.fillRect(0, 0, 1, 1);
+        const [r, g, b, alpha] = context.getImageData(0, 0, 1, 1).data;
+        return [r, g, b, alpha / 255];
       }
       const p = rgb[1]
         .split(/[\s,/]+/)
