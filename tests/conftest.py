@@ -105,7 +105,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         for mark in STAGE2_MARKS.get(module, ()):
             item.add_marker(mark)
-        item.add_marker(pytest.mark.xdist_group(_worker_unit(item, module)))
+        # xdist reads a group's name after the node id's last "]": none may hold one
+        unit = _worker_unit(item, module).replace("[", "(").replace("]", ")")
+        item.add_marker(pytest.mark.xdist_group(unit))
     items.sort(key=lambda item: -_seconds(item))  # stable: a module's order is kept
 
 
