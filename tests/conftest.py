@@ -97,6 +97,7 @@ def _seconds(item: pytest.Item) -> int:
     return LONGEST_FIRST.get(test, LONGEST_FIRST.get(test.split("::", 1)[0], 0))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups given here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         try:
