@@ -154,12 +154,13 @@ def log_and_register(
                     path,
                     list(lineage.requirements),
                     description,
-                    signature=None
-                    if registration.input_example is not None
-                    else signature_from_features(model),
+                    signature=None,  # MLflow infers it from the input example, if any
                     input_example=registration.input_example,
                 )
-                schema_tags = _schema_tags(path)
+                # without an example the inputs' names are known but not their types: kept
+                # for compare and the schema gate, never enforced by MLflow on callers (an
+                # int column sent to a "double" input would be refused)
+                schema_tags = _schema_tags(path, signature_from_features(model))
                 client.log_model_artifacts(logged.model_id, path)
             client.finalize_logged_model(logged.model_id, "READY")
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
@@ -206,12 +207,12 @@ def signature_from_features(model: Any) -> Any:
     return None
 
 
-def _schema_tags(path: str) -> dict[str, str]:
-    """The ``jupyreg.schema`` record of the saved model's input signature (none without one,
-    or when it would not fit in a tag)."""
+def _schema_tags(path: str, inferred: Any) -> dict[str, str]:
+    """The ``jupyreg.schema`` record of the saved model's input signature, else of the one
+    ``inferred`` from the model (none without either, or when it would not fit in a tag)."""
     from mlflow.models import Model
 
-    signature = Model.load(os.path.join(path, "MLmodel")).signature
+    signature = Model.load(os.path.join(path, "MLmodel")).signature or inferred
     if signature is None or signature.inputs is None:
         return {}
     value = schema.record(schema.from_signature_inputs(signature.inputs))
