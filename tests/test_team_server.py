@@ -306,6 +306,7 @@ def _promoter(urls: list[str], jobs: list[tuple[int, int]], results) -> None:  #
     results.put(outcomes)
 
 
+@pytest.mark.serial  # its queue bound is judged against steps' speed: not beside other load
 def test_concurrent_promotions_over_three_replicas(team: Team, model, monkeypatch, capsys):
     """3 replicas x 30 concurrent promoters each: no 500, one Production, an event per
     applied move."""
