@@ -27,10 +27,13 @@ timed = @t0=$$(date +%s); $(2); rc=$$?; \
 
 .PHONY: demo test lint test-fast test-e2e test-oldest oldest-venv contract-oldest ui-test
 
+# --no-compile: Python compiles what is imported, when it is first imported; byte-compiling
+# all ~300 packages up front is minutes of CPU on a 2-core machine, most of it never imported.
+PIP_INSTALL = -m pip install --quiet --no-compile
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	$(VENV)/bin/python $(PIP_INSTALL) -e ".[test]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -84,7 +87,7 @@ $(OLDEST_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(OLDEST_VENV)
 	echo '*' > $(OLDEST_VENV)/.gitignore
 	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST_VENV)/bin/python -m pip install --quiet -e ".[test]" "mlflow[auth]==$(OLDEST_MLFLOW)"
+	$(OLDEST_VENV)/bin/python $(PIP_INSTALL) -e ".[test]" "mlflow[auth]==$(OLDEST_MLFLOW)"
 	$(OLDEST_VENV)/bin/python -c "import mlflow, sys; \
 		sys.exit(mlflow.__version__ != '$(OLDEST_MLFLOW)' and 'got MLflow ' + mlflow.__version__)"
 	touch $@

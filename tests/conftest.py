@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import multiprocessing
 import os
 import shutil
 import signal
@@ -261,6 +262,23 @@ def register_versions(reg, model, name: str, count: int) -> list[int]:
         ).version
         for i in range(count)
     ]
+
+
+WORKER_PRELOAD = (
+    "jupyreg.registry",
+    "jupyreg.backend.local",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+)
+
+
+def worker_processes(module: str) -> multiprocessing.context.BaseContext:
+    """Processes forked from one server that imported ``module`` and what opening an
+    embedded registry imports: a spawned worker imports them itself, 1.5-5 s of CPU each.
+    (One server per test process: the first caller's preload is the one that holds.)"""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([module, *WORKER_PRELOAD])
+    return context
 
 
 WEBHOOK_ENV = {

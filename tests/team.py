@@ -133,13 +133,22 @@ class S3Server:
 
 
 class TeamServer:
-    """One `jupyreg server` replica (basic-auth + lifecycle) on a shared backend."""
+    """One `jupyreg server` replica (basic-auth + lifecycle) on a shared backend. Each worker
+    remembers a checked password for a minute (``--auth-cache-seconds``): MLflow's scrypt
+    check is ~0.13 s of CPU per request, most of a test's CPU otherwise; no test here
+    changes a password (grants are read afresh on each request either way)."""
 
     def __init__(
-        self, root: Path, backend: str, auth_db: str, artifacts: str, env: dict[str, str]
+        self,
+        root: Path,
+        backend: str,
+        auth_db: str,
+        artifacts: str,
+        env: dict[str, str],
+        workers: int = 2,
     ) -> None:
         self.root, self.backend, self.auth_db, self.artifacts = root, backend, auth_db, artifacts
-        self.env = env
+        self.env, self.workers = env, workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -162,7 +171,9 @@ class TeamServer:
                     "--port",
                     str(self.port),
                     "--workers",
-                    "2",
+                    str(self.workers),
+                    "--auth-cache-seconds",
+                    "60",
                 ],
                 cwd=self.root,
                 stdout=log,

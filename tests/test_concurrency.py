@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 
 from mlflow import MlflowClient
 
 from jupyreg import Registry
-from tests.conftest import register_versions
+from tests.conftest import register_versions, worker_processes
 
 NAME = "fraud-detector"
 PROCESSES = 8
@@ -31,7 +30,7 @@ def test_concurrent_promotions_keep_one_production_and_every_event(alice, model,
         alice.transition(NAME, version, "Staging", reason="candidate")
         requests.append(alice.request(NAME, version, "Production", reason=f"v{version}").id)
 
-    context = multiprocessing.get_context("spawn")
+    context = worker_processes(__name__)
     start, results = context.Event(), context.Queue()
     workers = [
         context.Process(

@@ -27,6 +27,7 @@ from jupyreg.errors import (
     InvalidTransition,
     PermissionDenied,
     PolicyViolation,
+    RegistryBusy,
     RegistryUnavailable,
 )
 from jupyreg.webhooks import verify
@@ -295,6 +296,8 @@ def _promoter(urls: list[str], jobs: list[tuple[int, int]], results) -> None:  #
             outcomes.append("applied")
         except InvalidTransition:
             outcomes.append("refused")
+        except RegistryBusy:  # the designed 503: its Retry-After honoured for 15 s, then raised
+            outcomes.append("busy")
         except Exception as exc:  # noqa: BLE001 - reported to the test
             outcomes.append(f"{type(exc).__name__}: {exc}")
 
@@ -309,7 +312,8 @@ def _promoter(urls: list[str], jobs: list[tuple[int, int]], results) -> None:  #
 @pytest.mark.serial  # its queue bound is judged against steps' speed: not beside other load
 def test_concurrent_promotions_over_three_replicas(team: Team, model, monkeypatch, capsys):
     """3 replicas x 30 concurrent promoters each: no 500, one Production, an event per
-    applied move."""
+    applied move. A promoter may hear "busy" (503 + Retry-After, retried by the client for a
+    bounded time): 90 steps on one model queue behind one lock, and nothing was written."""
     admin = team.login(monkeypatch, "admin")
     admin.set_policy(NAME, approvals={})  # promotion without approval, to race on apply
     first = max(admin.versions(NAME)["version"]) + 1
@@ -336,12 +340,13 @@ def test_concurrent_promotions_over_three_replicas(team: Team, model, monkeypatc
     outcomes = [o for _ in processes for o in results.get(timeout=600)]
     for process in processes:
         process.join(timeout=60)
-    unexpected = [o for o in outcomes if o not in ("applied", "refused")]
+    unexpected = [o for o in outcomes if o not in ("applied", "refused", "busy")]
     assert unexpected == []
     assert len(outcomes) == PROCESSES * PROMOTERS
     during = team.logged_since(logged_before)
     assert [line for line in during if '" 500 ' in line] == []
     applied = outcomes.count("applied")
+    assert applied >= 1
 
     history = admin.history(NAME)
     raced = history[history["version"].isin(versions)]
@@ -359,7 +364,7 @@ def test_concurrent_promotions_over_three_replicas(team: Team, model, monkeypatc
     with capsys.disabled():
         print(
             f"\nconcurrency: {len(outcomes)} promotions attempted over 3 replicas, "
-            f"{applied} applied, {len(production)} Production, "
+            f"{applied} applied, {outcomes.count('busy')} busy, {len(production)} Production, "
             f"{len(to_production)} Production events"
         )
 

@@ -4,6 +4,7 @@ local path."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -61,8 +62,9 @@ class RemoteBackend(Backend):
 
     def _post(self, action: str, **payload: Any) -> dict[str, Any]:
         """One request per step. A busy server's 503 (or 429) is retried after the
-        Retry-After it sends, for ``BUSY_RETRY_SECONDS`` at most; an unreachable server is
-        not retried here (MLflow's few fast retries apply), so it fails in seconds."""
+        Retry-After it sends (jittered, so that clients refused together do not come back
+        together), for ``BUSY_RETRY_SECONDS`` at most; an unreachable server is not retried
+        here (MLflow's few fast retries apply), so it fails in seconds."""
         uri = self.store.registry_uri
         deadline = time.monotonic() + BUSY_RETRY_SECONDS
         while True:
@@ -78,7 +80,7 @@ class RemoteBackend(Backend):
             wait = _retry_after(response)
             if wait is None or time.monotonic() + wait > deadline:
                 break
-            time.sleep(wait)
+            time.sleep(wait * random.uniform(0.5, 1.5))
         body = _json(response)
         if response.status_code == 401:
             raise _needs_credentials(uri)

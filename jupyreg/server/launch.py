@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import secrets
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 
 from jupyreg.server.actions import APPROVERS_ENV
 from jupyreg.server.roles import CREATOR_PERMISSION_ENV
@@ -24,7 +26,7 @@ WEBHOOK_CACHE = {"MLFLOW_WEBHOOK_CACHE_TTL": "5"}
 60, lets a webhook added on one replica miss a minute of moves on another)."""
 
 
-def server_command(
+def server_arguments(
     backend_store_uri: str,
     artifacts_destination: str,
     host: str,
@@ -32,11 +34,9 @@ def server_command(
     workers: int,
     static_prefix: str | None = None,
 ) -> list[str]:
+    """The arguments of MLflow's ``mlflow server`` command for this server."""
     prefix = ["--static-prefix", static_prefix] if static_prefix else []
     return [
-        sys.executable,
-        "-m",
-        "mlflow",
         "server",
         "--app-name",
         "jupyreg",
@@ -130,13 +130,14 @@ def run_server(
     creator_permission: str = "EDIT",
     static_prefix: str | None = None,
 ) -> None:
-    """Prepare the databases once, then replace this process with the tracking server (so
-    signals reach it directly): migrations and interrupted lifecycle steps are dealt with
-    before any worker starts."""
-    from jupyreg.compat import default_auth_database_uri, migrate_server_stores
-    from jupyreg.registry import Registry
+    """Prepare the databases once, then run MLflow's ``mlflow server`` command in this
+    process (it forwards signals to its uvicorn workers): migrations and interrupted
+    lifecycle steps are dealt with before any worker starts. MLflow is imported once, here;
+    the preparation runs in a forked child that inherits it, so that no database connection
+    of it stays open in this process while the server runs."""
+    from mlflow.cli import cli as mlflow_cli
 
-    command = server_command(
+    arguments = server_arguments(
         backend_store_uri, artifacts_destination, host, port, workers, static_prefix
     )
     env = server_environment(
@@ -147,6 +148,16 @@ def run_server(
         auth_cache_seconds,
         creator_permission,
     )
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
+        child.submit(prepare_databases, backend_store_uri, auth_database_uri).result()
+    os.environ.update(env)
+    mlflow_cli.main(arguments, prog_name="mlflow")
+
+
+def prepare_databases(backend_store_uri: str, auth_database_uri: str | None) -> None:
+    """MLflow's schemas current, and every step a crash interrupted finished."""
+    from jupyreg.compat import default_auth_database_uri, migrate_server_stores
+    from jupyreg.registry import Registry
+
     migrate_server_stores(backend_store_uri, auth_database_uri or default_auth_database_uri())
     Registry(backend_store_uri, user="jupyreg server").finish_steps()
-    os.execve(command[0], command, env)
