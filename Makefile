@@ -18,14 +18,15 @@ VENV_BIN = $(abspath $(VENV))/bin
 # kernels, locks). pytest's exit 5 (no test collected) fails a stage like any other failure.
 FAST_WORKERS ?= 2
 E2E_WORKERS ?= 4
-PYTEST = $(VENV)/bin/python -m pytest -q -ra -p no:cacheprovider --durations=15 --dist loadgroup
+PYTEST = $(VENV)/bin/python -m pytest -q -ra -p no:cacheprovider --durations=15 --dist loadgroup \
+	--no-loadscope-reorder
 FAST = not slow and not server and not e2e
 E2E = slow or server or e2e
 # `$(call timed,NAME,COMMAND)`: runs COMMAND, then prints NAME's wall time and fails as it did
 timed = @t0=$$(date +%s); $(2); rc=$$?; \
 	echo "make: $(1) took $$(( $$(date +%s) - t0 )) s (exit $$rc)"; exit $$rc
 
-.PHONY: demo test lint test-fast test-e2e test-oldest oldest-venv contract-oldest ui-test
+.PHONY: demo test lint test-fast test-e2e test-oldest contract-oldest ui-test
 
 # --no-compile: Python compiles what is imported, when it is first imported; byte-compiling
 # all ~300 packages up front is minutes of CPU on a 2-core machine, most of it never imported.
@@ -39,15 +40,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/jupyreg demo $(if $(DIR),--dir $(DIR))
 
-# Three phases, stopping at the first that fails; in each, two jobs share the machine
+# Two phases, stopping at the first that fails; in each, two jobs share the machine
 # (their output is printed whole as each ends): stage 1 while the oldest MLflow's
-# virtualenv is built; stage 2 beside the Galata UI tests; then the contract tests on the
-# oldest MLflow. One stage alone: `make test-fast`, `test-e2e`, `ui-test`, `test-oldest`.
+# virtualenv is built and the contract tests run on it; then stage 2 beside the Galata UI
+# tests. One stage alone: `make test-fast`, `test-oldest`, `test-e2e`, `ui-test`.
 PHASE = $(MAKE) --no-print-directory -j2 --output-sync=target
 test: $(STAMP)
-	@$(PHASE) test-fast oldest-venv
+	@$(PHASE) test-fast test-oldest
 	@$(PHASE) test-e2e ui-test
-	@$(MAKE) --no-print-directory test-oldest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -68,9 +68,6 @@ test-e2e: $(STAMP)
 
 # The contract tests on the oldest supported MLflow, in a second virtualenv (pip reuses
 # its cache). Skipped only while tests/contract/ does not exist.
-oldest-venv:
-	@if [ -d tests/contract ]; then $(MAKE) --no-print-directory $(OLDEST_STAMP); fi
-
 test-oldest:
 	@if [ -d tests/contract ]; then \
 		$(MAKE) --no-print-directory $(OLDEST_STAMP) && $(MAKE) --no-print-directory contract-oldest; \
