@@ -61,22 +61,24 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
 # worker takes is a test, or, where tests share a module-scoped fixture (a server, a
 # cluster), the module (one unit per value of a parametrised module fixture, e.g. attacks
 # on SQLite and on PostgreSQL), so that the fixture is made once. Units start longest first
-# so that the short ones fill in beside them: rough seconds on a quiet 2-core machine (from
-# `--durations`), by test node id or by module path, relative to tests/.
+# so that the short ones fill in beside them: rough seconds (half of what `--durations`
+# gave for stage 2 on 4 workers, 2026-11-28), by test node id or by module path, relative
+# to tests/.
 LONGEST_FIRST: dict[str, int] = {
     "test_binder.py::test_a_fresh_environment_from_binder_spec_runs_post_build_and_the_notebooks":
-    400,
-    "test_team_server.py": 380,
-    "test_faults.py::test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step": 280,
-    "test_faults.py::test_kill_9_at_random_points_of_lifecycle_steps_embedded": 260,
-    "test_benchmarks_smoke.py::test_benchmark_scripts_run_and_print_their_ratios": 200,
-    "test_serve.py": 150,
-    "test_attacks.py": 100,
-    "test_reproduce.py": 100,
-    "test_notebooks.py::test_team_server": 80,
-    "test_fuzz.py": 80,
-    "test_concurrency.py": 60,
+    350,
+    "test_faults.py::test_kill_9_at_random_points_of_lifecycle_steps_embedded": 150,
+    "test_attacks.py": 140,  # each backend's unit
+    "test_faults.py::test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step": 135,
+    "test_team_server.py": 130,
+    "test_benchmarks_smoke.py::test_benchmark_scripts_run_and_print_their_ratios": 90,
+    "test_github_actions.py::test_promote_then_deploy_workflows_run_against_a_registry": 70,
+    "test_fuzz.py": 60,
+    "test_reproduce.py": 50,
+    "test_notebooks.py::test_team_server": 50,
     "test_notebooks.py::test_cicd_and_alerts": 40,
+    "test_serve.py": 20,
+    "test_concurrency.py": 20,
 }
 
 

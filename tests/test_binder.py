@@ -54,7 +54,15 @@ def test_runtime_and_requirements_agree_with_the_package() -> None:
 def test_post_build_installs_the_package_and_seeds_the_demo() -> None:
     text = (BINDER / "postBuild").read_text()
     assert "set -euo pipefail" in text
-    assert "pip install --no-cache-dir ." in text
+    # the build uses the environment's JupyterLab, hatchling and hatch-jupyter-builder
+    assert "pip install --no-cache-dir --no-build-isolation ." in text
+    listed = (BINDER / "requirements.txt").read_text()
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for requirement in [
+        *build["build-system"]["requires"],
+        *build["tool"]["hatch"]["build"]["hooks"]["jupyter-builder"]["dependencies"],
+    ]:
+        assert Requirement(requirement).name in listed, requirement
     assert 'JUPYREG_DEMO_DIR="$HOME/demo"' in text
     assert "notebooks/01-register.ipynb notebooks/02-compare-and-promote.ipynb" in text
 
