@@ -36,6 +36,23 @@ async function expandChurn(panel: Locator): Promise<Locator> {
   return model;
 }
 
+/**
+ * A version card's request form, opened: a click that lands while the sidebar re-renders
+ * (its first loads on a busy machine) is made again; opening an open form does nothing.
+ */
+async function openRequestForm(card: Locator): Promise<Locator> {
+  const form = card.locator('.jp-jupyreg-promotion-form');
+  await expect(async () => {
+    if ((await form.count()) === 0) {
+      await card
+        .getByRole('button', { name: 'Request promotion…' })
+        .click({ timeout: 5_000 });
+    }
+    await expect(form).toBeVisible({ timeout: 5_000 });
+  }).toPass({ timeout: 60_000 });
+  return form;
+}
+
 function churnCard(panel: Locator): Locator {
   return panel
     .locator('.jp-jupyreg-request')
@@ -267,7 +284,7 @@ test.describe('sidebar (issue 17)', () => {
     const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
     const form = v4.locator('.jp-jupyreg-promotion-form');
     await test.step('the form preselects; Request waits for a reason', async () => {
-      await v4.getByRole('button', { name: 'Request promotion…' }).click();
+      await openRequestForm(v4);
       await expect(form.getByLabel('target stage')).toHaveValue('Staging');
       await expect(
         form.getByLabel('target stage').locator('option')
@@ -480,8 +497,8 @@ test.describe('sidebar actions that change the registry (issue 17)', () => {
     const panel = await openRegistry(page);
     const model = await expandChurn(panel);
     const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
-    await v4.getByRole('button', { name: 'Request promotion…' }).click();
-    await v4.getByLabel('reason').fill('second candidate');
+    const requestForm = await openRequestForm(v4);
+    await requestForm.getByLabel('reason').fill('second candidate');
     await v4.getByRole('button', { name: 'Request', exact: true }).click();
     await expect(v4.locator('.jp-jupyreg-pending-badge')).toHaveText(
       'pending → Staging'
