@@ -57,3 +57,17 @@ def test_the_workers_of_a_server_share_one_webhook_key_and_an_operators_wins(
     env = server_environment(None, "READ", "admin", None)
     assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] == made
     assert env["MLFLOW_WEBHOOK_CACHE_TTL"] == "5" and env["JUPYREG_CREATOR_PERMISSION"] == "EDIT"
+
+
+def test_a_backend_it_cannot_use_is_one_line_before_any_server_starts(tmp_path, capsys) -> None:
+    from jupyreg.cli import EXIT_USAGE, main
+
+    auth = f"sqlite:///{tmp_path / 'auth.db'}"
+    argv = ["server", "--backend-store-uri", "foo://nowhere", "--auth-database-uri", auth]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "jupyreg: error: preparing the server's databases: Invalid database engine: 'foo'. "
+        "Supported database engines are postgresql, mysql, sqlite, mssql"
+    )

@@ -148,16 +148,24 @@ def run_server(
         auth_cache_seconds,
         creator_permission,
     )
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
-        child.submit(prepare_databases, backend_store_uri, auth_database_uri).result()
-    os.environ.update(env)
-    mlflow_cli.main(arguments, prog_name="mlflow")
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
+            child.submit(prepare_databases, backend_store_uri, auth_database_uri).result()
+        os.environ.update(env)
+        mlflow_cli.main(arguments, prog_name="mlflow")
+    finally:  # the private auth config this run wrote (it may name a password) goes with it
+        if auth_database_uri:
+            os.unlink(env["MLFLOW_AUTH_CONFIG_PATH"])
 
 
 def prepare_databases(backend_store_uri: str, auth_database_uri: str | None) -> None:
-    """MLflow's schemas current, and every step a crash interrupted finished."""
+    """MLflow's schemas current, and every step a crash interrupted finished. Failures are
+    jupyreg's one-line errors (the CLI prints them), not MLflow's or SQLAlchemy's tracebacks."""
     from jupyreg.compat import default_auth_database_uri, migrate_server_stores
     from jupyreg.registry import Registry
+    from jupyreg.store import translated
 
-    migrate_server_stores(backend_store_uri, auth_database_uri or default_auth_database_uri())
+    auth = auth_database_uri or default_auth_database_uri()
+    with translated("preparing the server's databases", backend_store_uri):
+        migrate_server_stores(backend_store_uri, auth)
     Registry(backend_store_uri, user="jupyreg server").finish_steps()
