@@ -248,7 +248,7 @@ def _watch(registry: Any, args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     from jupyreg.errors import InvalidArgument
-    from jupyreg.serving.app import serve
+    from jupyreg.serving.supervisor import serve
 
     if args.workers < 1 or args.poll_interval <= 0:
         raise InvalidArgument("--workers must be 1 or more and --poll-interval positive")

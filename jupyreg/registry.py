@@ -145,6 +145,13 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
                 raise NotFound(f"{name} has no version in {target}")
         return self._store.load_model(name, number)
 
+    def model_dir(self, name: str, version: int | str, into: str | None = None) -> str:
+        """The local directory holding a version's model files (``mlflow.pyfunc.load_model``
+        loads it): the artifact store's own where it is local, else a download into
+        ``into`` (a new temp directory when None)."""
+        number = self._store.version(name, version_number(version)).version
+        return self._store.model_dir(name, number, into)
+
     # the lifecycle -----------------------------------------------------------------
 
     def transition(

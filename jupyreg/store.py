@@ -406,21 +406,29 @@ class Store:
     def _experiments(self, token: str | None) -> Any:
         return self.client.search_experiments(max_results=_SEARCH_PAGE, page_token=token)
 
+    def model_dir(self, name: str, version: int, into: str | None = None) -> str:
+        """The local directory of the version's model files: the artifact store's own where
+        it is on this file system, else a download (into ``into``, or a temp directory)."""
+        with self.translated(f"fetching the model of {name} v{version}"):
+            location = self.client.get_model_version_download_uri(name, str(version))
+            local = _local_path(location)
+            if local is not None:
+                return local
+            from mlflow.artifacts import download_artifacts
+
+            return download_artifacts(
+                artifact_uri=location,
+                dst_path=into,
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.registry_uri,
+            )
+
     def load_model(self, name: str, version: int) -> Any:
         """The version as an MLflow pyfunc model, fetched through this store's own URIs."""
         import mlflow.pyfunc
 
+        local = self.model_dir(name, version)
         with self.translated(f"loading {name} v{version}"):
-            location = self.client.get_model_version_download_uri(name, str(version))
-            local = _local_path(location)
-            if local is None:
-                from mlflow.artifacts import download_artifacts
-
-                local = download_artifacts(
-                    artifact_uri=location,
-                    tracking_uri=self.tracking_uri,
-                    registry_uri=self.registry_uri,
-                )
             return mlflow.pyfunc.load_model(local)
 
     # writes ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from jupyreg import compat
 
 if TYPE_CHECKING:
     from jupyreg.serving.follower import Follower
+    from jupyreg.serving.replica import Replica, Requests
 
 VERSION_HEADER = "X-Model-Version"
 CONFIG_ENV = "JUPYREG_SERVE_CONFIG"
@@ -71,7 +72,7 @@ class _Metrics:
         return generate_latest(merged)
 
 
-def create_app(follower: Follower, *, webhook_secret: str | None = None) -> FastAPI:
+def create_app(follower: Follower | Replica, *, webhook_secret: str | None = None) -> FastAPI:
     """The scoring app serving whatever ``follower`` serves at each request."""
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
     from mlflow.exceptions import MlflowException
@@ -79,6 +80,9 @@ def create_app(follower: Follower, *, webhook_secret: str | None = None) -> Fast
 
     app = FastAPI(title=f"jupyreg serve {follower.name}")
     app.add_middleware(_VersionHeader, follower=follower)
+    requests = getattr(follower, "requests", None)
+    if requests is not None:  # a Replica: its loads yield to the requests it counts
+        app.add_middleware(_Counting, requests=requests)
     metrics = _Metrics()
     metrics.served.labels(follower.name).set(follower.version)
     timeout = MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()
@@ -166,7 +170,7 @@ class _VersionHeader:
     """ASGI middleware: ``X-Model-Version`` on every response that has none yet (the
     scoring route sets the version that answered; ``/ping``, errors, ... get the current)."""
 
-    def __init__(self, app: Any, follower: Follower) -> None:
+    def __init__(self, app: Any, follower: Follower | Replica) -> None:
         self.app = app
         self.follower = follower
 
@@ -187,11 +191,32 @@ class _VersionHeader:
         await self.app(scope, receive, sending)
 
 
+class _Counting:
+    """ASGI middleware (the outermost): counts the requests being answered."""
+
+    def __init__(self, app: Any, requests: Requests) -> None:
+        self.app = app
+        self.requests = requests
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # the lifespan "request" lasts as long as the app
+            await self.app(scope, receive, send)
+            return
+        self.requests.started()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.requests.finished()
+
+
 def app_from_environment() -> FastAPI:
-    """The app of one ``jupyreg serve --workers N`` worker, from ``JUPYREG_SERVE_CONFIG``."""
+    """The app of one ``jupyreg serve`` worker: it serves what its supervisor verified
+    (``JUPYREG_SERVE_CONFIG`` says where that is published)."""
+    from jupyreg.serving.replica import Channel, Replica
+
     config = json.loads(os.environ[CONFIG_ENV])
-    follower = open_follower(**config["follower"])
-    return _frozen(create_app(follower, webhook_secret=config.get("webhook_secret")))
+    replica = Replica(Channel(config["state_dir"]), config["name"], config["following"])
+    return _frozen(create_app(replica, webhook_secret=config.get("webhook_secret")))
 
 
 def _frozen(app: FastAPI) -> FastAPI:
@@ -203,80 +228,3 @@ def _frozen(app: FastAPI) -> FastAPI:
     gc.collect()
     gc.freeze()
     return app
-
-
-def open_follower(
-    name: str,
-    *,
-    stage: str | None,
-    alias: str | None,
-    poll_interval: float,
-    alert_url: str | None,
-    tracking_uri: str | None,
-    registry_uri: str | None,
-    user: str | None,
-) -> Follower:
-    from jupyreg.registry import Registry
-    from jupyreg.serving.follower import follow
-
-    registry = Registry(tracking_uri, registry_uri, user=user)
-    return follow(
-        name,
-        stage,
-        alias=alias,
-        registry=registry,
-        poll_interval=poll_interval,
-        alert_url=alert_url,
-    )
-
-
-def serve(
-    name: str,
-    *,
-    stage: str | None = "Production",
-    alias: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 5001,
-    workers: int = 1,
-    poll_interval: float = 5.0,
-    alert_url: str | None = None,
-    webhook_secret: str | None = None,
-    tracking_uri: str | None = None,
-    registry_uri: str | None = None,
-    user: str | None = None,
-) -> None:
-    """Run the scoring server until interrupted (uvicorn, ``workers`` processes)."""
-    import uvicorn
-
-    settings = {
-        "stage": stage,
-        "alias": alias,
-        "poll_interval": poll_interval,
-        "alert_url": alert_url,
-        "tracking_uri": tracking_uri,
-        "registry_uri": registry_uri,
-        "user": user,
-    }
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
-    if workers <= 1:
-        app = create_app(open_follower(name, **settings), webhook_secret=webhook_secret)
-        uvicorn.run(_frozen(app), **options)
-        return
-    import tempfile
-
-    from jupyreg.registry import Registry
-
-    registry = Registry(tracking_uri, registry_uri, user=user)
-    if alias:  # fail fast here rather than in every worker
-        registry.alias_target(name, alias)
-    elif registry.holder(name, stage or "Production") is None:
-        from jupyreg.errors import NotFound
-
-        raise NotFound(f"{name} has no version in {stage}: promote one first")
-    config = {"follower": {"name": name, **settings}, "webhook_secret": webhook_secret}
-    os.environ[CONFIG_ENV] = json.dumps(config)
-    with tempfile.TemporaryDirectory(prefix="jupyreg-serve-metrics-") as shared:
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
-        uvicorn.run(
-            "jupyreg.serving.app:app_from_environment", factory=True, workers=workers, **options
-        )

@@ -6,6 +6,10 @@ input schema does not break the served version's callers; it predicts on its own
 input example) and only then swaps it in, by replacing one reference: a caller that took
 ``current`` keeps that model for the whole request. A version that fails to load or verify
 is never served; the old one keeps answering and an alert says why.
+
+``jupyreg serve`` runs a Follower in its supervising process only (``keep_models=False``:
+it verifies, keeps no model) and its scoring workers load what it verified
+(``serving.replica``): the work of a swap stays out of the processes answering requests.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -44,6 +48,10 @@ class Served:
     loaded_at: str
     load_seconds: float
     lineage: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    """The local directory the model was loaded from (None where MLflow chose it)."""
+    inputs: list[schema.Input] | None = None
+    """The model's input schema, what a candidate is checked against."""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -75,7 +83,15 @@ class Follower:
         alert: Callable[[str], None] | None = None,
         log: TextIO = sys.stderr,
         start: bool = True,
+        models_dir: str | os.PathLike[str] | None = None,
+        keep_models: bool = True,
+        nice: int = 0,
     ) -> None:
+        """``models_dir``: where a remote artifact store's models are downloaded, one
+        directory per version; ``keep_models=False`` verifies each version and keeps only
+        what describes it (``current.model`` is None: this follower cannot predict);
+        ``nice``: the following thread's OS niceness, for a process that answers no
+        requests (in one that does, a descheduled thread holding the GIL stalls them)."""
         if poll_interval <= 0:
             raise InvalidArgument(f"poll_interval must be positive, not {poll_interval!r}")
         self.registry = registry
@@ -85,6 +101,9 @@ class Follower:
         self.poll_interval = poll_interval
         self._alert = alert
         self._log = log
+        self._models_dir = None if models_dir is None else os.fspath(models_dir)
+        self._keep_models = keep_models
+        self._nice = nice
         self._callbacks: list[Callback] = []
         self._refused: set[int] = set()
         self._wake = threading.Event()
@@ -151,25 +170,24 @@ class Follower:
         return self.registry.holder(self.name, self.stage or lifecycle.PRODUCTION)
 
     def _follow(self) -> None:
-        # below the request threads in the OS scheduler: on a busy machine a swap's loading
-        # takes the CPU the answers leave, rather than the answers waiting for it
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+        if self._nice:
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
         unreachable = False
         while not self._stop.is_set():
             try:
                 self.poll_once()
                 if unreachable:
-                    self._say("the registry is back")
+                    self.say("the registry is back")
                 unreachable = False
             except RegistryUnavailable as exc:
                 if not unreachable:
-                    self._say(f"{exc}; still serving v{self.version}, retrying")
+                    self.say(f"{exc}; still serving v{self.version}, retrying")
                 unreachable = True
             except RegistryError as exc:  # e.g. the alias was deleted: keep serving
-                self._say(f"{exc}; still serving v{self.version}")
+                self.say(f"{exc}; still serving v{self.version}")
             except Exception as exc:  # nothing may stop the following; say what happened
-                self._say(f"unexpected {_short(exc)}; still serving v{self.version}")
+                self.say(f"unexpected {_short(exc)}; still serving v{self.version}")
             self._wake.wait(self.poll_interval)
             self._wake.clear()
 
@@ -179,14 +197,8 @@ class Follower:
         target = self._target()
         if target is None or target == self.version or target in self._refused:
             return False
-        switch = sys.getswitchinterval()
-        # this thread holds the GIL in 5 ms slices by default, each a wait for the requests
-        # answered meanwhile: 1 ms slices shorten those waits while it loads and announces
-        sys.setswitchinterval(min(switch, 0.001))
-        try:
+        with short_gil_slices():
             return self._swap_to(target)
-        finally:
-            sys.setswitchinterval(switch)
 
     def _swap_to(self, target: int) -> bool:
         old = self._current
@@ -194,18 +206,17 @@ class Follower:
             new = self._load(target, old)
         except NotServable as exc:
             self._refused.add(target)
-            self._say(str(exc))
+            self.say(str(exc))
             self._send(f"{exc}\nStill serving {self.name} v{old.version}.")
             return False
         self._current = new  # the swap: one reference, atomic for every reader
-        self._say(
-            f"now serving v{new.version} (was v{old.version}; loaded in {new.load_seconds:.2f} s)"
-        )
+        done = "now serving" if self._keep_models else "verified"
+        self.say(f"{done} v{new.version} (was v{old.version}; loaded in {new.load_seconds:.2f} s)")
         for callback in list(self._callbacks):
             try:
                 callback(new, old)
             except Exception as exc:  # a caller's callback must not stop the follower
-                self._say(f"on_change callback failed: {exc!r}")
+                self.say(f"on_change callback failed: {exc!r}")
         self._announce(new, old)
         return True
 
@@ -214,8 +225,15 @@ class Follower:
         RegistryUnavailable when the registry cannot be reached: try again later)."""
         started = time.monotonic()
         what = f"{self.name} v{version} ({self.following})"
+        path = None
         try:
-            model = self.registry.load(self.name, version=version)
+            if self._models_dir is None:
+                model = self.registry.load(self.name, version=version)
+            else:
+                into = os.path.join(self._models_dir, f"v{version}")
+                os.makedirs(into, exist_ok=True)
+                path = self.registry.model_dir(self.name, version, into)
+                model = load_model(path)
         except RegistryUnavailable:
             raise
         except Exception as exc:  # a broken artifact fails in many ways: all mean "not this one"
@@ -223,9 +241,8 @@ class Follower:
                 f"{what} was not served: its model does not load ({_short(exc)}); fix or "
                 "re-register it and promote the new version"
             ) from exc
-        served, candidate = (
-            (None, None) if current is None else (_inputs(current.model), _inputs(model))
-        )
+        candidate = _inputs(model)
+        served = None if current is None else current.inputs
         if served is not None and candidate is not None:
             broken = schema.breaking_changes(served, candidate)
             if broken:
@@ -246,11 +263,13 @@ class Follower:
         return Served(
             name=self.name,
             version=version,
-            model=model,
+            model=model if self._keep_models else None,
             run_id=getattr(model.metadata, "run_id", None),
             loaded_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             load_seconds=time.monotonic() - started,
             lineage=self._lineage(version),
+            path=path,
+            inputs=candidate,
         )
 
     def _lineage(self, version: int) -> dict[str, Any]:
@@ -283,8 +302,30 @@ class Follower:
         if self._alert is not None:
             self._alert(text)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
+        """Print a line to this follower's log."""
         print(f"jupyreg {self.name}: {text}", file=self._log, flush=True)
+
+
+def load_model(path: str) -> Any:
+    """The MLflow pyfunc model in a local directory."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(path)
+
+
+@contextlib.contextmanager
+def short_gil_slices() -> Iterator[None]:
+    """While a thread loads a model beside request threads: it would hold the GIL in 5 ms
+    slices by default, each a wait for the requests answered meanwhile; 1 ms slices
+    shorten those waits. (It must not run at a lower OS priority: descheduled while holding
+    the GIL, it would stall every request thread of the process.)"""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, 0.001))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def _inputs(model: Any) -> list[schema.Input] | None:
@@ -309,14 +350,7 @@ def follow(
     """A handle serving the version of ``name`` in ``stage`` (or at ``alias``) and following
     it: ``.predict(data)``, ``.version``, ``.on_change(callback)``; ``registry`` defaults to
     ``jupyreg.Registry()`` as configured (MLFLOW_TRACKING_URI, ...)."""
-    from jupyreg.alerts import post
     from jupyreg.registry import Registry
-
-    alert = None
-    if alert_url:
-
-        def alert(text: str) -> None:
-            post(alert_url, text, {"model": name}, who=f"jupyreg {name}")
 
     return Follower(
         registry or Registry(),
@@ -324,5 +358,17 @@ def follow(
         stage,
         alias=alias,
         poll_interval=poll_interval,
-        alert=alert,
+        alert=alert_poster(name, alert_url),
     )
+
+
+def alert_poster(name: str, url: str | None) -> Callable[[str], None] | None:
+    """What posts a follower's alerts about ``name`` to ``url`` (None: no alerts)."""
+    if not url:
+        return None
+    from jupyreg.alerts import post
+
+    def alert(text: str) -> None:
+        post(url, text, {"model": name}, who=f"jupyreg {name}")
+
+    return alert
