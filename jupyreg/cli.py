@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     followed.add_argument("--alias", help="serve the version this alias points at instead")
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=5001)
-    sub.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sub.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (one supervisor follows)"
+    )
     sub.add_argument(
         "--poll-interval", type=float, default=5.0, help="seconds between registry polls"
     )

@@ -7,8 +7,12 @@ fast and stage 2 (`-m "slow or server or e2e"`) runs the rest.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
+import hmac
+import json
 import multiprocessing
 import os
 import shutil
@@ -366,6 +370,33 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start()
     yield server.url
     server.stop()
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to a process started with ``start_new_session=True`` and its children, then
+    SIGKILL to whatever of the group is left after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def signed_webhook(payload: dict, secret: str) -> tuple[dict[str, str], bytes]:
+    """Headers and body of an MLflow webhook delivery of ``payload``, signed as MLflow signs."""
+    body = json.dumps(payload)
+    delivery, stamp = "d-1", str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"{delivery}.{stamp}.{body}".encode(), hashlib.sha256)
+    headers = {
+        "X-MLflow-Signature": "v1," + base64.b64encode(digest.digest()).decode(),
+        "X-MLflow-Timestamp": stamp,
+        "X-MLflow-Delivery-Id": delivery,
+        "Content-Type": "application/json",
+    }
+    return headers, body.encode()
 
 
 class Receiver:

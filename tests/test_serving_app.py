@@ -5,9 +5,6 @@ waits while requests are being answered."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import io
 import json
 import os
@@ -24,22 +21,10 @@ from sklearn.linear_model import LogisticRegression
 from jupyreg.serving.app import create_app
 from jupyreg.serving.follower import Follower
 from jupyreg.serving.replica import Channel, Replica, Requests, yielding_to
+from tests.conftest import signed_webhook
 
 NAME = "scorer"
 SECRET = "webhook-secret"
-
-
-def _signed(payload: dict) -> tuple[dict[str, str], bytes]:
-    body = json.dumps(payload)
-    delivery, stamp = "d-1", str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), f"{delivery}.{stamp}.{body}".encode(), hashlib.sha256)
-    headers = {
-        "X-MLflow-Signature": "v1," + base64.b64encode(digest.digest()).decode(),
-        "X-MLflow-Timestamp": stamp,
-        "X-MLflow-Delivery-Id": delivery,
-        "Content-Type": "application/json",
-    }
-    return headers, body.encode()
 
 
 def test_a_signed_webhook_makes_the_follower_look_at_once(alice, bob) -> None:
@@ -54,7 +39,7 @@ def test_a_signed_webhook_makes_the_follower_look_at_once(alice, bob) -> None:
         "action": "created",
         "data": {"name": NAME, "alias": "production", "version": "1"},
     }
-    headers, body = _signed(event)
+    headers, body = signed_webhook(event, SECRET)
     assert (
         client.post("/webhook", content=body.replace(b"1", b"2"), headers=headers).status_code
         == 400

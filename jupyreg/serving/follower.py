@@ -68,7 +68,22 @@ Callback = Callable[[Served, Served], None]
 """``callback(new, old)``, called after each swap."""
 
 
-class Follower:
+class Serving:
+    """What the scoring app reads of a follower or a worker's replica."""
+
+    _current: Served
+
+    @property
+    def current(self) -> Served:
+        """The version being served; take it once per request and use it to the end."""
+        return self._current
+
+    @property
+    def version(self) -> int:
+        return self._current.version
+
+
+class Follower(Serving):
     """Serve the version of ``name`` in ``stage`` (or pointed at by ``alias``), swapping
     versions as the registry moves them; ``predict``, ``version``, ``on_change``."""
 
@@ -85,13 +100,14 @@ class Follower:
         start: bool = True,
         models_dir: str | os.PathLike[str] | None = None,
         keep_models: bool = True,
-        nice: int = 0,
+        background: bool = False,
     ) -> None:
         """``models_dir``: where a remote artifact store's models are downloaded, one
         directory per version; ``keep_models=False`` verifies each version and keeps only
         what describes it (``current.model`` is None: this follower cannot predict);
-        ``nice``: the following thread's OS niceness, for a process that answers no
-        requests (in one that does, a descheduled thread holding the GIL stalls them)."""
+        ``background``: the following thread runs only on CPU nothing else wants
+        (``SCHED_IDLE``), for a process that answers no requests (in one that does, a
+        descheduled thread holding the GIL would stall them)."""
         if poll_interval <= 0:
             raise InvalidArgument(f"poll_interval must be positive, not {poll_interval!r}")
         self.registry = registry
@@ -103,7 +119,7 @@ class Follower:
         self._log = log
         self._models_dir = None if models_dir is None else os.fspath(models_dir)
         self._keep_models = keep_models
-        self._nice = nice
+        self._background = background
         self._callbacks: list[Callback] = []
         self._refused: set[int] = set()
         self._wake = threading.Event()
@@ -119,15 +135,6 @@ class Follower:
     @property
     def following(self) -> str:
         return f"alias {self.alias!r}" if self.alias else str(self.stage)
-
-    @property
-    def current(self) -> Served:
-        """The version being served; take it once per request and use it to the end."""
-        return self._current
-
-    @property
-    def version(self) -> int:
-        return self._current.version
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """The served model's prediction (MLflow pyfunc ``predict``)."""
@@ -170,9 +177,8 @@ class Follower:
         return self.registry.holder(self.name, self.stage or lifecycle.PRODUCTION)
 
     def _follow(self) -> None:
-        if self._nice:
-            with contextlib.suppress(OSError, AttributeError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+        if self._background:
+            _run_in_background()
         unreachable = False
         while not self._stop.is_set():
             try:
@@ -305,6 +311,17 @@ class Follower:
     def say(self, text: str) -> None:
         """Print a line to this follower's log."""
         print(f"jupyreg {self.name}: {text}", file=self._log, flush=True)
+
+
+def _run_in_background() -> None:
+    """Give this thread only the CPU that nothing else wants: ``SCHED_IDLE`` where the OS
+    has it (a waking request thread preempts it at once), else nice 19."""
+    me = threading.get_native_id()
+    try:
+        os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, me, 19)
 
 
 def load_model(path: str) -> Any:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from jupyreg.serving.follower import Served, load_model, short_gil_slices
+from jupyreg.serving.follower import Served, Serving, load_model, short_gil_slices
 
 CHECK_SECONDS = 0.05
 """How often a worker looks at the state file (an ``os.stat``: microseconds)."""
@@ -124,7 +124,7 @@ def yielding_to(requests: Requests, longest: float = 0.005) -> Iterator[None]:
         sys.setprofile(None)
 
 
-class Replica:
+class Replica(Serving):
     """A worker's model: the version the supervisor last published; the same interface as
     ``Follower`` for the scoring app (``current``, ``version``, ``on_change``...)."""
 
@@ -155,15 +155,6 @@ class Replica:
                 target=self._follow, name=f"jupyreg-replica-{name}", daemon=True
             )
             self._thread.start()
-
-    @property
-    def current(self) -> Served:
-        """The version being served; take it once per request and use it to the end."""
-        return self._current
-
-    @property
-    def version(self) -> int:
-        return self._current.version
 
     def on_change(self, callback: Callable[[Served, Served], None]) -> Callable:
         self._callbacks.append(callback)

@@ -77,7 +77,7 @@ def serve(
             start=False,
             models_dir=state / "models",
             keep_models=False,
-            nice=10,  # its loads and alerts take the CPU the workers and their clients leave
+            background=True,  # its loads and alerts take only CPU the workers leave
         )
         channel = Channel(state)
         channel.publish(follower.current)
