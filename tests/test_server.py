@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
 from jupyreg import Registry
 from jupyreg.errors import ApprovalRequired, NotFound, PolicyViolation, RegistryUnavailable
+from jupyreg.serving.follower import Follower, load_model
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.server
@@ -49,6 +53,15 @@ def test_lifecycle_over_rest(mlflow_server: str, model, workdir) -> None:
     assert alice.check(NAME).empty
     with pytest.raises(NotFound, match="no version 9"):
         alice.get(NAME, 9)
+
+    # what `jupyreg serve`'s supervisor does where the artifact store is remote (here MLflow's
+    # artifact proxy): it downloads a version once, into its own directory, for its workers
+    supervisor = Follower(
+        bob, NAME, log=io.StringIO(), start=False, models_dir=workdir / "models", keep_models=False
+    )
+    assert supervisor.version == 2 and supervisor.current.model is None
+    assert Path(supervisor.current.path).is_relative_to(workdir / "models" / "v2")
+    assert len(load_model(supervisor.current.path).predict(model.sample_input)) == 3
 
 
 def test_unreachable_server_is_a_clear_error(workdir, monkeypatch) -> None:
