@@ -215,7 +215,12 @@ def app_from_environment() -> FastAPI:
     from jupyreg.serving.replica import Channel, Replica
 
     config = json.loads(os.environ[CONFIG_ENV])
-    replica = Replica(Channel(config["state_dir"]), config["name"], config["following"])
+    replica = Replica(
+        Channel(config["state_dir"]),
+        config["name"],
+        config["following"],
+        supervisor=config["supervisor"],
+    )
     return _frozen(create_app(replica, webhook_secret=config.get("webhook_secret")))
 
 

@@ -69,9 +69,13 @@ Callback = Callable[[Served, Served], None]
 
 
 class Serving:
-    """What the scoring app reads of a follower or a worker's replica."""
+    """What a follower and a worker's replica share: the version served, the callbacks
+    called after each swap, and the log they both write to."""
 
+    name: str
     _current: Served
+    _callbacks: list[Callback]
+    _log: TextIO
 
     @property
     def current(self) -> Served:
@@ -81,6 +85,32 @@ class Serving:
     @property
     def version(self) -> int:
         return self._current.version
+
+    def on_change(self, callback: Callback) -> Callback:
+        """Call ``callback(new, old)`` after each swap (usable as a decorator)."""
+        self._callbacks.append(callback)
+        return callback
+
+    def say(self, text: str) -> None:
+        """Print a line to the log."""
+        print(f"{self._speaker()}: {text}", file=self._log, flush=True)
+
+    def _speaker(self) -> str:
+        return f"jupyreg {self.name}"
+
+    def _swapped(self, new: Served, old: Served) -> None:
+        """Say so and call the callbacks; one that fails is reported, never raised."""
+        self.say(
+            f"{self._swap_verb} v{new.version} (was v{old.version}; loaded in "
+            f"{new.load_seconds:.2f} s)"
+        )
+        for callback in list(self._callbacks):
+            try:
+                callback(new, old)
+            except Exception as exc:  # a caller's callback must not stop the following
+                self.say(f"on_change callback failed: {exc!r}")
+
+    _swap_verb = "now serving"
 
 
 class Follower(Serving):
@@ -119,6 +149,8 @@ class Follower(Serving):
         self._log = log
         self._models_dir = None if models_dir is None else os.fspath(models_dir)
         self._keep_models = keep_models
+        if not keep_models:  # it verifies; the workers it publishes to serve
+            self._swap_verb = "verified"
         self._background = background
         self._callbacks: list[Callback] = []
         self._refused: set[int] = set()
@@ -140,11 +172,6 @@ class Follower(Serving):
         """The served model's prediction (MLflow pyfunc ``predict``)."""
         model = self._current.model
         return model.predict(data, params=params) if params else model.predict(data)
-
-    def on_change(self, callback: Callback) -> Callback:
-        """Call ``callback(new, old)`` after each swap (usable as a decorator)."""
-        self._callbacks.append(callback)
-        return callback
 
     def check_now(self) -> None:
         """Look for a change now instead of at the next poll (a webhook arrived)."""
@@ -216,13 +243,7 @@ class Follower(Serving):
             self._send(f"{exc}\nStill serving {self.name} v{old.version}.")
             return False
         self._current = new  # the swap: one reference, atomic for every reader
-        done = "now serving" if self._keep_models else "verified"
-        self.say(f"{done} v{new.version} (was v{old.version}; loaded in {new.load_seconds:.2f} s)")
-        for callback in list(self._callbacks):
-            try:
-                callback(new, old)
-            except Exception as exc:  # a caller's callback must not stop the follower
-                self.say(f"on_change callback failed: {exc!r}")
+        self._swapped(new, old)
         self._announce(new, old)
         return True
 
@@ -307,10 +328,6 @@ class Follower(Serving):
     def _send(self, text: str) -> None:
         if self._alert is not None:
             self._alert(text)
-
-    def say(self, text: str) -> None:
-        """Print a line to this follower's log."""
-        print(f"jupyreg {self.name}: {text}", file=self._log, flush=True)
 
 
 def _run_in_background() -> None:

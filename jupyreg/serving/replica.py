@@ -134,10 +134,14 @@ class Replica(Serving):
         name: str,
         following: str,
         *,
+        supervisor: int | None = None,
         log: TextIO = sys.stderr,
         start: bool = True,
     ) -> None:
+        """``supervisor``: the pid of the process that publishes to ``channel``, which
+        ``check_now`` signals (while it is still this worker's parent)."""
         self.channel = channel
+        self.supervisor = supervisor
         self.name = name
         self.following = following
         self.requests = Requests()
@@ -156,13 +160,11 @@ class Replica(Serving):
             )
             self._thread.start()
 
-    def on_change(self, callback: Callable[[Served, Served], None]) -> Callable:
-        self._callbacks.append(callback)
-        return callback
-
     def check_now(self) -> None:
-        """Ask the supervisor to look at the registry now (a webhook arrived)."""
-        os.kill(os.getppid(), signal.SIGUSR1)
+        """Ask the supervisor to look at the registry now (a webhook arrived); nothing
+        when it is gone (this worker's parent is then another process)."""
+        if self.supervisor is not None and os.getppid() == self.supervisor:
+            os.kill(self.supervisor, signal.SIGUSR1)
 
     def close(self) -> None:
         self._stop.set()
@@ -174,7 +176,7 @@ class Replica(Serving):
             try:
                 self.check_once()
             except Exception as exc:  # nothing may stop the following; say what happened
-                self._say(f"unexpected {type(exc).__name__}: {exc}; still serving v{self.version}")
+                self.say(f"unexpected {type(exc).__name__}: {exc}; still serving v{self.version}")
 
     def check_once(self) -> bool:
         """Serve the version last published, if it is new; whether a swap happened."""
@@ -195,18 +197,11 @@ class Replica(Serving):
                 new = self._load(record)
         except Exception as exc:  # the supervisor loaded it: this is the disk or memory
             why = f"v{record['version']} did not load here ({type(exc).__name__}: {exc})"
-            self._say(f"{why}; still serving v{old.version}")
+            self.say(f"{why}; still serving v{old.version}")
             self.channel.acknowledge(self._serial, why)
             return False
         self._current = new  # the swap: one reference, atomic for every reader
-        self._say(
-            f"now serving v{new.version} (was v{old.version}; loaded in {new.load_seconds:.2f} s)"
-        )
-        for callback in list(self._callbacks):
-            try:
-                callback(new, old)
-            except Exception as exc:  # a callback must not stop the swap's acknowledgement
-                self._say(f"on_change callback failed: {exc!r}")
+        self._swapped(new, old)
         self.channel.acknowledge(self._serial)
         return True
 
@@ -225,5 +220,5 @@ class Replica(Serving):
             path=record["path"],
         )
 
-    def _say(self, text: str) -> None:
-        print(f"jupyreg {self.name} [{os.getpid()}]: {text}", file=self._log, flush=True)
+    def _speaker(self) -> str:
+        return f"jupyreg {self.name} [{os.getpid()}]"

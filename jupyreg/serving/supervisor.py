@@ -86,6 +86,7 @@ def serve(
                 "state_dir": shared,
                 "name": name,
                 "following": follower.following,
+                "supervisor": os.getpid(),
                 "webhook_secret": webhook_secret,
             }
         )
