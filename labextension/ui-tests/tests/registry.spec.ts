@@ -9,17 +9,12 @@ import { expect, galata, test } from '@jupyterlab/galata';
 import { execFileSync } from 'child_process';
 import * as path from 'path';
 
+import { expandModel, openRegistry } from './sidebar';
+
 const MODEL = 'fraud-detector';
 const SCREENSHOTS = path.resolve(__dirname, '..', 'screenshots');
 
 test.use({ autoGoto: true });
-
-async function openRegistry(page: any) {
-  await page.sidebar.openTab('jupyreg-registry');
-  const panel = page.locator('#jupyreg-registry');
-  await expect(panel).toBeVisible();
-  return panel;
-}
 
 function stageInPython(version: number): string {
   const code = [
@@ -50,7 +45,7 @@ test('the sidebar lists the seeded model and its versions', async ({
     page.locator('.lm-TabBar-tab[data-id="jupyreg-registry"]')
   ).toHaveAttribute('data-jupyreg-pending', '2');
 
-  await model.locator('.jp-jupyreg-model-header').click();
+  await expandModel(panel, MODEL);
   const v1 = model.locator('.jp-jupyreg-version[data-version="1"]');
   await expect(v1.locator('.jp-jupyreg-stage-badge')).toHaveText('Staging');
   await expect(v1.locator('.jp-jupyreg-metrics')).toContainText('test.auc');
@@ -65,8 +60,7 @@ test('approving the pending request moves v1 to Production', async ({
   request
 }) => {
   const panel = await openRegistry(page);
-  const model = panel.locator(`.jp-jupyreg-model[data-model="${MODEL}"]`);
-  await model.locator('.jp-jupyreg-model-header').click();
+  const model = await expandModel(panel, MODEL);
   const badge = model.locator(
     '.jp-jupyreg-version[data-version="1"] .jp-jupyreg-stage-badge'
   );
@@ -100,8 +94,7 @@ test('requesting a promotion from a version adds it to the inbox', async ({
   page
 }) => {
   const panel = await openRegistry(page);
-  const model = panel.locator(`.jp-jupyreg-model[data-model="${MODEL}"]`);
-  await model.locator('.jp-jupyreg-model-header').click();
+  const model = await expandModel(panel, MODEL);
   const v2 = model.locator('.jp-jupyreg-version[data-version="2"]');
   await v2.getByRole('button', { name: 'Request promotion…' }).click();
   const form = v2.locator('.jp-jupyreg-promotion-form');

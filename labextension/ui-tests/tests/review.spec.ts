@@ -9,6 +9,8 @@ import { expect, galata, test } from '@jupyterlab/galata';
 import type { Locator, Page } from '@playwright/test';
 import * as path from 'path';
 
+import { expandModel, openRegistry } from './sidebar';
+
 const CHURN = 'churn-model';
 const LONG_NAME = 'customer-lifetime-value-regressor-experimental';
 const SCREENSHOTS = path.resolve(__dirname, '..', 'screenshots');
@@ -21,20 +23,6 @@ test.use({
     'jupyreg:sidebar': { refreshInterval: 600 }
   }
 });
-
-async function openRegistry(page: Page): Promise<Locator> {
-  await page.sidebar.openTab('jupyreg-registry');
-  const panel = page.locator('#jupyreg-registry');
-  await expect(panel).toBeVisible();
-  return panel;
-}
-
-async function expandChurn(panel: Locator): Promise<Locator> {
-  const model = panel.locator(`.jp-jupyreg-model[data-model="${CHURN}"]`);
-  await model.locator('.jp-jupyreg-model-header').click();
-  await expect(model.locator('.jp-jupyreg-version').first()).toBeVisible();
-  return model;
-}
 
 /**
  * A version card's request form, opened: a click that lands while the sidebar re-renders
@@ -140,7 +128,7 @@ test.describe('sidebar (issue 17)', () => {
     page
   }) => {
     const panel = await openRegistry(page);
-    const model = await expandChurn(panel);
+    const model = await expandModel(panel, CHURN);
     const v3 = model.locator('.jp-jupyreg-version[data-version="3"]');
     const auc3 = v3.locator('tr[data-metric="val.auc"] td');
 
@@ -248,7 +236,7 @@ test.describe('sidebar (issue 17)', () => {
 
   test('version cards and the request form', async ({ page }) => {
     const panel = await openRegistry(page);
-    const model = await expandChurn(panel);
+    const model = await expandModel(panel, CHURN);
     const v3 = model.locator('.jp-jupyreg-version[data-version="3"]');
     const v2 = model.locator('.jp-jupyreg-version[data-version="2"]');
 
@@ -495,7 +483,7 @@ test.describe('sidebar actions that change the registry (issue 17)', () => {
     page
   }) => {
     const panel = await openRegistry(page);
-    const model = await expandChurn(panel);
+    const model = await expandModel(panel, CHURN);
     const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
     const requestForm = await openRequestForm(v4);
     await requestForm.getByLabel('reason').fill('second candidate');
