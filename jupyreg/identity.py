@@ -7,11 +7,13 @@ import os
 import subprocess
 
 
-def resolve_user(user: str | None = None, authenticated: str | None = None) -> str:
-    """The user a server authenticates (it records that one whatever a client declares),
-    else ``user``, else ``JUPYREG_USER``, else git's ``user.email``, else the OS user."""
+def resolve_user(user: str | None = None, registry_uri: str = "") -> str:
+    """The user a tracking server at ``registry_uri`` authenticates (MLflow's basic-auth
+    credentials: a server records that one whatever a client declares), else ``user``, else
+    ``JUPYREG_USER``, else git's ``user.email``, else the OS user."""
+    remote = registry_uri.startswith(("http://", "https://"))
     sources = (
-        lambda: authenticated,
+        lambda: os.environ.get("MLFLOW_TRACKING_USERNAME") if remote else None,
         lambda: user,
         lambda: os.environ.get("JUPYREG_USER"),
         _git_email,

@@ -54,9 +54,7 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         resolved = settings.resolve(tracking_uri, registry_uri, user)
         self.tracking_uri = resolved.tracking_uri
         self.registry_uri = resolved.registry_uri
-        self.user = resolve_user(
-            resolved.user, authenticated=_authenticated_user(self.registry_uri)
-        )
+        self.user = resolve_user(resolved.user, self.registry_uri)
         self._default_policy = resolved.default_policy
         self._store = store_class(
             self.tracking_uri, self.registry_uri, artifact_location=resolved.artifact_location
@@ -237,9 +235,8 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         run's artifacts, written where the lifecycle is applied: here, or by the jupyreg
         server this registry is a client of. A card that cannot be written never fails the
         step that already happened (``jupyreg card`` prints it)."""
-        if stage != lifecycle.PRODUCTION or not self._publish_cards:
-            return
-        if not isinstance(self._backend, LocalBackend):
+        local = isinstance(self._backend, LocalBackend)
+        if stage != lifecycle.PRODUCTION or not self._publish_cards or not local:
             return
         from jupyreg.card import publish_card
 
@@ -298,9 +295,3 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         """Finish, forward, every lifecycle step a crash interrupted (a server does it as
         it starts; any later step of the model would do it too)."""
         self._backend.finish(name)
-
-def _authenticated_user(uri: str) -> str | None:
-    """The user a tracking server will authenticate (MLflow's basic-auth credentials)."""
-    if uri.startswith(("http://", "https://")):
-        return os.environ.get("MLFLOW_TRACKING_USERNAME") or None
-    return None

@@ -119,6 +119,7 @@ _ELSEWHERE = {
             "genai/evaluate/invoke",
             "issues",
             "issues/invoke",
+            "issues/schedule/state",
             "issues/search",
             "label-schemas/create",
             "prompt-optimization/jobs",
