@@ -7,7 +7,8 @@ server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -211,25 +212,221 @@ def score(data: bytes, content_type: str, model: Any) -> Any:
     return scoring_server.invocations(data, content_type, model, schema)
 
 
-def sql_model_aliases(client: Any, names: Iterable[str]) -> dict[str, dict[str, int]] | None:
-    """The aliases of registered models ``names`` in one query of MLflow's SQL registry
-    store (``get_registered_model`` loads every version of the model with its tags to
-    build ``latest_versions``: ~0.1 s for 100 versions); None for any other store, or
-    where MLflow's store no longer has this shape (the caller then asks MLflow's API)."""
+def sql_registry_store(client: Any) -> Any | None:
+    """MLflow's SQL registry store behind ``client`` (a SQL URI, as in an embedded registry or
+    inside a server); None for any other store, or where MLflow's store has another shape."""
     try:
-        from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelAlias
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
         store = client._get_registry_client().store
-        if not isinstance(store, SqlAlchemyStore):
-            return None
-        found: dict[str, dict[str, int]] = {name: {} for name in names}
-        with store.ManagedSessionMaker() as session:
-            rows = store._get_query(session, SqlRegisteredModelAlias).filter(
-                SqlRegisteredModelAlias.name.in_(list(found))
-            )
-            for row in rows:
-                found[row.name][row.alias] = int(row.version)
-        return found
     except (ImportError, AttributeError):
         return None
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def sql_model_aliases(client: Any, names: Iterable[str]) -> dict[str, dict[str, int]] | None:
+    """The aliases of registered models ``names`` in one query of MLflow's SQL registry
+    store (``get_registered_model`` loads every version of the model with its tags to
+    build ``latest_versions``: ~0.1 s for 100 versions); None for any other store (the
+    caller then asks MLflow's API)."""
+    store = sql_registry_store(client)
+    if store is None:
+        return None
+    from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelAlias
+
+    found: dict[str, dict[str, int]] = {name: {} for name in names}
+    with store.ManagedSessionMaker() as session:
+        rows = store._get_query(session, SqlRegisteredModelAlias).filter(
+            SqlRegisteredModelAlias.name.in_(list(found))
+        )
+        for row in rows:
+            found[row.name][row.alias] = int(row.version)
+    return found
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A model version as read from MLflow's tables, with the attribute names of MLflow's
+    ``ModelVersion`` entity (what jupyreg reads of it)."""
+
+    name: str
+    version: int
+    current_stage: str
+    run_id: str | None
+    source: str | None
+    description: str | None
+    creation_timestamp: int | None
+    user_id: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ModelRead:
+    """A registered model as one read session saw it: its versions (``VersionRow``, or
+    ``ModelVersion`` entities from MLflow's API), tags and aliases."""
+
+    versions: list[Any]
+    tags: dict[str, str]
+    aliases: dict[str, int]
+
+
+def sql_read_model(client: Any, name: str) -> ModelRead | None:
+    """A registered model's versions, tags and aliases in one read session of MLflow's SQL
+    registry store, as rows (``search_model_versions`` + ``get_registered_model`` load every
+    version twice, as ORM objects); None for any other store. An unknown model raises
+    MLflow's RESOURCE_DOES_NOT_EXIST."""
+    store = sql_registry_store(client)
+    if store is None:
+        return None
+    from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
+    from mlflow.store.model_registry.dbmodels.models import (
+        SqlModelVersion,
+        SqlModelVersionTag,
+        SqlRegisteredModelAlias,
+        SqlRegisteredModelTag,
+    )
+
+    def rows(table: Any, *columns: Any, where: tuple[Any, ...] = ()) -> list[Any]:
+        query = store._get_query(session, table).filter(table.name == name, *where)
+        return query.with_entities(*columns).all()
+
+    mv = SqlModelVersion
+    with store.ManagedSessionMaker() as session:
+        store._get_registered_model(session, name)  # RESOURCE_DOES_NOT_EXIST
+        found = rows(
+            mv,
+            *(mv.version, mv.current_stage, mv.run_id, mv.source, mv.description),
+            *(mv.creation_time, mv.user_id),
+            where=(mv.current_stage != STAGE_DELETED_INTERNAL,),
+        )
+        version_tags: dict[int, dict[str, str]] = {int(row[0]): {} for row in found}
+        tag = SqlModelVersionTag
+        for version, key, value in rows(tag, tag.version, tag.key, tag.value):
+            if int(version) in version_tags:
+                version_tags[int(version)][key] = value
+        model_tags = rows(
+            SqlRegisteredModelTag, SqlRegisteredModelTag.key, SqlRegisteredModelTag.value
+        )
+        alias = SqlRegisteredModelAlias
+        aliases = rows(alias, alias.alias, alias.version)
+    return ModelRead(
+        versions=[
+            VersionRow(name, int(row[0]), *row[1:], tags=version_tags[int(row[0])]) for row in found
+        ],
+        tags=dict(model_tags),
+        aliases={key: int(version) for key, version in aliases},
+    )
+
+
+def sql_models_with_version_tag(client: Any, key: str) -> list[str] | None:
+    """The names of the models one of whose (not deleted) versions has tag ``key``, in one
+    query of MLflow's SQL registry store; None for any other store."""
+    store = sql_registry_store(client)
+    if store is None:
+        return None
+    from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion, SqlModelVersionTag
+
+    tag, mv = SqlModelVersionTag, SqlModelVersion
+    with store.ManagedSessionMaker() as session:
+        query = (
+            store._get_query(session, tag)
+            .join(
+                mv,
+                (mv.workspace == tag.workspace)
+                & (mv.name == tag.name)
+                & (mv.version == tag.version),
+            )
+            .filter(tag.key == key, mv.current_stage != STAGE_DELETED_INTERNAL)
+        )
+        return sorted({row[0] for row in query.with_entities(tag.name).all()})
+
+
+@dataclass(frozen=True)
+class Write:
+    """One registry write: a version's tag (``key`` = ``value``), a model's tag (``version``
+    None), MLflow's legacy stage (``key`` "stage", ``value`` the stage) or an alias (``key``
+    "alias", ``value`` its name, pointing at ``version``, or removed where ``version`` is
+    None)."""
+
+    kind: str  # "version_tag" | "model_tag" | "stage" | "alias"
+    name: str
+    version: int | None
+    key: str
+    value: str
+
+
+def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
+    """Apply ``writes`` in one transaction of MLflow's SQL registry store, each as MLflow's
+    own store method for it does (same rows, validation and timestamps), so a crash leaves
+    all of them or none; None for any other store. Returns the writes that changed
+    something (removing an alias that is not there changes nothing)."""
+    store = sql_registry_store(client)
+    if store is None:
+        return None
+    from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
+    from mlflow.prompt.registry_utils import has_prompt_tag
+    from mlflow.store.model_registry.dbmodels.models import (
+        SqlModelVersionTag,
+        SqlRegisteredModelAlias,
+        SqlRegisteredModelTag,
+    )
+    from mlflow.tracking.client import _model_not_found
+    from mlflow.utils import validation
+    from mlflow.utils.time import get_current_time_millis
+
+    for write in writes:
+        validation._validate_model_name(write.name)
+        if write.kind == "version_tag":
+            validation._validate_model_version_tag(write.key, write.value)
+        elif write.kind == "model_tag":
+            validation._validate_registered_model_tag(write.key, write.value)
+        elif write.kind == "alias":
+            validation._validate_model_alias_name(write.value)
+    applied: list[Write] = []
+    now = get_current_time_millis()
+    with store.ManagedSessionMaker(read_only=False) as session:
+        for name in {write.name for write in writes}:  # as MlflowClient: a prompt is no model
+            if has_prompt_tag(store._get_registered_model(session, name).registered_model_tags):
+                raise _model_not_found(name)
+        for write in writes:
+            if write.kind == "model_tag":
+                model = store._get_registered_model(session, write.name)
+                session.merge(
+                    SqlRegisteredModelTag(
+                        workspace=model.workspace, name=write.name, key=write.key, value=write.value
+                    )
+                )
+                applied.append(write)
+                continue
+            if write.kind == "alias" and write.version is None:
+                found = store._get_registered_model_alias(session, write.name, write.value)
+                if found is not None:
+                    session.delete(found)
+                    applied.append(write)
+                continue
+            row = store._get_sql_model_version(session, write.name, write.version)
+            if write.kind == "version_tag":
+                session.merge(
+                    SqlModelVersionTag(
+                        workspace=row.workspace,
+                        name=write.name,
+                        version=write.version,
+                        key=write.key,
+                        value=write.value,
+                    )
+                )
+            elif write.kind == "alias":
+                session.merge(
+                    SqlRegisteredModelAlias(
+                        workspace=row.workspace,
+                        name=write.name,
+                        alias=write.value,
+                        version=write.version,
+                    )
+                )
+            else:
+                row.current_stage = get_canonical_stage(write.value)
+                row.last_updated_time = row.registered_model.last_updated_time = now
+            applied.append(write)
+    return applied

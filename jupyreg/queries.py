@@ -51,9 +51,14 @@ class Queries:
         ]
 
     def get(self, name: str, version: int | str) -> ModelVersion:
-        state = self.store.version(name, version_number(version))
+        model = self.store.model(name)
+        states = {state.version: state for state in model.versions}
+        number = version_number(version)
+        if number not in states:
+            raise no_such_version(name, number, states)
+        state = states[number]
         run = self.store.runs([state.run_id] if state.run_id else []).get(state.run_id or "")
-        return model_version(state, run, self.store.aliases(name))
+        return model_version(state, run, model.aliases)
 
     def history(self, name: str, version: int | str | None = None) -> list[TransitionEvent]:
         """Every stage change of the model (or one version), oldest first: the versions'

@@ -11,11 +11,18 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from jupyreg import lifecycle, tags
+from jupyreg.compat import (
+    ModelRead,
+    Write,
+    sql_models_with_version_tag,
+    sql_read_model,
+    sql_write,
+)
 from jupyreg.errors import (
     InvalidArgument,
     NotFound,
@@ -176,6 +183,28 @@ def _engine(uri: str) -> Any:
     )
 
 
+def _request_key(request_id: str) -> str:
+    if not tags.valid_request_id(request_id):
+        raise NotFound(
+            f"no request {request_id!r}: request ids are 8 hex digits; "
+            f"{hint('reg.requests()', 'requests')} lists the pending ones"
+        )
+    return tags.request_key(request_id)
+
+
+def _no_such_request(request_id: str) -> NotFound:
+    return NotFound(
+        f"no request {request_id!r}: {hint('reg.requests()', 'requests')} lists the pending ones"
+    )
+
+
+def _no_such_model(name: str) -> NotFound:
+    return NotFound(
+        f"no registered model named {name!r}: {hint('reg.models()', 'list')} "
+        "lists the registered models"
+    )
+
+
 def no_such_version(name: str, version: int, known: Iterable[int]) -> NotFound:
     listed = ", ".join(str(v) for v in sorted(known)) or "none yet"
     return NotFound(
@@ -270,6 +299,7 @@ class Store:
         self.registry_uri = registry_uri
         self.artifact_location = artifact_location
         """Where experiments this store creates keep their artifacts (None: MLflow's default)."""
+        self._batched: list[Write] | None = None
 
     @functools.cached_property
     def client(self) -> Any:
@@ -305,10 +335,7 @@ class Store:
             with self.translated(f"registered model {name!r}"):
                 return self.client.get_registered_model(name)
         except NotFound:
-            raise NotFound(
-                f"no registered model named {name!r}: {hint('reg.models()', 'list')} "
-                "lists the registered models"
-            ) from None
+            raise _no_such_model(name) from None
 
     def registered_models(self) -> list[Any]:
         with self.translated("listing registered models"):
@@ -347,19 +374,41 @@ class Store:
 
     def request_holder(self, request_id: str) -> VersionState:
         """The version carrying request ``request_id``."""
-        if not tags.valid_request_id(request_id):
-            raise NotFound(
-                f"no request {request_id!r}: request ids are 8 hex digits; "
-                f"{hint('reg.requests()', 'requests')} lists the pending ones"
-            )
-        key = tags.request_key(request_id)
-        holders = self.versions(filter_string=f"tags.`{key}` LIKE '%'")
+        holders = self.versions(filter_string=f"tags.`{_request_key(request_id)}` LIKE '%'")
         if not holders:
-            raise NotFound(
-                f"no request {request_id!r}: {hint('reg.requests()', 'requests')} "
-                "lists the pending ones"
-            )
+            raise _no_such_request(request_id)
         return holders[0]
+
+    def request_model(self, request_id: str) -> str:
+        """The name of the model whose version carries request ``request_id``: one query
+        of a SQL registry store."""
+        with self.translated("finding a request"):
+            names = sql_models_with_version_tag(self.client, _request_key(request_id))
+        if names is None:
+            return self.request_holder(request_id).name
+        if not names:
+            raise _no_such_request(request_id)
+        return names[0]
+
+    def model(self, name: str) -> ModelRead:
+        """A model's versions (tags included), tags and aliases: one read session of a SQL
+        registry store, else MLflow's API (``search_model_versions`` + ``get_registered_model``).
+        NotFound for an unknown model."""
+        try:
+            with self.translated(f"registered model {name!r}"):
+                found = sql_read_model(self.client, name)
+        except NotFound:
+            raise _no_such_model(name) from None
+        if found is None:
+            registered = self.registered_model(name)
+            found = ModelRead(
+                versions=self.versions(name),
+                tags=dict(registered.tags or {}),
+                aliases={alias: int(v) for alias, v in (registered.aliases or {}).items()},
+            )
+        else:
+            found = replace(found, versions=[VersionState.of(mv) for mv in found.versions])
+        return found
 
     def aliases(self, name: str) -> dict[str, int]:
         model = self.registered_model(name)
@@ -438,13 +487,80 @@ class Store:
         with translated(f"writing {path} of run {run_id}", self.tracking_uri):
             self.client.log_text(run_id, text, path)
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside are applied together as it ends: in one transaction of a
+        SQL registry store (a crash leaves all of them or none), else one by one, in order.
+        An exception inside writes none of them."""
+        if self._batched is not None:  # inside an outer batch: that one applies them
+            yield
+            return
+        self._batched = []
+        try:
+            yield
+            writes = self._batched
+        finally:
+            self._batched = None
+        self._apply(writes)
+
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
-        with self.translated(f"tagging {name} v{version}"):
-            self.client.set_model_version_tag(name, str(version), key, value)
+        self._write(Write("version_tag", name, version, key, value))
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
-        with self.translated(f"tagging {name}"):
-            self.client.set_registered_model_tag(name, key, value)
+        self._write(Write("model_tag", name, None, key, value))
+
+    def set_legacy_stage(self, name: str, version: int, stage: str) -> None:
+        """Keep MLflow's deprecated ``current_stage`` in step (``models:/NAME/Production``)."""
+        self._write(Write("stage", name, version, "stage", stage))
+
+    def point_alias(self, name: str, alias: str, version: int | None) -> None:
+        """Point ``alias`` at ``version`` (None: remove it, if it is there)."""
+        self._write(Write("alias", name, version, "alias", alias))
+
+    def _write(self, write: Write) -> None:
+        if self._batched is not None:
+            self._batched.append(write)
+        else:
+            self._apply([write])
+
+    def _apply(self, writes: list[Write]) -> None:
+        if not writes:
+            return
+        names = sorted({write.name for write in writes})
+        with self.translated(f"writing to {', '.join(names)}"):
+            applied = sql_write(self.client, writes)
+            if applied is None:
+                applied = [write for write in writes if self._client_write(write)]
+        self._written(applied)
+
+    def _client_write(self, write: Write) -> bool:
+        """``write`` through MLflow's client API; whether it changed anything."""
+        name, version = write.name, str(write.version)
+        if write.kind == "version_tag":
+            self.client.set_model_version_tag(name, version, write.key, write.value)
+        elif write.kind == "model_tag":
+            self.client.set_registered_model_tag(name, write.key, write.value)
+        elif write.kind == "stage":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.client.transition_model_version_stage(
+                    name, version, write.value, archive_existing_versions=False
+                )
+        elif write.version is not None:
+            self.client.set_registered_model_alias(name, write.value, version)
+        else:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self.client.delete_registered_model_alias(name, write.value)
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return False  # already gone
+                raise
+        return True
+
+    def _written(self, writes: list[Write]) -> None:
+        """Called with what each write call (or batch) changed, once it is stored."""
 
     def keep_history(self, name: str, version: int) -> None:
         """Copy version ``version``'s history (its ``jupyreg.event.*`` and
@@ -455,41 +571,21 @@ class Store:
         already kept with the same value are written. Raises NotFound when the model or
         version does not exist; RegistryUnavailable and friends when MLflow fails (nothing
         is then deleted by the caller, and a retry completes the copy)."""
-        state = self.version(name, version)
-        model_tags = dict(self.registered_model(name).tags or {})
-        for key, value in tags.kept_tags(version, state.stage, state.tags).items():
-            if model_tags.get(key) != value:
-                self.set_model_tag(name, key, value)
+        model = self.model(name)
+        states = {state.version: state for state in model.versions}
+        if version not in states:
+            raise no_such_version(name, version, states)
+        state = states[version]
+        with self.batch():
+            for key, value in tags.kept_tags(version, state.stage, state.tags).items():
+                if model.tags.get(key) != value:
+                    self.set_model_tag(name, key, value)
 
     def delete_version(self, name: str, version: int) -> None:
         """MLflow's deletion of a version, no more: ``LocalBackend.delete_version`` keeps
         its history and refuses a held stage first."""
         with self.translated(f"deleting {name} v{version}"):
             self.client.delete_model_version(name, str(version))
-
-    def set_legacy_stage(self, name: str, version: int, stage: str) -> None:
-        """Keep MLflow's deprecated ``current_stage`` in step (``models:/NAME/Production``)."""
-        with (
-            self.translated(f"setting the MLflow stage of {name} v{version}"),
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore")
-            self.client.transition_model_version_stage(
-                name, str(version), stage, archive_existing_versions=False
-            )
-
-    def point_alias(self, name: str, alias: str, version: int | None) -> bool:
-        """Point ``alias`` at ``version`` (None: remove it); whether anything changed."""
-        if version is not None:
-            with self.translated(f"alias {alias!r} of {name}"):
-                self.client.set_registered_model_alias(name, alias, str(version))
-            return True
-        try:
-            with self.translated(f"alias {alias!r} of {name}"):
-                self.client.delete_registered_model_alias(name, alias)
-        except NotFound:
-            return False  # already gone
-        return True
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,10 @@ def test_kill_9_at_random_points_of_lifecycle_steps_embedded(alice, bob, model, 
         interrupted += not last.done
         after.finish_steps(NAME)  # what the next lifecycle call does first
         assert_consistent(after)
-    assert interrupted >= KILLS // 10, f"only {interrupted} kills landed inside a step"
+    # a step on SQLite is one transaction: a kill leaves it whole or absent, never half
+    # done (test_registry holds the finish-forward path of the REST store, writes one by one)
+    assert interrupted == 0, f"{interrupted} kills left a step half done"
+    assert len(after.history_records(NAME)) > KILLS, "the workers made few steps"
     assert Path(sqlite_uri.removeprefix("sqlite:///")).exists()
 
 
@@ -117,7 +120,7 @@ SERVER_KILLS = 10
 @pytest.mark.server
 def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monkeypatch):
     """A client promotes through a jupyreg server while the server is killed at random
-    moments; each restart finishes the interrupted step before serving (no repair)."""
+    moments; after each restart (no repair) the registry is its last step's outcome."""
     from tests.team import ADMIN_PASSWORD, Postgres, TeamServer
 
     postgres = Postgres()
@@ -157,11 +160,10 @@ def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monk
             killer.join()
             last = direct._store.registered_model(NAME).tags[tags.STEP_TAG]
             interrupted += not tags.step_from_tag(NAME, last).done
-            server.start()  # finishes the interrupted step before its workers serve
+            server.start()
             assert_consistent(direct)
-        # under load many kills land between steps (in a request's reading or checks); the
-        # embedded test above holds the interrupted-step path to >= 10 of its 100 kills
-        assert steps >= 1, (steps, interrupted)
+        # a step is one transaction of the server's database: none is left half done
+        assert steps >= 1 and interrupted == 0, (steps, interrupted)
     finally:
         server.stop()
         postgres.stop()

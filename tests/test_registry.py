@@ -485,3 +485,50 @@ def test_a_servers_roles_are_judged_under_the_lock_from_the_stage_then(
         (1, "Staging", "Production"),
         (1, "Production", "Archived"),
     ]
+
+
+def test_a_step_is_one_transaction_on_a_sql_registry(alice, model, sqlite_uri) -> None:
+    """A write that fails inside a step's batch leaves none of the step's writes behind."""
+    register_versions(alice, model, NAME, 1)
+    before = snapshot(sqlite_uri)
+    store = alice._store
+    with pytest.raises(NotFound), store.batch():
+        store.set_version_tag(NAME, 1, "jupyreg.stage", "Staging")
+        store.set_legacy_stage(NAME, 1, "Staging")
+        store.point_alias(NAME, "staging", 1)
+        store.set_version_tag(NAME, 99, "jupyreg.stage", "Staging")  # no such version
+    assert snapshot(sqlite_uri) == before
+
+
+def test_a_step_left_half_done_is_finished_forward_by_the_next_call(
+    alice, bob, model, sqlite_uri
+) -> None:
+    """Over a plain MLflow server a step's writes go one by one: a client killed after
+    recording its intent and writing part of it leaves the rest to whoever comes next."""
+    from jupyreg import lifecycle, tags
+
+    register_versions(alice, model, NAME, 3)
+    promote_to_production(alice, bob, 1)
+    alice.transition(NAME, 2, "Staging", reason="candidate")
+    stages = {mv.version: mv.stage for mv in alice.version_records(NAME)}
+    moves = lifecycle.plan_transition(
+        NAME, 2, "Production", stages, alice.policy(NAME), "approved elsewhere"
+    )
+    step = lifecycle.Step.new(NAME, "bob", moves, preferred=2).on(stages)
+    client = MlflowClient(sqlite_uri, sqlite_uri)  # what the killed client had written:
+    client.set_registered_model_tag(NAME, tags.STEP_TAG, tags.step_value(step))
+    first = step.events()[0]  # v1's archiving event, nothing else
+    client.set_model_version_tag(NAME, "1", tags.event_key(first), tags.event_value(first))
+
+    alice.transition(NAME, 3, "Staging", reason="next candidate")  # finishes it first
+
+    assert [(mv.version, mv.stage) for mv in alice.version_records(NAME)] == [
+        (1, "Archived"),
+        (2, "Production"),
+        (3, "Staging"),
+    ]
+    assert alice.check(NAME, repo_path=None).empty  # tags, MLflow stages, aliases agree
+    assert client.get_registered_model(NAME).aliases == {"production": 2, "staging": 3}
+    moves_seen = [(e.version, e.to_stage) for e in alice.history_records(NAME)]
+    assert moves_seen.count((1, "Archived")) == 1  # the event already written: not again
+    assert moves_seen.count((2, "Production")) == 1

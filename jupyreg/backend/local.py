@@ -2,9 +2,11 @@
 each step under the registry's lock (a file lock beside SQLite, a PostgreSQL advisory lock).
 
 A step that moves versions is recorded as one intent (the model's ``jupyreg.step`` tag)
-before any of its writes, then applied idempotently and marked done. The next step on the
-model (or ``check --repair``, or a server start) finishes a step a crash interrupted,
-forward, before doing anything else.
+before any of its writes, then applied idempotently and marked done. On a SQL registry
+(embedded SQLite, a server's database) all of that is one transaction (``Store.batch``):
+a crash leaves the step whole or absent. Over a plain MLflow server's REST API the writes
+go one by one, and the next step on the model (or ``check --repair``, or a server start)
+finishes a step a crash interrupted, forward, before doing anything else.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ class ModelState:
 
     def stages(self) -> dict[int, str]:
         return {v: s.stage for v, s in self.versions.items()}
+
+    def request_holder(self, request_id: str) -> VersionState:
+        """The version carrying request ``request_id`` (requests never move between
+        versions; the version may have been deleted since the caller looked it up)."""
+        key = tags.request_key(request_id)
+        for state in self.versions.values():
+            if key in state.tags:
+                return state
+        raise NotFound(f"no request {request_id!r}: its version of {self.name} was deleted")
 
     def version(self, number: int) -> VersionState:
         if number not in self.versions:
@@ -75,8 +86,9 @@ class LocalBackend(Backend):
         with self.store.lock(name):
             self._current(name)
             change = PolicyChange.new(name, self.user, reason, policy)
-            self.store.set_model_tag(name, *tags.policy_change_tag(change))
-            self.store.set_model_tag(name, tags.POLICY_TAG, tags.policy_value(policy))
+            with self.store.batch():
+                self.store.set_model_tag(name, *tags.policy_change_tag(change))
+                self.store.set_model_tag(name, tags.POLICY_TAG, tags.policy_value(policy))
         return policy
 
     # steps -------------------------------------------------------------------------
@@ -104,12 +116,12 @@ class LocalBackend(Backend):
         return request
 
     def decide(self, request_id: str, verb: str, comment: str) -> Request:
-        name = self.store.request_holder(request_id).name
+        name = self.store.request_model(request_id)
         decided: Request | None = None
 
         def plan(model: ModelState) -> Step | None:
             nonlocal decided
-            holder = self.store.request_holder(request_id)  # fresh, under the lock
+            holder = model.request_holder(request_id)  # fresh, under the lock
             pending = holder.request(request_id)
             if verb == "approve":
                 self._authorise(name, holder.version, holder.stage, pending.to_stage)
@@ -192,24 +204,22 @@ class LocalBackend(Backend):
             step = plan(model)
             if step is None:
                 return
-            step = step.on(model.stages())
-            self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(step))
-            self._apply(step, model)
+            self._record_and_apply(step.on(model.stages()), model)
 
     def _current(self, name: str) -> ModelState:
         """The model's state, after finishing its last step if a crash interrupted it."""
         model = self._read(name)
         recorded = tags.step_from_tag(name, model.tags.get(tags.STEP_TAG))
         if recorded is not None and not recorded.done:
-            self._apply(recorded, model)
+            with self.store.batch():
+                self._apply(recorded, model)
             model = self._read(name)
         return model
 
     def _read(self, name: str) -> ModelState:
-        versions = self.store.model_versions(name)
-        registered = self.store.registered_model(name)
-        aliases = {alias: int(v) for alias, v in (registered.aliases or {}).items()}
-        return ModelState(name, versions, dict(registered.tags or {}), aliases)
+        model = self.store.model(name)
+        versions = {state.version: state for state in model.versions}
+        return ModelState(name, versions, model.tags, model.aliases)
 
     def _apply(self, step: Step, model: ModelState) -> None:
         """Write what the step changes and is not written yet: each move's event, stage tag
@@ -238,6 +248,19 @@ class LocalBackend(Backend):
         self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(replace(step, done=True)))
 
     def _repair(self, name: str, plan: lifecycle.Reconciliation) -> None:
+        with self.store.batch():
+            self._record_findings(name, plan)
+        model = self._read(name)
+        if plan.moves:
+            step = Step.new(name, self.user, plan.moves, preferred=plan.keep).on(model.stages())
+            self._record_and_apply(step, model)
+            model = self._read(name)
+        self._point_aliases(model, plan.stages, None)
+
+    def _record_findings(self, name: str, plan: lifecycle.Reconciliation) -> None:
+        """What reconciliation adopts or marks: outside moves as events, stage tags and
+        MLflow stages brought in line, changed registration records, an unrecorded policy,
+        versions deleted while they held a stage."""
         for number, (before, after) in plan.adopted.items():
             reason = lifecycle.adopted_reason(before, after)
             self._write_event(TransitionEvent.new(name, number, before, after, self.user, reason))
@@ -255,13 +278,12 @@ class LocalBackend(Backend):
             self.store.set_model_tag(
                 name, tags.kept_marker_key(number), tags.lost_marker(number, stage)
             )
-        model = self._read(name)
-        if plan.moves:
-            step = Step.new(name, self.user, plan.moves, preferred=plan.keep).on(model.stages())
-            self.store.set_model_tag(name, tags.STEP_TAG, tags.step_value(step))
+
+    def _record_and_apply(self, step: Step, model: ModelState) -> None:
+        """Record the step, apply it, mark it done: one transaction on a SQL registry."""
+        with self.store.batch():
+            self.store.set_model_tag(step.name, tags.STEP_TAG, tags.step_value(step))
             self._apply(step, model)
-            model = self._read(name)
-        self._point_aliases(model, plan.stages, None)
 
     def _write_event(self, event: TransitionEvent) -> None:
         self.store.set_version_tag(

@@ -1,0 +1,147 @@
+"""Contract: jupyreg's fast paths into MLflow's SQL registry store (``compat.sql_*``) read
+what MLflow's own API says and write what MLflow's own calls write, and decline any other
+store (a client of a server then goes through MLflow's API). ``reg.search`` relies on the
+alias read for its speed, every lifecycle step on the model read and the one-transaction
+write."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from jupyreg import compat
+
+
+def test_sql_model_aliases_match_mlflows_registered_models(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    for name in ("a", "b", "c"):
+        client.create_registered_model(name)
+        for _ in range(2):
+            client.create_model_version(name, f"file:///models/{name}")
+    client.set_registered_model_alias("a", "production", "2")
+    client.set_registered_model_alias("a", "champion", "1")
+    client.set_registered_model_alias("c", "staging", "1")
+    found = compat.sql_model_aliases(client, ["a", "b"])
+    assert found == {"a": {"production": 2, "champion": 1}, "b": {}}
+    for name in ("a", "b"):
+        expected = {k: int(v) for k, v in client.get_registered_model(name).aliases.items()}
+        assert found[name] == expected
+    remote = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")
+    assert compat.sql_model_aliases(remote, ["a"]) is None
+
+
+REMOTE = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")
+
+
+def _seeded(tmp_path: Path) -> MlflowClient:
+    tmp_path.mkdir(exist_ok=True)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    for name in ("m", "other"):
+        client.create_registered_model(name, tags={"owner": name})
+        for _ in range(3):
+            client.create_model_version(name, f"file:///models/{name}", run_id=None)
+    client.set_model_version_tag("m", "1", "jupyreg.request.0000abcd", "{}")
+    client.set_model_version_tag("m", "2", "k", "v")
+    client.set_registered_model_alias("m", "production", "2")
+    client.delete_model_version("m", "3")
+    return client
+
+
+def _as_api_reads(client: MlflowClient, name: str, times: bool = True) -> dict:
+    versions = client.search_model_versions(f"name = '{name}'")
+    model = client.get_registered_model(name)
+    fields = ("name", "current_stage", "run_id", "source", "description", "user_id")
+    return {
+        "versions": sorted(
+            (
+                int(mv.version),
+                *(getattr(mv, f) or None for f in fields),
+                mv.creation_timestamp if times else None,
+                tuple(sorted(mv.tags.items())),
+            )
+            for mv in versions
+        ),
+        "tags": dict(model.tags),
+        "aliases": {k: int(v) for k, v in model.aliases.items()},
+    }
+
+
+def test_sql_read_model_matches_mlflows_api(tmp_path: Path) -> None:
+    client = _seeded(tmp_path)
+    found = compat.sql_read_model(client, "m")
+    fields = ("name", "current_stage", "run_id", "source", "description", "user_id")
+    assert {
+        "versions": sorted(
+            (
+                v.version,
+                *(getattr(v, f) or None for f in fields),
+                v.creation_timestamp,
+                tuple(sorted(v.tags.items())),
+            )
+            for v in found.versions
+        ),
+        "tags": found.tags,
+        "aliases": found.aliases,
+    } == _as_api_reads(client, "m")
+    with pytest.raises(MlflowException) as unknown:
+        compat.sql_read_model(client, "nope")
+    assert unknown.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert compat.sql_read_model(REMOTE, "m") is None
+
+
+def test_sql_models_with_version_tag_matches_mlflows_search(tmp_path: Path) -> None:
+    client = _seeded(tmp_path)
+    key = "jupyreg.request.0000abcd"
+    searched = client.search_model_versions(f"tags.`{key}` LIKE '%'")
+    assert compat.sql_models_with_version_tag(client, key) == sorted({mv.name for mv in searched})
+    assert compat.sql_models_with_version_tag(client, "nope") == []
+    assert compat.sql_models_with_version_tag(REMOTE, key) is None
+
+
+def test_sql_write_writes_what_mlflows_calls_write(tmp_path: Path) -> None:
+    """The same writes through ``sql_write`` (one transaction) on one registry and through
+    MLflow's client calls on another leave the same state; a failing write leaves none."""
+    ours, theirs = _seeded(tmp_path / "ours"), _seeded(tmp_path / "theirs")
+    writes = [
+        compat.Write("version_tag", "m", 1, "jupyreg.stage", "Production"),
+        compat.Write("stage", "m", 1, "stage", "Production"),
+        compat.Write("stage", "m", 2, "stage", "Archived"),
+        compat.Write("model_tag", "m", None, "jupyreg.step", '{"done": true}'),
+        compat.Write("alias", "m", 1, "alias", "production"),
+        compat.Write("alias", "m", None, "alias", "staging"),  # not there: no change
+        compat.Write("alias", "m", None, "alias", "gone"),
+    ]
+    theirs.set_registered_model_alias("m", "gone", "1")
+    ours.set_registered_model_alias("m", "gone", "1")
+    applied = compat.sql_write(ours, writes)
+    assert applied == [w for w in writes if w.value != "staging"]
+    theirs.set_model_version_tag("m", "1", "jupyreg.stage", "Production")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs.transition_model_version_stage("m", "1", "Production")
+        theirs.transition_model_version_stage("m", "2", "Archived")
+    theirs.set_registered_model_tag("m", "jupyreg.step", '{"done": true}')
+    theirs.set_registered_model_alias("m", "production", "1")
+    theirs.delete_registered_model_alias("m", "gone")
+    assert _as_api_reads(ours, "m", times=False) == _as_api_reads(theirs, "m", times=False)
+    moved, model = ours.get_model_version("m", "1"), ours.get_registered_model("m")
+    assert moved.last_updated_timestamp >= moved.creation_timestamp  # as MLflow stamps a move
+    assert model.last_updated_timestamp == moved.last_updated_timestamp
+
+    state = _as_api_reads(ours, "m")
+    with pytest.raises(MlflowException):
+        compat.sql_write(
+            ours,
+            [
+                compat.Write("version_tag", "m", 1, "k", "written first"),
+                compat.Write("version_tag", "m", 3, "k", "a deleted version"),
+            ],
+        )
+    assert _as_api_reads(ours, "m") == state
+    assert compat.sql_write(REMOTE, writes) is None
