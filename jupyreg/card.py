@@ -40,11 +40,14 @@ _PLAIN = re.compile(r"^[\w.:/@+~-]*$")
 
 def model_card(registry: Registry, name: str, version: int | str | None = None) -> str:
     """The card of ``version`` of ``name`` (the Production version by default)."""
-    mv = _version(registry, name, version)
+    return _card(registry, _version(registry, name, version))
+
+
+def _card(registry: Registry, mv: ModelVersion) -> str:
     return render_card(
         mv,
-        registry.history_records(name, mv.version),
-        [r for r in registry.request_records(name, status=None) if r.version == mv.version],
+        registry.history_records(mv.name, mv.version),
+        [r for r in registry.request_records(mv.name, status=None) if r.version == mv.version],
         _flavor(registry, mv),
     )
 
@@ -65,7 +68,7 @@ def publish_card(
             f"{mv.version}` instead"
         )
     store = store or Store(registry.tracking_uri, registry.registry_uri)
-    store.log_text(mv.run_id, model_card(registry, name, mv.version), CARD_ARTIFACT)
+    store.log_text(mv.run_id, _card(registry, mv), CARD_ARTIFACT)
     return f"runs:/{mv.run_id}/{CARD_ARTIFACT}"
 
 

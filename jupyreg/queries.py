@@ -64,8 +64,9 @@ class Queries:
         """Every stage change of the model (or one version), oldest first: the versions'
         own events merged with those kept on the model from deleted versions (by event id:
         a version whose history was kept but whose deletion failed counts once)."""
-        states = self.store.model_versions(name)
-        model_tags = self.store.registered_model(name).tags or {}
+        model = self.store.model(name)
+        states = {s.version: s for s in model.versions}
+        model_tags = model.tags
         kept = tags.kept_events(name, model_tags)
         if version is not None:
             number = version_number(version)
@@ -87,10 +88,14 @@ class Queries:
                 f"unknown request status {status!r}: use one of "
                 f"{', '.join(lifecycle.REQUEST_STATUSES)} or None for all"
             )
-        states = self.store.model_versions(name).values() if name else self.store.versions()
+        if name:
+            model = self.store.model(name)
+            states, kept = model.versions, tags.kept_requests(name, model.tags)
+        else:
+            states, kept = self.store.versions(), self._kept_requests()
         found = [r for s in states for r in s.requests()]
         if status != lifecycle.PENDING:  # kept requests of deleted versions are all settled
-            found += self._kept_requests(name)
+            found += kept
         return sorted(
             (r for r in found if status is None or r.status == status),
             key=lambda r: r.created_at,
@@ -101,13 +106,13 @@ class Queries:
         try:
             return self.store.request_holder(request_id).request(request_id)
         except NotFound:
-            kept = [r for r in self._kept_requests(None) if r.id == request_id]
+            kept = [r for r in self._kept_requests() if r.id == request_id]
             if not kept:
                 raise
             return kept[0]
 
-    def _kept_requests(self, name: str | None) -> list[Request]:
-        models = [self.store.registered_model(name)] if name else self.store.registered_models()
+    def _kept_requests(self) -> list[Request]:
+        models = self.store.registered_models()
         return [r for m in models for r in tags.kept_requests(m.name, m.tags or {})]
 
     def holder(self, name: str, stage: str = lifecycle.PRODUCTION) -> int | None:

@@ -361,6 +361,9 @@ class Store:
 
     def model_versions(self, name: str) -> dict[int, VersionState]:
         """All versions of an existing model; NotFound if the model does not exist."""
+        found = self._sql_model(name)
+        if found is not None:
+            return {s.version: s for s in found.versions}
         states = {s.version: s for s in self.versions(name)}
         if not states:
             self.registered_model(name)  # raises NotFound for an unknown model
@@ -394,21 +397,25 @@ class Store:
         """A model's versions (tags included), tags and aliases: one read session of a SQL
         registry store, else MLflow's API (``search_model_versions`` + ``get_registered_model``).
         NotFound for an unknown model."""
+        found = self._sql_model(name)
+        if found is not None:
+            return found
+        registered = self.registered_model(name)
+        return ModelRead(
+            versions=self.versions(name),
+            tags=dict(registered.tags or {}),
+            aliases={alias: int(v) for alias, v in (registered.aliases or {}).items()},
+        )
+
+    def _sql_model(self, name: str) -> ModelRead | None:
         try:
             with self.translated(f"registered model {name!r}"):
                 found = sql_read_model(self.client, name)
         except NotFound:
             raise _no_such_model(name) from None
         if found is None:
-            registered = self.registered_model(name)
-            found = ModelRead(
-                versions=self.versions(name),
-                tags=dict(registered.tags or {}),
-                aliases={alias: int(v) for alias, v in (registered.aliases or {}).items()},
-            )
-        else:
-            found = replace(found, versions=[VersionState.of(mv) for mv in found.versions])
-        return found
+            return None
+        return replace(found, versions=[VersionState.of(mv) for mv in found.versions])
 
     def aliases(self, name: str) -> dict[str, int]:
         model = self.registered_model(name)
@@ -426,6 +433,8 @@ class Store:
     def runs(self, run_ids: list[str]) -> dict[str, Any]:
         """Runs by id in batched searches (not one call per version)."""
         ids = sorted({r for r in run_ids if r})
+        if len(ids) == 1:
+            return self._run(ids[0])
         if not ids:
             return {}
         with self.translated("reading runs"):
@@ -441,6 +450,15 @@ class Store:
                     )
                     runs.update((run.info.run_id, run) for run in _all_pages(query))
         return runs
+
+    def _run(self, run_id: str) -> dict[str, Any]:
+        """``runs([run_id])`` in one call: what the search finds, an active run."""
+        try:
+            with self.translated(f"reading run {run_id}"):
+                run = self.client.get_run(run_id)
+        except NotFound:
+            return {}
+        return {run_id: run} if run.info.lifecycle_stage == "active" else {}
 
     def runs_where(self, filter_string: str) -> dict[str, Any]:
         """Runs of every experiment that match an MLflow run filter, by id."""
