@@ -396,20 +396,7 @@ def jupyreg_server(
     }
     auth = ["--auth-database-uri", auth_database]
     if auth_cache_seconds > 0:
-        import configparser
-
-        config = configparser.ConfigParser()
-        config["mlflow"] = {
-            "default_permission": "READ",
-            "database_uri": auth_database.replace("%", "%%"),
-            "admin_username": JUPYREG_ADMIN[0],
-            "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
-            "auth_cache_ttl_seconds": str(auth_cache_seconds),
-        }
-        config_path = root / f"basic_auth-{port}.ini"
-        with open(config_path, "w") as file:
-            config.write(file)
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config_path)
+        env["MLFLOW_AUTH_CONFIG_PATH"] = _auth_config(root, port, auth_database, auth_cache_seconds)
         auth = []
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -423,6 +410,60 @@ def jupyreg_server(
             start_new_session=True,  # the CLI and its uvicorn worker(s): one process group
         )
     with serving(process, url, log_path, "jupyreg server"):
+        yield url
+
+
+def _auth_config(root: Path, port: int, auth_database: str, cache_seconds: int) -> str:
+    """A ``basic_auth.ini`` as MLflow's basic-auth reads it (configparser, ``%`` escaped):
+    users in ``auth_database``, admin ``JUPYREG_ADMIN[0]``, READ by default, a checked
+    password remembered ``cache_seconds`` (0: hashed at every check, MLflow's default)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config["mlflow"] = {
+        "default_permission": "READ",
+        "database_uri": auth_database.replace("%", "%%"),
+        "admin_username": JUPYREG_ADMIN[0],
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(cache_seconds),
+    }
+    path = root / f"basic_auth-{port}.ini"
+    with open(path, "w") as file:
+        config.write(file)
+    return str(path)
+
+
+@contextmanager
+def mlflow_auth_server(
+    backend: str, auth_database: str, root: Path, auth_cache_seconds: int = 0
+) -> Iterator[str]:
+    """A plain ``mlflow server --app-name basic-auth`` (one worker) on 127.0.0.1: MLflow's
+    own authenticated server, configured as ``jupyreg_server`` configures its basic-auth
+    (users in ``auth_database``, admin ``JUPYREG_ADMIN``, the same password cache), so the
+    two pay the same per-request authentication; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = root / f"mlflow-auth-server-{port}.log"
+    env = {
+        **clean_env(),
+        **SERVER_ENV,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": JUPYREG_ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret-key",
+        "MLFLOW_AUTH_CONFIG_PATH": _auth_config(root, port, auth_database, auth_cache_seconds),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--backend-store-uri", backend]
+            + ["--artifacts-destination", str(root / f"artifacts-{port}"), "--workers", "1"],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    with serving(process, url, log_path, "mlflow server --app-name basic-auth"):
         yield url
 
 

@@ -14,19 +14,21 @@ Stores (tracker issue 13 sets the targets):
   endpoints) on a second database of the same cluster, users in a third; each step is one
   request to ``/api/2.0/jupyreg/*`` (``Registry(url)`` discovers the endpoints once).
   The jupyreg server refuses MLflow's legacy stage transition (its guard: that would
-  bypass the lifecycle), so this row's anchor is ``transition_model_version_stage`` on the
-  plain ``mlflow server`` above, same cluster, models of its own (target <= 1.5). Both
-  servers run without MLflow's background job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION
-  =false``);
+  bypass the lifecycle), so this row's anchor is ``transition_model_version_stage`` by a
+  MANAGE user on MLflow's own authenticated server (``mlflow server --app-name
+  basic-auth``, one worker, the same basic-auth settings) on two more databases of the
+  same cluster: both sides pay basic-auth's password check on every request (target
+  <= 1.5). All servers run without MLflow's background job runner
+  (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``);
 - ``PostgreSQL jupyreg server, auth cache``: the same with MLflow's basic-auth password
-  cache on (``auth_cache_ttl_seconds``, which ``jupyreg server`` does not set: by default
-  basic-auth hashes the password, scrypt, at every authentication check, several per
-  request); a diagnostic row, report only, that separates that cost from the lifecycle's.
-  Its own databases, the same anchor server.
+  cache on, on both servers (``auth_cache_ttl_seconds``, which ``jupyreg server`` does not
+  set: by default basic-auth hashes the password, scrypt, at every authentication check);
+  a diagnostic row, report only, that separates that cost from the lifecycle's. Its own
+  databases.
 
 ``--smoke``, or no PostgreSQL here: the PostgreSQL rows say ``skipped``, and the
-jupyreg-server row runs on SQLite files instead (a jupyreg server and a plain mlflow server,
-each on its own file), so that path is exercised.
+jupyreg-server row runs on SQLite files instead (a jupyreg server and MLflow's basic-auth
+server, each on its own files), so that path is exercised.
 
 On each store, N+1 plain-MLflow versions of each side's model are created from one logged
 model; then, in this one process, sides alternating per version (version 1 of each side is
@@ -69,11 +71,14 @@ PLAIN_PG, TEAM_PG, TEAM_PG_CACHED, TEAM_SQLITE = (
 )
 TARGETS = {"SQLite embedded": 3.0, TEAM_PG: 1.5, TEAM_SQLITE: 1.5}
 AUTH_CACHE_SECONDS = 600
+ANCHOR_USER = "carol"
 PASSWORD = "bench-user-password-1234"
 TEAM_NOTE = (
-    "anchor: transition_model_version_stage on a plain mlflow server (one worker) on the"
-    " same {where}, started in the same run; the jupyreg server refuses MLflow's legacy"
-    " stage transition, so it cannot be its own anchor"
+    "anchor: transition_model_version_stage by a user with MANAGE on MLflow's own"
+    " authenticated server (mlflow server --app-name basic-auth, one worker, the same"
+    " basic-auth settings) on the same {where}, started in the same run: both servers check"
+    " the password of every request; the jupyreg server refuses MLflow's legacy stage"
+    " transition, so it cannot be its own anchor"
 )
 CACHE_NOTE = (
     f"; diagnostic row, report only: auth_cache_ttl_seconds={AUTH_CACHE_SECONDS} in the"
@@ -106,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
                 rows += [
                     c.Row(m, None, None, None, note=f"skipped: {why}") for m in _measures(store)
                 ]
-            with _team_on_sqlite(root) as (team, plain):
-                bench(TEAM_SQLITE, team, plain, True, TEAM_NOTE.format(where="machine (SQLite)"))
+            with _team_on_sqlite(root) as (team, anchor):
+                bench(TEAM_SQLITE, team, anchor, True, TEAM_NOTE.format(where="machine (SQLite)"))
         else:
             with c.postgres() as backend, c.mlflow_server(backend, root, c.SERVER_ENV) as plain:
                 bench(PLAIN_PG, plain, plain, team=False)
@@ -116,10 +121,15 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
                     (TEAM_PG, 0, "jupyreg"),
                     (TEAM_PG_CACHED, AUTH_CACHE_SECONDS, "jupyreg_cached"),
                 ):
-                    team_db = c.create_database(backend, db)
-                    auth_db = c.create_database(backend, f"{db}_auth")
-                    with c.jupyreg_server(team_db, auth_db, root, auth_cache_seconds=cache) as team:
-                        bench(store, team, plain, True, note + (CACHE_NOTE if cache else ""))
+                    team_db, auth_db, anchor_db, anchor_auth_db = (
+                        c.create_database(backend, f"{db}{suffix}")
+                        for suffix in ("", "_auth", "_anchor", "_anchor_auth")
+                    )
+                    with (
+                        c.jupyreg_server(team_db, auth_db, root, auth_cache_seconds=cache) as team,
+                        c.mlflow_auth_server(anchor_db, anchor_auth_db, root, cache) as anchor,
+                    ):
+                        bench(store, team, anchor, True, note + (CACHE_NOTE if cache else ""))
     c.print_table(
         "promotion: jupyreg lifecycle vs MlflowClient.transition_model_version_stage",
         rows,
@@ -154,29 +164,36 @@ def _measures(store: str) -> list[str]:
 
 @contextlib.contextmanager
 def _team_on_sqlite(root: Path) -> Iterator[tuple[str, str]]:
-    """A jupyreg server and a plain mlflow server, each on its own SQLite file."""
+    """A jupyreg server and MLflow's basic-auth server, each on its own SQLite files."""
     with (
         c.jupyreg_server(
             f"sqlite:///{root / 'team.db'}", f"sqlite:///{root / 'auth.db'}", root
         ) as team,
-        c.mlflow_server(f"sqlite:///{root / 'plain.db'}", root, c.SERVER_ENV) as plain,
+        c.mlflow_auth_server(
+            f"sqlite:///{root / 'anchor.db'}", f"sqlite:///{root / 'anchor-auth.db'}", root
+        ) as anchor,
     ):
-        yield team, plain
+        yield team, anchor
 
 
 class _User:
     """alice or bob: a ``Registry`` acting as that user; on a jupyreg server with that
     user's basic-auth credentials (MLflow's client reads them at each request)."""
 
-    def __init__(self, uri: str, name: str, team: bool) -> None:
+    def __init__(self, uri: str, name: str, team: bool, registry: bool = True) -> None:
         from jupyreg import Registry
 
         self.name, self.team = name, team
-        with self.acting():
-            self.reg = Registry(uri, user=name)
+        if registry:
+            with self.acting():
+                self.reg = Registry(uri, user=name)
 
     def acting(self) -> contextlib.AbstractContextManager[None]:
         return c.credentials(self.name, PASSWORD) if self.team else contextlib.nullcontext()
+
+    def run(self, action: Callable[[], Any]) -> Any:
+        with self.acting():
+            return action()
 
 
 def _setup(ours: str, anchor: str, versions: int, team: bool) -> tuple[str, str]:
@@ -190,16 +207,19 @@ def _setup(ours: str, anchor: str, versions: int, team: bool) -> tuple[str, str]
         for name in (OURS, ANCHOR):
             c.create_versions(ours, name, versions, source)
         return OURS, ANCHOR
-    anchor_name = f"{ANCHOR}-vs-{ours.rsplit(':', 1)[-1]}"  # one model per jupyreg server
+    from mlflow.server import get_app_client
+
     with c.credentials(*c.JUPYREG_ADMIN):
         c.create_versions(ours, OURS, versions, c.log_one_model(ours))
         admin = Registry(ours)
         for user, permission in (("alice", "EDIT"), ("bob", "MANAGE")):
             admin.add_user(user, PASSWORD)
             admin.grant(user, OURS, permission)
-    with c.credentials(None):
-        c.create_versions(anchor, anchor_name, versions, c.log_one_model(anchor))
-    return OURS, anchor_name
+        c.create_versions(anchor, ANCHOR, versions, c.log_one_model(anchor))
+        anchor_admin = get_app_client("basic-auth", tracking_uri=anchor)
+        anchor_admin.create_user(ANCHOR_USER, PASSWORD)
+        anchor_admin.grant_user_permission(ANCHOR_USER, "registered_model", ANCHOR, "MANAGE")
+    return OURS, ANCHOR
 
 
 def _bench(
@@ -210,6 +230,7 @@ def _bench(
     ours_name, anchor_name = _setup(ours, anchor, count + 1 + profile, team)
     client = MlflowClient(anchor, anchor)
     alice, bob = _User(ours, "alice", team), _User(ours, "bob", team)
+    carol = _User(anchor, ANCHOR_USER, team, registry=False)  # the anchor's MANAGE user
     sent: dict[str, list[list[tuple[str, str]]]] = {}
 
     with c.count_http() as http:
@@ -244,11 +265,13 @@ def _bench(
             {
                 "jupyreg": each_version(to_staging),
                 "anchor": each_version(
-                    lambda v: counted(
-                        "anchor Staging",
-                        lambda: client.transition_model_version_stage(
-                            anchor_name, str(v), "Staging"
-                        ),
+                    lambda v: carol.run(
+                        lambda: counted(
+                            "anchor Staging",
+                            lambda: client.transition_model_version_stage(
+                                anchor_name, str(v), "Staging"
+                            ),
+                        )
                     )
                 ),
             },
@@ -258,11 +281,13 @@ def _bench(
             {
                 "jupyreg": each_version(promote),
                 "anchor": each_version(
-                    lambda v: counted(
-                        "anchor Production",
-                        lambda: client.transition_model_version_stage(
-                            anchor_name, str(v), "Production", archive_existing_versions=True
-                        ),
+                    lambda v: carol.run(
+                        lambda: counted(
+                            "anchor Production",
+                            lambda: client.transition_model_version_stage(
+                                anchor_name, str(v), "Production", archive_existing_versions=True
+                            ),
+                        )
                     )
                 ),
             },
