@@ -375,6 +375,9 @@ def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
     from mlflow.utils import validation
     from mlflow.utils.time import get_current_time_millis
 
+    validate_alias = (  # MLflow 3.18 renamed it
+        getattr(validation, "_validate_alias_name", None) or validation._validate_model_alias_name
+    )
     for write in writes:
         validation._validate_model_name(write.name)
         if write.kind == "version_tag":
@@ -382,7 +385,7 @@ def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
         elif write.kind == "model_tag":
             validation._validate_registered_model_tag(write.key, write.value)
         elif write.kind == "alias":
-            validation._validate_model_alias_name(write.value)
+            validate_alias(write.value)
     applied: list[Write] = []
     now = get_current_time_millis()
     with store.ManagedSessionMaker(read_only=False) as session:

@@ -144,4 +144,11 @@ def test_sql_write_writes_what_mlflows_calls_write(tmp_path: Path) -> None:
             ],
         )
     assert _as_api_reads(ours, "m") == state
+    for bad in (  # refused by MLflow's own validators before anything is written
+        compat.Write("alias", "m", 1, "alias", "no spaces!"),
+        compat.Write("version_tag", "m", 1, "", "an empty key"),
+    ):
+        with pytest.raises(MlflowException):
+            compat.sql_write(ours, [compat.Write("version_tag", "m", 1, "fresh", "x"), bad])
+    assert _as_api_reads(ours, "m") == state
     assert compat.sql_write(REMOTE, writes) is None
