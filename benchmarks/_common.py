@@ -387,13 +387,7 @@ def jupyreg_server(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / f"jupyreg-server-{port}.log"
-    env = {
-        **clean_env(),
-        **SERVER_ENV,
-        "MLFLOW_AUTH_ADMIN_PASSWORD": JUPYREG_ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret-key",
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-    }
+    env = _auth_server_env()
     auth = ["--auth-database-uri", auth_database]
     if auth_cache_seconds > 0:
         env["MLFLOW_AUTH_CONFIG_PATH"] = _auth_config(root, port, auth_database, auth_cache_seconds)
@@ -411,6 +405,17 @@ def jupyreg_server(
         )
     with serving(process, url, log_path, "jupyreg server"):
         yield url
+
+
+def _auth_server_env() -> dict[str, str]:
+    """The environment of a basic-auth server: admin ``JUPYREG_ADMIN``, no job runner."""
+    return {
+        **clean_env(),
+        **SERVER_ENV,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": JUPYREG_ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret-key",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
 
 
 def _auth_config(root: Path, port: int, auth_database: str, cache_seconds: int) -> str:
@@ -444,14 +449,8 @@ def mlflow_auth_server(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / f"mlflow-auth-server-{port}.log"
-    env = {
-        **clean_env(),
-        **SERVER_ENV,
-        "MLFLOW_AUTH_ADMIN_PASSWORD": JUPYREG_ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret-key",
-        "MLFLOW_AUTH_CONFIG_PATH": _auth_config(root, port, auth_database, auth_cache_seconds),
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-    }
+    env = _auth_server_env()
+    env["MLFLOW_AUTH_CONFIG_PATH"] = _auth_config(root, port, auth_database, auth_cache_seconds)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1"]

@@ -409,24 +409,14 @@ def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
                     applied.append(write)
                 continue
             row = store._get_sql_model_version(session, write.name, write.version)
-            if write.kind == "version_tag":
-                session.merge(
-                    SqlModelVersionTag(
-                        workspace=row.workspace,
-                        name=write.name,
-                        version=write.version,
-                        key=write.key,
-                        value=write.value,
-                    )
+            if write.kind in ("version_tag", "alias"):
+                table, fields = (
+                    (SqlModelVersionTag, {"key": write.key, "value": write.value})
+                    if write.kind == "version_tag"
+                    else (SqlRegisteredModelAlias, {"alias": write.value})
                 )
-            elif write.kind == "alias":
                 session.merge(
-                    SqlRegisteredModelAlias(
-                        workspace=row.workspace,
-                        name=write.name,
-                        alias=write.value,
-                        version=write.version,
-                    )
+                    table(workspace=row.workspace, name=write.name, version=write.version, **fields)
                 )
             else:
                 row.current_stage = get_canonical_stage(write.value)
