@@ -299,7 +299,7 @@ class Store:
         self.registry_uri = registry_uri
         self.artifact_location = artifact_location
         """Where experiments this store creates keep their artifacts (None: MLflow's default)."""
-        self._batched: list[Write] | None = None
+        self._batches = threading.local()  # each thread's open batch: a Store may be shared
 
     @functools.cached_property
     def client(self) -> Any:
@@ -510,15 +510,14 @@ class Store:
         """The writes made inside are applied together as it ends: in one transaction of a
         SQL registry store (a crash leaves all of them or none), else one by one, in order.
         An exception inside writes none of them."""
-        if self._batched is not None:  # inside an outer batch: that one applies them
+        if getattr(self._batches, "open", None) is not None:  # the outer batch applies them
             yield
             return
-        self._batched = []
+        self._batches.open = writes = []
         try:
             yield
-            writes = self._batched
         finally:
-            self._batched = None
+            self._batches.open = None
         self._apply(writes)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
@@ -536,8 +535,9 @@ class Store:
         self._write(Write("alias", name, version, "alias", alias))
 
     def _write(self, write: Write) -> None:
-        if self._batched is not None:
-            self._batched.append(write)
+        batched = getattr(self._batches, "open", None)
+        if batched is not None:
+            batched.append(write)
         else:
             self._apply([write])
 
