@@ -106,6 +106,20 @@ async function contrast(locator: Locator, property = 'color'): Promise<number> {
 }
 
 /**
+ * Wait until `locator`'s text (its `property` colour) reads at WCAG AA contrast, 4.5:1,
+ * against what lies under it: a theme switch restyles the page over several frames, and a
+ * check made in between measured a contrast of 1.
+ */
+async function expectReadable(
+  locator: Locator,
+  property = 'color'
+): Promise<void> {
+  await expect
+    .poll(() => contrast(locator, property), { timeout: 15000 })
+    .toBeGreaterThan(4.5);
+}
+
+/**
  * Screenshot in the light theme, switch to the dark theme, run `check` (readability
  * assertions), screenshot again. Screenshots: NAME-light.png and NAME-dark.png.
  */
@@ -169,9 +183,9 @@ test.describe('sidebar (issue 17)', () => {
     });
 
     await inBothThemes(page, 'sidebar-numbers-history', async () => {
-      expect(await contrast(auc3)).toBeGreaterThan(4.5);
-      expect(await contrast(comment)).toBeGreaterThan(4.5);
-      expect(await contrast(name)).toBeGreaterThan(4.5);
+      await expectReadable(auc3);
+      await expectReadable(comment);
+      await expectReadable(name);
     });
   });
 
@@ -214,7 +228,7 @@ test.describe('sidebar (issue 17)', () => {
     });
 
     await inBothThemes(page, 'sidebar-inbox-compare', async () => {
-      expect(await contrast(differs)).toBeGreaterThan(4.5); // no cream under white text
+      await expectReadable(differs); // no cream under white text
     });
 
     await test.step('a Production approval is confirmed first', async () => {
@@ -337,16 +351,12 @@ test.describe('sidebar (issue 17)', () => {
     });
 
     await inBothThemes(page, 'sidebar-version-cards', async () => {
-      expect(
-        await contrast(v3.locator('.jp-jupyreg-pending-badge'))
-      ).toBeGreaterThan(4.5);
-      expect(await contrast(form.getByLabel('reason'))).toBeGreaterThan(4.5);
+      await expectReadable(v3.locator('.jp-jupyreg-pending-badge'));
+      await expectReadable(form.getByLabel('reason'));
       for (const text of [staleBadge, staleLine, passed, failed]) {
-        expect(await contrast(text)).toBeGreaterThan(4.5);
+        await expectReadable(text);
       }
-      expect(
-        await contrast(card.locator('.jp-RenderedMarkdown h2').first())
-      ).toBeGreaterThan(4.5);
+      await expectReadable(card.locator('.jp-RenderedMarkdown h2').first());
     });
   });
 });
@@ -444,12 +454,10 @@ test.describe('notebook panels (issue 17)', () => {
       )
     ).toHaveCount(0);
     await inBothThemes(page, 'notebook-panels', async () => {
-      expect(await contrast(highlighted)).toBeGreaterThan(4.5);
-      expect(await contrast(chartText, 'fill')).toBeGreaterThan(4.5); // not a white block
-      expect(await contrast(stale)).toBeGreaterThan(4.5);
-      expect(await contrast(cardOutput.locator('h2').first())).toBeGreaterThan(
-        4.5
-      );
+      await expectReadable(highlighted);
+      await expectReadable(chartText, 'fill'); // not a white block
+      await expectReadable(stale);
+      await expectReadable(cardOutput.locator('h2').first());
     });
 
     await test.step('%%register: the sidebar shows the version without waiting for the poll', async () => {
@@ -503,7 +511,7 @@ test.describe('sidebar actions that change the registry (issue 17)', () => {
     await expect(error).not.toContainText('reason=');
     await expect(panel.locator('.jp-jupyreg-status')).toBeHidden();
     await inBothThemes(page, 'sidebar-refusal', async () => {
-      expect(await contrast(error)).toBeGreaterThan(4.5); // not white on pink
+      await expectReadable(error); // not white on pink
     });
     // the next view clears it
     await own.getByRole('button', { name: 'Compare' }).click();
