@@ -87,6 +87,7 @@ def test_kill_9_at_random_points_of_lifecycle_steps_embedded(alice, bob, model, 
     bob.approve(alice.request(NAME, 1, "Production", reason="first").id)
     started = time.monotonic()
     alice.transition(NAME, 2, "Staging", reason="candidate")
+    initial = len(alice.history_records(NAME))
     # kills land within about 4 steps' time of this machine, now (at least 0.6 s): on a
     # loaded machine fixed windows ended before most workers' first step began
     window = max(0.6, 4 * (time.monotonic() - started))
@@ -110,7 +111,8 @@ def test_kill_9_at_random_points_of_lifecycle_steps_embedded(alice, bob, model, 
     # a step on SQLite is one transaction: a kill leaves it whole or absent, never half
     # done (test_registry holds the finish-forward path of the REST store, writes one by one)
     assert interrupted == 0, f"{interrupted} kills left a step half done"
-    assert len(after.history_records(NAME)) > KILLS, "the workers made few steps"
+    made = len(after.history_records(NAME)) - initial
+    assert made >= KILLS // 10, f"the workers made {made} moves in {KILLS} lives"
     assert Path(sqlite_uri.removeprefix("sqlite:///")).exists()
 
 
