@@ -10,7 +10,7 @@ from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound
 from jupyreg.lifecycle import PolicyChange, Request, TransitionEvent
-from jupyreg.store import Store, VersionState, no_such_version
+from jupyreg.store import Store, VersionState, no_such_version, version_in
 
 
 class Queries:
@@ -52,11 +52,7 @@ class Queries:
 
     def get(self, name: str, version: int | str) -> ModelVersion:
         model = self.store.model(name)
-        states = {state.version: state for state in model.versions}
-        number = version_number(version)
-        if number not in states:
-            raise no_such_version(name, number, states)
-        state = states[number]
+        state = version_in(name, model.versions, version_number(version))
         run = self.store.runs([state.run_id] if state.run_id else []).get(state.run_id or "")
         return model_version(state, run, model.aliases)
 

@@ -213,6 +213,14 @@ def no_such_version(name: str, version: int, known: Iterable[int]) -> NotFound:
     )
 
 
+def version_in(name: str, versions: Iterable[VersionState], number: int) -> VersionState:
+    """Version ``number`` among ``versions`` of model ``name``; NotFound listing them."""
+    found = {state.version: state for state in versions}
+    if number not in found:
+        raise no_such_version(name, number, found)
+    return found[number]
+
+
 def _local_path(uri: str) -> str | None:
     """The file-system path of a local artifact URI, None for a remote one."""
     from urllib.parse import unquote, urlparse
@@ -370,10 +378,7 @@ class Store:
         return states
 
     def version(self, name: str, version: int) -> VersionState:
-        states = self.model_versions(name)
-        if version not in states:
-            raise no_such_version(name, version, states)
-        return states[version]
+        return version_in(name, self.model_versions(name).values(), version)
 
     def request_holder(self, request_id: str) -> VersionState:
         """The version carrying request ``request_id``."""
@@ -590,10 +595,7 @@ class Store:
         version does not exist; RegistryUnavailable and friends when MLflow fails (nothing
         is then deleted by the caller, and a retry completes the copy)."""
         model = self.model(name)
-        states = {state.version: state for state in model.versions}
-        if version not in states:
-            raise no_such_version(name, version, states)
-        state = states[version]
+        state = version_in(name, model.versions, version)
         with self.batch():
             for key, value in tags.kept_tags(version, state.stage, state.tags).items():
                 if model.tags.get(key) != value:

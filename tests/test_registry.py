@@ -532,3 +532,28 @@ def test_a_step_left_half_done_is_finished_forward_by_the_next_call(
     moves_seen = [(e.version, e.to_stage) for e in alice.history_records(NAME)]
     assert moves_seen.count((1, "Archived")) == 1  # the event already written: not again
     assert moves_seen.count((2, "Production")) == 1
+
+
+def test_a_batch_holds_only_its_own_threads_writes(alice, model, sqlite_uri) -> None:
+    """One Store shared by two threads: a write from the second while the first has a batch
+    open is applied at once, not swept into (or lost with) the first thread's batch."""
+    register_versions(alice, model, NAME, 1)
+    store, client = alice._store, MlflowClient(sqlite_uri, sqlite_uri)
+    opened, written = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        opened.wait(30)
+        store.set_version_tag(NAME, 1, "other", "now")
+        written.set()
+
+    helper = threading.Thread(target=other_thread)
+    helper.start()
+    with pytest.raises(RuntimeError), store.batch():
+        store.set_version_tag(NAME, 1, "mine", "dropped with my batch")
+        opened.set()
+        assert written.wait(30)
+        assert client.get_model_version(NAME, "1").tags.get("other") == "now"
+        raise RuntimeError("this batch fails")
+    helper.join()
+    tags = client.get_model_version(NAME, "1").tags
+    assert tags.get("other") == "now" and "mine" not in tags

@@ -21,7 +21,7 @@ from jupyreg.entities import ModelVersion
 from jupyreg.errors import NotFound, PolicyViolation
 from jupyreg.lifecycle import Policy, PolicyChange, Request, Step, TransitionEvent
 from jupyreg.queries import Queries
-from jupyreg.store import Store, VersionState, no_such_version
+from jupyreg.store import Store, VersionState, version_in
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,7 @@ class ModelState:
         raise NotFound(f"no request {request_id!r}: its version of {self.name} was deleted")
 
     def version(self, number: int) -> VersionState:
-        if number not in self.versions:
-            raise no_such_version(self.name, number, self.versions)
-        return self.versions[number]
+        return version_in(self.name, self.versions.values(), number)
 
 
 Authorise = Callable[[str, int, str, str], None]
