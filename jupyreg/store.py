@@ -457,11 +457,12 @@ class Store:
         return runs
 
     def _run(self, run_id: str) -> dict[str, Any]:
-        """``runs([run_id])`` in one call: what the search finds, an active run."""
+        """``runs([run_id])`` in one call: what the search finds, an active run of an
+        experiment the user may read (a search leaves the others out)."""
         try:
             with self.translated(f"reading run {run_id}"):
                 run = self.client.get_run(run_id)
-        except NotFound:
+        except (NotFound, PermissionDenied):
             return {}
         return {run_id: run} if run.info.lifecycle_stage == "active" else {}
 

@@ -557,3 +557,18 @@ def test_a_batch_holds_only_its_own_threads_writes(alice, model, sqlite_uri) -> 
     helper.join()
     tags = client.get_model_version(NAME, "1").tags
     assert tags.get("other") == "now" and "mine" not in tags
+
+
+def test_one_run_is_read_as_the_search_reads_it(alice, model, sqlite_uri) -> None:
+    """``runs`` of one id (one ``get_run``) answers as the batched search does: the run
+    while it is active, nothing once it is deleted or for an unknown id."""
+    register_versions(alice, model, NAME, 2)
+    first, second = (alice.get(NAME, v).run_id for v in (1, 2))
+    store = alice._store
+    assert set(store.runs([first])) == {first} and set(store.runs([first, second])) == {
+        first,
+        second,
+    }
+    MlflowClient(sqlite_uri, sqlite_uri).delete_run(first)
+    assert store.runs([first]) == {} and set(store.runs([first, second])) == {second}
+    assert store.runs(["0" * 32]) == {}
