@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from huggingface_hub import EvalResult
 
     from jupyreg.entities import ModelVersion
+    from jupyreg.queries import VersionRecord
     from jupyreg.registry import Registry
     from jupyreg.store import Store
 
@@ -40,16 +41,11 @@ _PLAIN = re.compile(r"^[\w.:/@+~-]*$")
 
 def model_card(registry: Registry, name: str, version: int | str | None = None) -> str:
     """The card of ``version`` of ``name`` (the Production version by default)."""
-    return _card(registry, _version(registry, name, version))
+    return _card(_record(registry, name, version))
 
 
-def _card(registry: Registry, mv: ModelVersion) -> str:
-    return render_card(
-        mv,
-        registry.history_records(mv.name, mv.version),
-        [r for r in registry.request_records(mv.name, status=None) if r.version == mv.version],
-        _flavor(registry, mv),
-    )
+def _card(record: VersionRecord) -> str:
+    return render_card(record.version, record.events, record.requests, record.flavor)
 
 
 def publish_card(
@@ -60,7 +56,8 @@ def publish_card(
     its own artifact store); returns its ``runs:/`` URI."""
     from jupyreg.store import Store
 
-    mv = _version(registry, name, version)
+    record = _record(registry, name, version)
+    mv = record.version
     if not mv.run_id:
         raise NotFound(
             f"{name} v{mv.version} has no MLflow run to hold {CARD_ARTIFACT} (it was "
@@ -68,7 +65,7 @@ def publish_card(
             f"{mv.version}` instead"
         )
     store = store or Store(registry.tracking_uri, registry.registry_uri)
-    store.log_text(mv.run_id, _card(registry, mv), CARD_ARTIFACT)
+    store.log_text(mv.run_id, _card(record), CARD_ARTIFACT)
     return f"runs:/{mv.run_id}/{CARD_ARTIFACT}"
 
 
@@ -99,7 +96,7 @@ def render_card(
     flavor: str | None = None,
 ) -> str:
     """The card from a version's records (pure: no registry call)."""
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub import ModelCardData
 
     facts = _facts(mv, events, requests, flavor)
     data = ModelCardData(
@@ -111,13 +108,13 @@ def render_card(
         eval_results=_eval_results(facts) or None,
         jupyreg=_summary(facts),
     )
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(facts)}"))
+    return f"---\n{data.to_yaml()}\n---\n\n{_body(facts)}"  # what ModelCard(...) prints
 
 
 # gathering -----------------------------------------------------------------------------
 
 
-def _version(registry: Registry, name: str, version: int | str | None) -> ModelVersion:
+def _record(registry: Registry, name: str, version: int | str | None) -> VersionRecord:
     if version is None:
         number = registry.holder(name, lifecycle.PRODUCTION)
         if number is None:
@@ -127,35 +124,7 @@ def _version(registry: Registry, name: str, version: int | str | None) -> ModelV
                 + ")"
             )
         version = number
-    return registry.get(name, version)
-
-
-def _client(registry: Registry) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.registry_uri)
-
-
-def _flavor(registry: Registry, mv: ModelVersion) -> str | None:
-    """The MLflow flavor the version's model was logged with: the type of its logged model
-    (the version's own, else the one its run logged at the version's source)."""
-    from jupyreg.store import translated
-
-    try:
-        with translated(f"logged model of {mv.name} v{mv.version}", registry.registry_uri):
-            client = _client(registry)
-            model_id = getattr(client.get_model_version(mv.name, str(mv.version)), "model_id", None)
-            ids = [model_id] if model_id else []
-            if not ids and mv.run_id:
-                outputs = client.get_run(mv.run_id).outputs
-                ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
-            for candidate in ids:
-                logged = client.get_logged_model(candidate)
-                if len(ids) == 1 or mv.source in (logged.artifact_location, logged.model_uri):
-                    return logged.model_type
-    except NotFound:
-        pass
-    return None
+    return registry.version_record(name, version)
 
 
 def _facts(

@@ -224,6 +224,57 @@ def sql_registry_store(client: Any) -> Any | None:
     return store if isinstance(store, SqlAlchemyStore) else None
 
 
+def sql_tracking_store(client: Any) -> Any | None:
+    """MLflow's SQL tracking store behind ``client``; None for any other store."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = client._tracking_client.store
+    except (ImportError, AttributeError):
+        return None
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+@dataclass(frozen=True)
+class LoggedModelRow:
+    """An MLflow logged model as read from its table, with the attribute names of MLflow's
+    ``LoggedModel`` entity (what jupyreg reads of it)."""
+
+    model_id: str
+    model_type: str | None
+    artifact_location: str | None
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_id}"
+
+
+def sql_read_run(client: Any, run_id: str) -> tuple[Any, list[LoggedModelRow]] | None:
+    """A run (MLflow's ``Run`` with its metrics, params, tags and model outputs, without its
+    dataset inputs) and the (not deleted) logged models it output, in one read session of
+    MLflow's SQL tracking store (``get_run`` and a ``get_logged_model`` for each output take
+    a session each, ~10 queries more); None for any other store. An unknown run raises
+    MLflow's RESOURCE_DOES_NOT_EXIST."""
+    store = sql_tracking_store(client)
+    if store is None:
+        return None
+    from mlflow.entities import LifecycleStage, Run, RunOutputs
+    from mlflow.store.tracking.dbmodels.models import SqlLoggedModel
+
+    with store.ManagedSessionMaker() as session:
+        found = store._get_run(session=session, run_uuid=run_id, eager=True).to_mlflow_entity()
+        outputs = store._get_model_outputs(run_id, session)
+        model = SqlLoggedModel
+        query = store._get_query(session, model).filter(
+            model.model_id.in_([o.model_id for o in outputs]),
+            model.lifecycle_stage != LifecycleStage.DELETED,
+        )
+        rows = query.with_entities(model.model_id, model.model_type, model.artifact_location)
+        logged = {row[0]: LoggedModelRow(*row) for row in rows.all()}
+    run = Run(found.info, found.data, run_outputs=RunOutputs(outputs))
+    return run, [logged[o.model_id] for o in outputs if o.model_id in logged]
+
+
 def sql_model_aliases(client: Any, names: Iterable[str]) -> dict[str, dict[str, int]] | None:
     """The aliases of registered models ``names`` in one query of MLflow's SQL registry
     store (``get_registered_model`` loads every version of the model with its tags to
@@ -270,11 +321,11 @@ class ModelRead:
     aliases: dict[str, int]
 
 
-def sql_read_model(client: Any, name: str) -> ModelRead | None:
-    """A registered model's versions, tags and aliases in one read session of MLflow's SQL
-    registry store, as rows (``search_model_versions`` + ``get_registered_model`` load every
-    version twice, as ORM objects); None for any other store. An unknown model raises
-    MLflow's RESOURCE_DOES_NOT_EXIST."""
+def sql_read_model(client: Any, name: str, version: int | None = None) -> ModelRead | None:
+    """A registered model's versions (all, or just ``version``), tags and aliases in one
+    read session of MLflow's SQL registry store, as rows (``search_model_versions`` +
+    ``get_registered_model`` load every version twice, as ORM objects); None for any other
+    store. An unknown model raises MLflow's RESOURCE_DOES_NOT_EXIST."""
     store = sql_registry_store(client)
     if store is None:
         return None
@@ -290,20 +341,24 @@ def sql_read_model(client: Any, name: str) -> ModelRead | None:
         query = store._get_query(session, table).filter(table.name == name, *where)
         return query.with_entities(*columns).all()
 
+    def of_version(table: Any) -> tuple[Any, ...]:
+        return () if version is None else (table.version == version,)
+
     mv = SqlModelVersion
     with store.ManagedSessionMaker() as session:
-        store._get_registered_model(session, name)  # RESOURCE_DOES_NOT_EXIST
         found = rows(
             mv,
             *(mv.version, mv.current_stage, mv.run_id, mv.source, mv.description),
             *(mv.creation_time, mv.user_id),
-            where=(mv.current_stage != STAGE_DELETED_INTERNAL,),
+            where=(mv.current_stage != STAGE_DELETED_INTERNAL, *of_version(mv)),
         )
+        if not found:  # a version is a model's: else ask, RESOURCE_DOES_NOT_EXIST if none
+            store._get_registered_model(session, name)
         version_tags: dict[int, dict[str, str]] = {int(row[0]): {} for row in found}
         tag = SqlModelVersionTag
-        for version, key, value in rows(tag, tag.version, tag.key, tag.value):
-            if int(version) in version_tags:
-                version_tags[int(version)][key] = value
+        for number, key, value in rows(tag, tag.version, tag.key, tag.value, where=of_version(tag)):
+            if int(number) in version_tags:
+                version_tags[int(number)][key] = value
         model_tags = rows(
             SqlRegisteredModelTag, SqlRegisteredModelTag.key, SqlRegisteredModelTag.value
         )
@@ -364,14 +419,6 @@ def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
     store = sql_registry_store(client)
     if store is None:
         return None
-    from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
-    from mlflow.prompt.registry_utils import has_prompt_tag
-    from mlflow.store.model_registry.dbmodels.models import (
-        SqlModelVersionTag,
-        SqlRegisteredModelAlias,
-        SqlRegisteredModelTag,
-    )
-    from mlflow.tracking.client import _model_not_found
     from mlflow.utils import validation
     from mlflow.utils.time import get_current_time_millis
 
@@ -386,40 +433,101 @@ def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
             validation._validate_registered_model_tag(write.key, write.value)
         elif write.kind == "alias":
             validate_alias(write.value)
-    applied: list[Write] = []
-    now = get_current_time_millis()
     with store.ManagedSessionMaker(read_only=False) as session:
-        for name in {write.name for write in writes}:  # as MlflowClient: a prompt is no model
-            if has_prompt_tag(store._get_registered_model(session, name).registered_model_tags):
+        rows, now = _SessionRows(store, session, writes), get_current_time_millis()
+        return [write for write in writes if rows.apply(write, now)]
+
+
+class _SessionRows:
+    """The rows a batch of writes touches, read inside its session in a few queries (not
+    one per write): the models (a prompt refused as MlflowClient does), their tags and
+    aliases, the versions written (a missing one raises MLflow's RESOURCE_DOES_NOT_EXIST)
+    and their tags. A write then changes a loaded row or adds one, as the ``session.merge``
+    of MLflow's store methods does, without a query per row."""
+
+    def __init__(self, store: Any, session: Any, writes: Sequence[Write]) -> None:
+        from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
+        from mlflow.prompt.registry_utils import has_prompt_tag
+        from mlflow.store.model_registry.dbmodels.models import SqlModelVersion, SqlModelVersionTag
+        from mlflow.tracking.client import _model_not_found
+        from sqlalchemy import and_, or_
+
+        self.session = session
+        names = sorted({w.name for w in writes})
+        self.models = {name: store._get_registered_model(session, name) for name in names}
+        self.model_tags: dict[tuple[Any, ...], Any] = {}
+        self.aliases: dict[tuple[Any, ...], Any] = {}
+        for name, model in self.models.items():
+            if has_prompt_tag(model.registered_model_tags):
                 raise _model_not_found(name)
-        for write in writes:
-            if write.kind == "model_tag":
-                model = store._get_registered_model(session, write.name)
-                session.merge(
-                    SqlRegisteredModelTag(
-                        workspace=model.workspace, name=write.name, key=write.key, value=write.value
-                    )
-                )
-                applied.append(write)
-                continue
-            if write.kind == "alias" and write.version is None:
-                found = store._get_registered_model_alias(session, write.name, write.value)
-                if found is not None:
-                    session.delete(found)
-                    applied.append(write)
-                continue
-            row = store._get_sql_model_version(session, write.name, write.version)
-            if write.kind in ("version_tag", "alias"):
-                table, fields = (
-                    (SqlModelVersionTag, {"key": write.key, "value": write.value})
-                    if write.kind == "version_tag"
-                    else (SqlRegisteredModelAlias, {"alias": write.value})
-                )
-                session.merge(
-                    table(workspace=row.workspace, name=write.name, version=write.version, **fields)
-                )
-            else:
-                row.current_stage = get_canonical_stage(write.value)
-                row.last_updated_time = row.registered_model.last_updated_time = now
-            applied.append(write)
-    return applied
+            self.model_tags.update(((name, t.key), t) for t in model.registered_model_tags)
+            if any(w.kind == "alias" and w.name == name for w in writes):
+                self.aliases.update(((name, a.alias), a) for a in model.registered_model_aliases)
+        numbers: dict[str, set[int]] = {}
+        for w in writes:
+            if w.kind != "model_tag" and w.version is not None:
+                numbers.setdefault(w.name, set()).add(int(w.version))
+
+        def rows_of(table: Any, *where: Any) -> list[Any]:
+            if not numbers:
+                return []
+            wanted = (
+                and_(table.name == n, table.version.in_(sorted(v))) for n, v in numbers.items()
+            )
+            return store._get_query(session, table).filter(or_(*wanted), *where).all()
+
+        versions = rows_of(SqlModelVersion, SqlModelVersion.current_stage != STAGE_DELETED_INTERNAL)
+        self.versions = {(r.name, int(r.version)): r for r in versions}
+        for name, wanted in numbers.items():
+            for number in sorted(wanted - {v for n, v in self.versions if n == name}):
+                store._get_sql_model_version(session, name, number)  # raises MLflow's error
+        tags = rows_of(SqlModelVersionTag)
+        self.version_tags = {(t.name, int(t.version), t.key): t for t in tags}
+
+    def apply(self, write: Write, now: int) -> bool:
+        """Write it; False where it changes nothing (removing an alias that is not there)."""
+        from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
+        from mlflow.store.model_registry.dbmodels.models import (
+            SqlModelVersionTag,
+            SqlRegisteredModelAlias,
+            SqlRegisteredModelTag,
+        )
+
+        name, version, key, value = write.name, write.version, write.key, write.value
+        if write.kind == "model_tag":
+            found, table, row = self.model_tags, SqlRegisteredModelTag, {"key": key, "value": value}
+            self._upsert(found, (name, key), table, name, row)
+        elif write.kind == "version_tag":
+            found, table, row = self.version_tags, SqlModelVersionTag, {"key": key, "value": value}
+            self._upsert(found, (name, version, key), table, name, {"version": version, **row})
+        elif write.kind == "stage":
+            moved = self.versions[(name, version)]
+            moved.current_stage = get_canonical_stage(value)
+            moved.last_updated_time = self.models[name].last_updated_time = now
+        elif version is not None:  # an alias pointed at the version
+            row = {"alias": value, "version": version}
+            self._upsert(self.aliases, (name, value), SqlRegisteredModelAlias, name, row)
+        else:  # an alias removed
+            found = self.aliases.pop((name, value), None)
+            if found is None:
+                return False
+            self.session.delete(found)
+        return True
+
+    def _upsert(
+        self,
+        found: dict[tuple[Any, ...], Any],
+        key: tuple[Any, ...],
+        table: Any,
+        name: str,
+        row: dict[str, Any],
+    ) -> None:
+        """Set the row's fields; add it where ``found`` has none of its primary ``key``."""
+        existing = found.get(key)
+        if existing is None:
+            found[key] = existing = table(workspace=self.models[name].workspace, name=name, **row)
+            self.session.add(existing)
+            return
+        for field, value in row.items():
+            if getattr(existing, field) != value:
+                setattr(existing, field, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion, RegisteredModel
 from jupyreg.errors import InvalidArgument, NotFound
 from jupyreg.lifecycle import PolicyChange, Request, TransitionEvent
-from jupyreg.store import Store, VersionState, no_such_version, version_in
+from jupyreg.store import ModelRead, Store, VersionState, no_such_version
 
 
 class Queries:
@@ -51,31 +52,34 @@ class Queries:
         ]
 
     def get(self, name: str, version: int | str) -> ModelVersion:
-        model = self.store.model(name)
-        state = version_in(name, model.versions, version_number(version))
-        run = self.store.runs([state.run_id] if state.run_id else []).get(state.run_id or "")
-        return model_version(state, run, model.aliases)
+        model = self.store.model(name, version_number(version))
+        state = model.versions[0]
+        return model_version(state, self._run_of(state), model.aliases)
+
+    def version_record(self, name: str, version: int | str) -> VersionRecord:
+        """A version with its history, its requests and its flavor, from one read of its
+        model and one of its run."""
+        number = version_number(version)
+        model = self.store.model(name, number)
+        state = model.versions[0]
+        run, logged = self.store.run_with_models(state.run_id) if state.run_id else (None, [])
+        if state.model_id:  # the version's own logged model
+            own = [m for m in logged if m.model_id == state.model_id]
+            logged = own or [m for m in [self.store.logged_model(state.model_id)] if m]
+        return VersionRecord(
+            version=model_version(state, run, model.aliases),
+            events=_history(name, model, number),
+            requests=[r for r in _requests(name, model) if r.version == number],
+            flavor=_flavor(state.source, logged),
+        )
+
+    def _run_of(self, state: VersionState) -> Any:
+        return self.store.runs([state.run_id] if state.run_id else []).get(state.run_id or "")
 
     def history(self, name: str, version: int | str | None = None) -> list[TransitionEvent]:
-        """Every stage change of the model (or one version), oldest first: the versions'
-        own events merged with those kept on the model from deleted versions (by event id:
-        a version whose history was kept but whose deletion failed counts once)."""
-        model = self.store.model(name)
-        states = {s.version: s for s in model.versions}
-        model_tags = model.tags
-        kept = tags.kept_events(name, model_tags)
-        if version is not None:
-            number = version_number(version)
-            kept = [e for e in kept if e.version == number]
-            if number in states:
-                states = {number: states[number]}
-            elif kept or number in tags.kept_versions(model_tags):
-                states = {}
-            else:
-                raise no_such_version(name, number, states)
-        merged = {e.id: e for e in kept}
-        merged.update((e.id, e) for s in states.values() for e in s.events())
-        return sorted(merged.values(), key=lambda e: e.id)
+        """Every stage change of the model (or one version), oldest first."""
+        number = None if version is None else version_number(version)
+        return _history(name, self.store.model(name), number)
 
     def requests(self, name: str | None = None, status: str | None = "pending") -> list[Request]:
         """Promotion requests, oldest first (pending by default; ``status=None`` for all)."""
@@ -85,13 +89,11 @@ class Queries:
                 f"{', '.join(lifecycle.REQUEST_STATUSES)} or None for all"
             )
         if name:
-            model = self.store.model(name)
-            states, kept = model.versions, tags.kept_requests(name, model.tags)
+            found = _requests(name, self.store.model(name))
         else:
-            states, kept = self.store.versions(), self._kept_requests()
-        found = [r for s in states for r in s.requests()]
-        if status != lifecycle.PENDING:  # kept requests of deleted versions are all settled
-            found += kept
+            found = [r for s in self.store.versions() for r in s.requests()]
+            if status != lifecycle.PENDING:  # kept requests of deleted versions are all settled
+                found += self._kept_requests()
         return sorted(
             (r for r in found if status is None or r.status == status),
             key=lambda r: r.created_at,
@@ -141,6 +143,51 @@ class Queries:
             known = ", ".join(sorted(aliases)) or "none"
             raise NotFound(f"{name} has no alias {alias!r} (aliases: {known})")
         return aliases[alias]
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A version with what a model card shows of it besides: its history, its requests
+    (all statuses) and the MLflow flavor it was logged with."""
+
+    version: ModelVersion
+    events: list[TransitionEvent]
+    requests: list[Request]
+    flavor: str | None
+
+
+def _flavor(source: str | None, logged: list[Any]) -> str | None:
+    """The MLflow flavor a version's model was logged with: the type of its logged model
+    (its only one, else the one logged at the version's source)."""
+    for model in logged:
+        if len(logged) == 1 or source in (model.artifact_location, model.model_uri):
+            return model.model_type
+    return None
+
+
+def _history(name: str, model: ModelRead, version: int | None) -> list[TransitionEvent]:
+    """The model's (or one version's) stage changes, oldest first: the versions' own events
+    merged with those kept on the model from deleted versions (by event id: a version whose
+    history was kept but whose deletion failed counts once)."""
+    states = {s.version: s for s in model.versions}
+    kept = tags.kept_events(name, model.tags)
+    if version is not None:
+        kept = [e for e in kept if e.version == version]
+        if version in states:
+            states = {version: states[version]}
+        elif kept or version in tags.kept_versions(model.tags):
+            states = {}
+        else:
+            raise no_such_version(name, version, states)
+    merged = {e.id: e for e in kept}
+    merged.update((e.id, e) for s in states.values() for e in s.events())
+    return sorted(merged.values(), key=lambda e: e.id)
+
+
+def _requests(name: str, model: ModelRead) -> list[Request]:
+    """The model's requests, those kept from deleted versions included, unsorted."""
+    found = [r for s in model.versions for r in s.requests()]
+    return found + tags.kept_requests(name, model.tags)
 
 
 def version_number(version: int | str) -> int:
@@ -243,6 +290,10 @@ class TypedReads:
 
     def get(self, name: str, version: int | str) -> ModelVersion:
         return self._queries.get(name, version)
+
+    def version_record(self, name: str, version: int | str) -> VersionRecord:
+        """A version with its history, requests and flavor, from one read."""
+        return self._queries.version_record(name, version)
 
     def get_request(self, request_id: str) -> Request:
         """A request by id, whatever its status."""

@@ -21,6 +21,7 @@ from jupyreg.compat import (
     Write,
     sql_models_with_version_tag,
     sql_read_model,
+    sql_read_run,
     sql_write,
 )
 from jupyreg.errors import (
@@ -263,6 +264,7 @@ class VersionState:
     created_ms: int
     user_id: str | None
     legacy_stage: str
+    model_id: str | None = None  # MLflow's logged model, where the registry records it
 
     @classmethod
     def of(cls, mv: Any) -> VersionState:
@@ -279,6 +281,7 @@ class VersionState:
             created_ms=int(mv.creation_timestamp or 0),
             user_id=mv.user_id or None,
             legacy_stage=legacy,
+            model_id=getattr(mv, "model_id", None) or None,
         )
 
     def events(self) -> list[lifecycle.TransitionEvent]:
@@ -398,13 +401,20 @@ class Store:
             raise _no_such_request(request_id)
         return names[0]
 
-    def model(self, name: str) -> ModelRead:
-        """A model's versions (tags included), tags and aliases: one read session of a SQL
-        registry store, else MLflow's API (``search_model_versions`` + ``get_registered_model``).
-        NotFound for an unknown model."""
-        found = self._sql_model(name)
-        if found is not None:
+    def model(self, name: str, version: int | None = None) -> ModelRead:
+        """A model's versions (tags included; all, or only ``version``), tags and aliases:
+        one read session of a SQL registry store, else MLflow's API (``search_model_versions``
+        + ``get_registered_model``). NotFound for an unknown model or ``version``."""
+        found = self._sql_model(name, version)
+        if found is not None and (version is None or found.versions):
             return found
+        # not a SQL store, or no such version: read them all (NotFound lists them)
+        whole = self._api_model(name) if found is None else self.model(name)
+        if version is None:
+            return whole
+        return replace(whole, versions=[version_in(name, whole.versions, version)])
+
+    def _api_model(self, name: str) -> ModelRead:
         registered = self.registered_model(name)
         return ModelRead(
             versions=self.versions(name),
@@ -412,10 +422,10 @@ class Store:
             aliases={alias: int(v) for alias, v in (registered.aliases or {}).items()},
         )
 
-    def _sql_model(self, name: str) -> ModelRead | None:
+    def _sql_model(self, name: str, version: int | None = None) -> ModelRead | None:
         try:
             with self.translated(f"registered model {name!r}"):
-                found = sql_read_model(self.client, name)
+                found = sql_read_model(self.client, name, version)
         except NotFound:
             raise _no_such_model(name) from None
         if found is None:
@@ -465,6 +475,31 @@ class Store:
         except (NotFound, PermissionDenied):
             return {}
         return {run_id: run} if run.info.lifecycle_stage == "active" else {}
+
+    def run_with_models(self, run_id: str) -> tuple[Any | None, list[Any]]:
+        """The run as ``runs([run_id])`` gives it (None where that leaves it out) and the
+        logged models it output (MLflow's ``LoggedModel``, or rows with its attribute names):
+        one read session of a SQL tracking store, else ``get_run`` and ``logged_model``."""
+        try:
+            with self.translated(f"reading run {run_id}"):
+                found = sql_read_run(self.client, run_id)
+        except NotFound:
+            return None, []
+        if found is None:
+            run = self._run(run_id).get(run_id)
+            outputs = run.outputs.model_outputs if run is not None and run.outputs else []
+            models = [self.logged_model(o.model_id) for o in outputs]
+            return run, [m for m in models if m is not None]
+        run, models = found
+        return (run if run.info.lifecycle_stage == "active" else None), models
+
+    def logged_model(self, model_id: str) -> Any | None:
+        """MLflow's logged model ``model_id``; None where there is none (or it is deleted)."""
+        try:
+            with self.translated(f"logged model {model_id}"):
+                return self.client.get_logged_model(model_id)
+        except NotFound:
+            return None
 
     def runs_where(self, filter_string: str) -> dict[str, Any]:
         """Runs of every experiment that match an MLflow run filter, by id."""

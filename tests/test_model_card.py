@@ -103,6 +103,7 @@ def test_card_parses_as_a_hub_model_card_with_valid_metadata(
     card = ModelCard(text)  # strict: a malformed model-index raises here
     data = card.data
     assert text.startswith("---\n")
+    assert str(card) == text  # written as the Hub's ModelCard writes it
     assert data.library_name == "sklearn"
     assert data.datasets == ["data/train.csv"]
     assert {"jupyreg", "mlflow", "team:risk"} <= set(data.tags)

@@ -262,7 +262,6 @@ class Actions:
         problems = self.registry.check(name, repair=True, repo_path=None)
         return {"problems": problems.to_dict(orient="records")}
 
-
     def reproduction(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Keep the outcome of a reproduction the caller ran (EDIT), stamped here with the
         caller and the time: the gate ``require_reproduced`` reads who reported it."""

@@ -1,8 +1,8 @@
-"""Contract: jupyreg's fast paths into MLflow's SQL registry store (``compat.sql_*``) read
-what MLflow's own API says and write what MLflow's own calls write, and decline any other
-store (a client of a server then goes through MLflow's API). ``reg.search`` relies on the
-alias read for its speed, every lifecycle step on the model read and the one-transaction
-write."""
+"""Contract: jupyreg's fast paths into MLflow's SQL stores (``compat.sql_*``) read what
+MLflow's own API says and write what MLflow's own calls write, and decline any other store
+(a client of a server then goes through MLflow's API). ``reg.search`` relies on the alias
+read for its speed, every lifecycle step on the model read and the one-transaction write,
+the model card written on entering Production on the model and run reads."""
 
 from __future__ import annotations
 
@@ -89,10 +89,56 @@ def test_sql_read_model_matches_mlflows_api(tmp_path: Path) -> None:
         "tags": found.tags,
         "aliases": found.aliases,
     } == _as_api_reads(client, "m")
+    one = compat.sql_read_model(client, "m", 2)
+    assert one.versions == [v for v in found.versions if v.version == 2]
+    assert (one.tags, one.aliases) == (found.tags, found.aliases)
+    assert compat.sql_read_model(client, "m", 3).versions == []  # deleted
     with pytest.raises(MlflowException) as unknown:
         compat.sql_read_model(client, "nope")
     assert unknown.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert compat.sql_read_model(REMOTE, "m") is None
+
+
+def test_sql_read_run_matches_get_run_and_get_logged_model(tmp_path: Path) -> None:
+    from mlflow.entities import LoggedModelOutput, Metric, Param, RunTag
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    run = client.create_run(client.create_experiment("e"))
+    run_id, experiment = run.info.run_id, run.info.experiment_id
+    client.log_batch(
+        run_id,
+        metrics=[Metric("auc", 0.5, 1, 0), Metric("auc", 0.9, 2, 1)],
+        params=[Param("depth", "3")],
+        tags=[RunTag("team", "risk")],
+    )
+    kept, deleted = (
+        client.create_logged_model(experiment, source_run_id=run_id, model_type=kind)
+        for kind in ("sklearn", "pytorch")
+    )
+    client.log_outputs(run_id, [LoggedModelOutput(m.model_id, step=0) for m in (kept, deleted)])
+    client.delete_logged_model(deleted.model_id)
+
+    found, logged = compat.sql_read_run(client, run_id)
+    theirs = client.get_run(run_id)
+    assert found.info == theirs.info
+    assert (found.data.metrics, found.data.params) == (theirs.data.metrics, theirs.data.params)
+    assert found.data.tags == theirs.data.tags
+    assert [o.model_id for o in found.outputs.model_outputs] == [
+        o.model_id for o in theirs.outputs.model_outputs
+    ]
+    their_model = client.get_logged_model(kept.model_id)
+    assert [(m.model_id, m.model_type, m.artifact_location, m.model_uri) for m in logged] == [
+        (
+            kept.model_id,
+            *(getattr(their_model, f) for f in ("model_type", "artifact_location")),
+            their_model.model_uri,
+        )
+    ]  # the deleted one left out, as get_logged_model refuses it
+    with pytest.raises(MlflowException) as unknown:
+        compat.sql_read_run(client, "0" * 32)
+    assert unknown.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert compat.sql_read_run(REMOTE, run_id) is None
 
 
 def test_sql_models_with_version_tag_matches_mlflows_search(tmp_path: Path) -> None:
@@ -116,6 +162,9 @@ def test_sql_write_writes_what_mlflows_calls_write(tmp_path: Path) -> None:
         compat.Write("alias", "m", 1, "alias", "production"),
         compat.Write("alias", "m", None, "alias", "staging"),  # not there: no change
         compat.Write("alias", "m", None, "alias", "gone"),
+        compat.Write("version_tag", "m", 2, "k", "changed"),
+        compat.Write("model_tag", "m", None, "owner", "changed"),
+        compat.Write("version_tag", "other", 1, "k", "another model"),
     ]
     theirs.set_registered_model_alias("m", "gone", "1")
     ours.set_registered_model_alias("m", "gone", "1")
@@ -129,13 +178,17 @@ def test_sql_write_writes_what_mlflows_calls_write(tmp_path: Path) -> None:
     theirs.set_registered_model_tag("m", "jupyreg.step", '{"done": true}')
     theirs.set_registered_model_alias("m", "production", "1")
     theirs.delete_registered_model_alias("m", "gone")
-    assert _as_api_reads(ours, "m", times=False) == _as_api_reads(theirs, "m", times=False)
+    theirs.set_model_version_tag("m", "2", "k", "changed")
+    theirs.set_registered_model_tag("m", "owner", "changed")
+    theirs.set_model_version_tag("other", "1", "k", "another model")
+    for name in ("m", "other"):
+        assert _as_api_reads(ours, name, times=False) == _as_api_reads(theirs, name, times=False)
     moved, model = ours.get_model_version("m", "1"), ours.get_registered_model("m")
     assert moved.last_updated_timestamp >= moved.creation_timestamp  # as MLflow stamps a move
     assert model.last_updated_timestamp == moved.last_updated_timestamp
 
     state = _as_api_reads(ours, "m")
-    with pytest.raises(MlflowException):
+    with pytest.raises(MlflowException) as missing:
         compat.sql_write(
             ours,
             [
@@ -143,6 +196,7 @@ def test_sql_write_writes_what_mlflows_calls_write(tmp_path: Path) -> None:
                 compat.Write("version_tag", "m", 3, "k", "a deleted version"),
             ],
         )
+    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
     assert _as_api_reads(ours, "m") == state
     for bad in (  # refused by MLflow's own validators before anything is written
         compat.Write("alias", "m", 1, "alias", "no spaces!"),
