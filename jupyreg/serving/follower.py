@@ -341,11 +341,13 @@ def _run_in_background() -> None:
             os.setpriority(os.PRIO_PROCESS, me, 19)
 
 
-def load_model(path: str) -> Any:
-    """The MLflow pyfunc model in a local directory."""
+def load_model(path: str, *, checked: bool = False) -> Any:
+    """The MLflow pyfunc model in a local directory. ``checked``: this environment already
+    loaded it and warned of its requirements (a worker loads what its supervisor verified),
+    so MLflow's requirement check, most of a small model's load time, is skipped."""
     import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(path)
+    return mlflow.pyfunc.load_model(path, suppress_warnings=checked)
 
 
 @contextlib.contextmanager

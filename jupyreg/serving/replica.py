@@ -207,7 +207,7 @@ class Replica(Serving):
 
     def _load(self, record: dict[str, Any]) -> Served:
         described = record["described"]
-        model = load_model(record["path"])
+        model = load_model(record["path"], checked=True)  # the supervisor warned
         return Served(
             name=self.name,
             version=record["version"],
