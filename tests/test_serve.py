@@ -297,8 +297,8 @@ def test_load_while_production_changes_three_times_and_rolls_back(service) -> No
     ]
     swapping = [r[1] - r[0] for r in records if any(a <= r[0] <= b for a, b in windows)]
     p99_steady, p99_swap = _p99(steady), _p99(swapping)
-    # measured, not judged: on 2 cores shared by these clients, the worker and the supervisor,
-    # the supervisor's verification alone (no load in the worker) measured 2.1x; RESULTS.md
+    # measured, not judged (DEVELOPERS.md): 1.2-1.5x on an idle 2-core machine shared by these
+    # clients, the worker and the supervisor, 2.5x under other tests' load; RESULTS.md
     print(
         f"p99 latency: steady {p99_steady * 1000:.1f} ms ({len(steady)} requests), "
         f"during swaps {p99_swap * 1000:.1f} ms ({len(swapping)} requests): "

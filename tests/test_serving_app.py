@@ -124,3 +124,37 @@ def test_a_model_load_waits_while_requests_are_answered() -> None:
     requests.finished()
     loader.join(timeout=5)
     assert calls and calls[0] >= finished
+
+
+def test_a_model_load_frees_the_gil_between_its_slices() -> None:
+    """With no request in flight the load still sleeps between slices, the GIL free: a
+    thread that wants it (the event loop, a new request) runs during the load, not after."""
+    during: list[bool] = []
+    loading, done = threading.Event(), threading.Event()
+
+    def other() -> None:
+        while not done.is_set():
+            during.append(loading.is_set())
+            time.sleep(0.001)
+
+    def step() -> None:
+        pass
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(10.0)  # the interpreter itself then never takes the GIL away
+    watcher = threading.Thread(target=other)
+    try:
+        watcher.start()
+        time.sleep(0.05)
+        with yielding_to(Requests()):
+            loading.set()
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                step()  # busy, in Python calls: the load's slices
+            loading.clear()
+    finally:
+        sys.setswitchinterval(switch)
+        done.set()
+        watcher.join(timeout=5)
+    assert sum(during) >= 20, f"the other thread ran {sum(during)} times during the load"
+

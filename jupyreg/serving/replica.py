@@ -104,18 +104,26 @@ class Requests:
 
 
 @contextlib.contextmanager
-def yielding_to(requests: Requests, longest: float = 0.005) -> Iterator[None]:
-    """Run the block (a model load) in this thread only while no request is being answered:
-    at each Python function call it makes, it waits (releasing the GIL) while requests are
-    in flight; after ``longest`` seconds of waiting it runs on for at least a millisecond,
-    so that it still progresses under a load that never pauses. (Plain GIL sharing would
-    halve the speed of every request during a load.)"""
+def yielding_to(
+    requests: Requests, longest: float = 0.005, run: float = 0.0005, breath: float = 0.0002
+) -> Iterator[None]:
+    """Run the block (a model load) in this thread in slices of ``run`` seconds, checked at
+    each Python function call it makes: between two slices it sleeps ``breath`` seconds,
+    the GIL free, so a thread that wants it (the event loop reading a new request) takes it
+    at once instead of waiting for the interpreter's switch interval; while requests are
+    being answered it waits for them, at most ``longest`` seconds, so that it still
+    progresses under a load that never pauses. (Plain GIL sharing would halve the speed of
+    every request during a load.)"""
     runs_until = [0.0]
 
     def pause(frame: Any, event: str, arg: Any) -> None:
-        if requests.count and event == "call" and time.monotonic() >= runs_until[0]:
+        if event != "call" or time.monotonic() < runs_until[0]:
+            return
+        if requests.count:
             requests.idle.wait(longest)
-            runs_until[0] = time.monotonic() + 0.001
+        else:
+            time.sleep(breath)
+        runs_until[0] = time.monotonic() + run
 
     sys.setprofile(pause)
     try:
