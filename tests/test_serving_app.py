@@ -157,4 +157,3 @@ def test_a_model_load_frees_the_gil_between_its_slices() -> None:
         done.set()
         watcher.join(timeout=5)
     assert sum(during) >= 20, f"the other thread ran {sum(during)} times during the load"
-
