@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from jupyreg.serving.app import create_app
-from jupyreg.serving.follower import Follower
-from jupyreg.serving.replica import Channel, Replica, Requests, yielding_to
+from jupyreg.serving.follower import Follower, Requests, yielding_to
+from jupyreg.serving.replica import Channel, Replica
 from tests.conftest import signed_webhook
 
 NAME = "scorer"

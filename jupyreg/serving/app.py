@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse, Response
 from jupyreg import compat
 
 if TYPE_CHECKING:
-    from jupyreg.serving.follower import Follower
-    from jupyreg.serving.replica import Replica, Requests
+    from jupyreg.serving.follower import Follower, Requests
+    from jupyreg.serving.replica import Replica
 
 VERSION_HEADER = "X-Model-Version"
 CONFIG_ENV = "JUPYREG_SERVE_CONFIG"

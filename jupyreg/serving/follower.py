@@ -227,10 +227,11 @@ class Follower(Serving):
     def poll_once(self) -> bool:
         """Swap in the version the registry now names, if it is new and servable; whether
         a swap happened."""
-        target = self._target()
-        if target is None or target == self.version or target in self._refused:
-            return False
-        with short_gil_slices():
+        sharing = contextlib.nullcontext() if self._background else yielding_to()
+        with short_gil_slices(), sharing:  # the registry read too: every poll makes one
+            target = self._target()
+            if target is None or target == self.version or target in self._refused:
+                return False
             return self._swap_to(target)
 
     def _swap_to(self, target: int) -> bool:
@@ -362,6 +363,57 @@ def short_gil_slices() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(switch)
+
+
+class Requests:
+    """The requests the scoring app is answering: it calls ``started`` and ``finished``
+    for each, on its event loop; ``idle`` is set while there are none."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def started(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def finished(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self.idle.set()
+
+
+@contextlib.contextmanager
+def yielding_to(
+    requests: Requests | None = None,
+    longest: float = 0.005,
+    run: float = 0.0005,
+    breath: float = 0.0002,
+) -> Iterator[None]:
+    """Run the block (a model load) in this thread in slices of ``run`` seconds, checked at
+    each Python function call it makes: between two slices it sleeps ``breath`` seconds,
+    the GIL free, so a thread that wants it (the event loop reading a new request) takes it
+    at once instead of waiting for the interpreter's switch interval; while ``requests``
+    are being answered it waits for them, at most ``longest`` seconds, so that it still
+    progresses under a load that never pauses. (Plain GIL sharing would halve the speed of
+    every request during a load.)"""
+    runs_until = [0.0]
+
+    def pause(frame: Any, event: str, arg: Any) -> None:
+        if event != "call" or time.monotonic() < runs_until[0]:
+            return
+        if requests is not None and requests.count:
+            requests.idle.wait(longest)
+        else:
+            time.sleep(breath)
+        runs_until[0] = time.monotonic() + run
+
+    sys.setprofile(pause)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
 
 
 def _inputs(model: Any) -> list[schema.Input] | None:

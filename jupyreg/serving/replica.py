@@ -11,18 +11,24 @@ CPU (or the GIL) from a process answering requests: a swap costs a worker one mo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from jupyreg.serving.follower import Served, Serving, load_model, short_gil_slices
+from jupyreg.serving.follower import (
+    Requests,
+    Served,
+    Serving,
+    load_model,
+    short_gil_slices,
+    yielding_to,
+)
 
 CHECK_SECONDS = 0.05
 """How often a worker looks at the state file (an ``os.stat``: microseconds)."""
@@ -82,54 +88,6 @@ class Channel:
             if not pending or time.monotonic() > deadline:
                 return missing
             time.sleep(CHECK_SECONDS)
-
-
-class Requests:
-    """The requests the scoring app is answering: it calls ``started`` and ``finished``
-    for each, on its event loop; ``idle`` is set while there are none."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.idle = threading.Event()
-        self.idle.set()
-
-    def started(self) -> None:
-        self.count += 1
-        self.idle.clear()
-
-    def finished(self) -> None:
-        self.count -= 1
-        if not self.count:
-            self.idle.set()
-
-
-@contextlib.contextmanager
-def yielding_to(
-    requests: Requests, longest: float = 0.005, run: float = 0.0005, breath: float = 0.0002
-) -> Iterator[None]:
-    """Run the block (a model load) in this thread in slices of ``run`` seconds, checked at
-    each Python function call it makes: between two slices it sleeps ``breath`` seconds,
-    the GIL free, so a thread that wants it (the event loop reading a new request) takes it
-    at once instead of waiting for the interpreter's switch interval; while requests are
-    being answered it waits for them, at most ``longest`` seconds, so that it still
-    progresses under a load that never pauses. (Plain GIL sharing would halve the speed of
-    every request during a load.)"""
-    runs_until = [0.0]
-
-    def pause(frame: Any, event: str, arg: Any) -> None:
-        if event != "call" or time.monotonic() < runs_until[0]:
-            return
-        if requests.count:
-            requests.idle.wait(longest)
-        else:
-            time.sleep(breath)
-        runs_until[0] = time.monotonic() + run
-
-    sys.setprofile(pause)
-    try:
-        yield
-    finally:
-        sys.setprofile(None)
 
 
 class Replica(Serving):
