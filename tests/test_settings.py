@@ -57,8 +57,8 @@ def test_cli_honours_the_pyproject(project, model, capsys) -> None:
 def test_lab_honours_the_pyproject(project) -> None:
     registry = JupyRegServer().registry()
     assert registry.tracking_uri == f"sqlite:///{project / 'from-pyproject.db'}"
-    assert JupyRegServer(tracking_uri="sqlite:///lab.db").registry().tracking_uri.endswith(
-        "/lab.db"
+    assert (
+        JupyRegServer(tracking_uri="sqlite:///lab.db").registry().tracking_uri.endswith("/lab.db")
     )
 
 
