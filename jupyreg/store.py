@@ -494,11 +494,12 @@ class Store:
         return (run if run.info.lifecycle_stage == "active" else None), models
 
     def logged_model(self, model_id: str) -> Any | None:
-        """MLflow's logged model ``model_id``; None where there is none (or it is deleted)."""
+        """MLflow's logged model ``model_id``; None where there is none (or it is deleted),
+        or where the user may not read its experiment (as ``runs`` leaves such a run out)."""
         try:
             with self.translated(f"logged model {model_id}"):
                 return self.client.get_logged_model(model_id)
-        except NotFound:
+        except (NotFound, PermissionDenied):
             return None
 
     def runs_where(self, filter_string: str) -> dict[str, Any]:

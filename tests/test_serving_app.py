@@ -104,6 +104,25 @@ def test_a_worker_serves_what_its_supervisor_verified_and_says_so(alice, bob, tm
     assert why.startswith(f"v{second + 1} did not load here")
 
 
+def test_a_services_follower_polls_and_swaps_in_slices_a_supervisors_does_not(alice, bob) -> None:
+    """Inside a service (``jupyreg.follow``) the poll, load, verification and callbacks run
+    under the slicing profile hook (``yielding_to``), which frees the GIL for the service's
+    requests; a ``jupyreg serve`` supervisor's follower (background) is alone: no hook."""
+    _production(alice, bob, 2)
+    hooked: dict[bool, list[bool]] = {}
+    for background in (False, True):
+        follower = Follower(alice, NAME, log=io.StringIO(), start=False, background=background)
+        follower.on_change(
+            lambda new, old, b=background: hooked.setdefault(b, []).append(
+                sys.getprofile() is not None
+            )
+        )
+        _production(alice, bob, 2)
+        assert follower.poll_once()
+    assert hooked == {False: [True], True: [False]}
+    assert sys.getprofile() is None  # taken off after the poll
+
+
 def test_a_model_load_waits_while_requests_are_answered() -> None:
     requests = Requests()
     requests.started()
