@@ -151,7 +151,8 @@ def test_models_without_a_holder_list_versions_as_integers(alice: Registry, mode
     alice.transition("other", 1, "Staging", reason="candidate")
     listing = alice.models()
     assert str(listing["staging"].dtype) == "Int64"
-    assert "2.0" not in listing.to_string() and "1.0" not in listing.to_string()
+    numbers = listing[["latest_version", "production", "staging"]].to_string()
+    assert ".0" not in numbers  # the timestamps elsewhere may contain "1.0" by chance
 
 
 def test_get_unknown_model_or_version_is_not_found(alice: Registry, model) -> None:
