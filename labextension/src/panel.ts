@@ -37,6 +37,9 @@ export class RegistryPanel extends Widget implements IRegistryActions {
   private queued: Promise<void> | null = null;
   /** Bumped when a message is shown: a load begun after it clears it. */
   private messageEpoch = 0;
+  /** Bumped when the user opens or changes a view: an action begun before it
+   * reports nothing at the top any more. */
+  private viewEpoch = 0;
 
   constructor(
     refreshMs: number = REFRESH_MS,
@@ -111,6 +114,7 @@ export class RegistryPanel extends Widget implements IRegistryActions {
 
   /** The user opened or changed a view: a message about an earlier one goes. */
   viewChanged(): void {
+    this.viewEpoch += 1;
     this.showStatus('', false);
   }
 
@@ -152,8 +156,11 @@ export class RegistryPanel extends Widget implements IRegistryActions {
     void this.poll.refresh();
   }
 
-  /** The action's refusal is returned for the view to show where it happened. */
+  /** The action's refusal is returned for the view to show where it happened. Its
+   * success is shown at the top once the panel shows its outcome, unless the user has
+   * moved on meanwhile (the refresh can end after the next click). */
   private async act(action: () => Promise<string>): Promise<string | null> {
+    const view = this.viewEpoch;
     let message: string;
     try {
       message = await action();
@@ -161,7 +168,9 @@ export class RegistryPanel extends Widget implements IRegistryActions {
       return describe(error);
     }
     await this.refresh();
-    this.showStatus(message, false);
+    if (view === this.viewEpoch) {
+      this.showStatus(message, false);
+    }
     return null;
   }
 
