@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -451,6 +452,29 @@ def test_two_workers_follow_one_supervisor_that_a_webhook_wakes(tmp_path, monkey
         assert len(swaps) == 1, swaps
         assert f"now serving {NAME} v{second} ".encode() in swaps[0]
         assert log.read_text().count(f"now serving v{second} (was v{first};") == 2
+
+        # the supervisor killed -9: its workers, which nothing tells of a change any more,
+        # stop instead of serving v2 forever, and free the port for a new `jupyreg serve`
+        workers = [int(pid) for pid in versions_served()]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers), log.read_text()[-3000:]
+        assert log.read_text().count("is gone: stopping this worker") == 2
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}/ping", timeout=2)
     finally:
         stop_group(process)
         receiver.server.shutdown()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (an exited orphan may stay a zombie where init does
+    not reap, as in some containers)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")

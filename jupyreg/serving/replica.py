@@ -129,7 +129,7 @@ class Replica(Serving):
     def check_now(self) -> None:
         """Ask the supervisor to look at the registry now (a webhook arrived); nothing
         when it is gone (this worker's parent is then another process)."""
-        if self.supervisor is not None and os.getppid() == self.supervisor:
+        if self.supervisor is not None and not self._orphaned():
             os.kill(self.supervisor, signal.SIGUSR1)
 
     def close(self) -> None:
@@ -137,8 +137,20 @@ class Replica(Serving):
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def _orphaned(self) -> bool:
+        """The supervisor died (a worker's parent is then another process): nothing
+        publishes any more, so this worker would serve its version forever."""
+        return self.supervisor is not None and os.getppid() != self.supervisor
+
     def _follow(self) -> None:
         while not self._stop.wait(CHECK_SECONDS):
+            if self._orphaned():
+                self.say(
+                    f"supervisor {self.supervisor} is gone: stopping this worker (it would "
+                    f"not follow {self.following} any more); start jupyreg serve again"
+                )
+                os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+                return
             try:
                 self.check_once()
             except Exception as exc:  # nothing may stop the following; say what happened
