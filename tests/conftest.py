@@ -69,8 +69,7 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
 # gave for stage 2 on 4 workers, 2026-11-28), by test node id or by module path, relative
 # to tests/.
 LONGEST_FIRST: dict[str, int] = {
-    "test_binder.py::test_a_fresh_environment_from_binder_spec_runs_post_build_and_the_notebooks":
-    350,
+    "test_binder.py::test_a_fresh_environment_from_binder_spec_runs_post_build_and_the_notebooks": 350,  # noqa: E501
     "test_faults.py::test_kill_9_at_random_points_of_lifecycle_steps_embedded": 150,
     "test_attacks.py": 140,  # each backend's unit
     "test_faults.py::test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step": 135,
@@ -210,9 +209,7 @@ def git_dvc_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def git_dvc_project(
-    workdir: Path, git_dvc_template: Path, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def git_dvc_project(workdir: Path, git_dvc_template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of that project as the working directory (a registry's mlflow.db in it)."""
     from tests.registered_project import copy_project
 
