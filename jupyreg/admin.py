@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyreg.entities import PERMISSIONS
 from jupyreg.errors import InvalidArgument
+from jupyreg.lineage.scrub import scrub_url
 from jupyreg.store import Store, experiment_id
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def _user_admin(store: Store, what: str) -> Iterator[Any]:
     uri = store.registry_uri
     if not uri.startswith(("http://", "https://")):
         raise InvalidArgument(
-            f"users live on a tracking server, not {uri}: pass --tracking-uri http://..."
+            f"users live on a tracking server, not {scrub_url(uri)}: pass --tracking-uri http://..."
         )
     from mlflow.server.auth.client import AuthServiceClient
 

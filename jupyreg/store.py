@@ -33,6 +33,7 @@ from jupyreg.errors import (
     RegistryUnavailable,
     hint,
 )
+from jupyreg.lineage.scrub import scrub_url
 
 _UNREACHABLE = re.compile(
     r"Max retries exceeded|Connection refused|Failed to establish|unable to open database|"
@@ -88,9 +89,16 @@ _REASONS = (
 
 def _unreachable(uri: str, detail: str) -> str:
     reason = next((why for text, why in _REASONS if text.lower() in detail.lower()), None)
+    if uri.startswith(("http://", "https://")):
+        check = "check that the tracking server is running and the URI is right"
+    elif uri.startswith("sqlite:"):
+        check = "check that the URI is right and its file readable"
+    else:
+        check = "check that the database is running and the URI is right"
+    shown = scrub_url(uri)  # a URI's password stays out of logs and tracebacks
     return (
-        f"the registry at {uri} cannot be reached ({reason or detail.splitlines()[0][:300]}); "
-        "check that the tracking server is running and the URI is right, then retry"
+        f"the registry at {shown} cannot be reached "
+        f"({reason or detail.splitlines()[0][:300]}); {check}, then retry"
     )
 
 

@@ -35,6 +35,14 @@ def test_the_api_gives_up_in_seconds_naming_the_whole_url(closed_port_uri) -> No
         Registry(closed_port_uri, user="alice").transition("m", 1, "Staging", reason="x")
 
 
+def test_the_message_keeps_a_password_in_the_uri_out(closed_port_uri) -> None:
+    with_password = closed_port_uri.replace("http://", "http://alice:s3cret@")
+    with pytest.raises(RegistryUnavailable) as error:
+        Registry(with_password, user="alice").models()
+    assert "s3cret" not in str(error.value)
+    assert str(error.value).startswith(f"the registry at {closed_port_uri} cannot be reached")
+
+
 def test_the_cli_exits_3_in_seconds(closed_port_uri, capsys) -> None:
     started = time.monotonic()
     assert main(["--tracking-uri", closed_port_uri, "list"]) == 3

@@ -13,6 +13,7 @@ from jupyreg.backend.base import Backend
 from jupyreg.entities import ModelVersion
 from jupyreg.errors import PermissionDenied, RegistryError, RegistryUnavailable
 from jupyreg.lifecycle import Policy, Request
+from jupyreg.lineage.scrub import scrub_url
 from jupyreg.store import Store
 
 INFO_ENDPOINT = "/api/2.0/jupyreg/info"
@@ -110,7 +111,8 @@ def discover(store: Store) -> RemoteBackend | None:
             return RemoteBackend(store) if is_jupyreg else None
         time.sleep(0.2 * 2**attempt)
     raise RegistryUnavailable(
-        f"the registry at {uri} answered HTTP {response.status_code} {DISCOVERY_ATTEMPTS} times; "
+        f"the registry at {scrub_url(uri)} answered HTTP {response.status_code} "
+        f"{DISCOVERY_ATTEMPTS} times; "
         "check the tracking server's log, then retry"
     )
 
@@ -127,7 +129,8 @@ def _retry_after(response: Any) -> float | None:
 
 def _needs_credentials(uri: str) -> PermissionDenied:
     return PermissionDenied(
-        f"{uri} needs credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        f"{scrub_url(uri)} needs credentials: set MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD"
     )
 
 
