@@ -409,11 +409,12 @@ def yielding_to(
             time.sleep(breath)
         runs_until[0] = time.monotonic() + run
 
+    previous = sys.getprofile()  # a profiler of this thread gets its hook back after
     sys.setprofile(pause)
     try:
         yield
     finally:
-        sys.setprofile(None)
+        sys.setprofile(previous)
 
 
 def _inputs(model: Any) -> list[schema.Input] | None:

@@ -495,10 +495,17 @@ test.describe('sidebar actions that change the registry (issue 17)', () => {
     const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
     const requestForm = await openRequestForm(v4);
     await requestForm.getByLabel('reason').fill('second candidate');
+    // the refresh after the request ends only after the next click (its versions are
+    // held back 2 s): the "requested" message must not come back over that click's view
+    let held = false;
+    await page.route('**/jupyreg/api/models/*/versions*', async route => {
+      if (!held) {
+        held = true;
+        await new Promise(resolve => setTimeout(resolve, 2_000));
+      }
+      await route.continue();
+    });
     await v4.getByRole('button', { name: 'Request', exact: true }).click();
-    await expect(v4.locator('.jp-jupyreg-pending-badge')).toHaveText(
-      'pending → Staging'
-    );
 
     // bob may not approve his own request: the card says so, the panel top stays clean
     const own = panel
@@ -509,6 +516,9 @@ test.describe('sidebar actions that change the registry (issue 17)', () => {
     await expect(error).toContainText('own request');
     await expect(error).not.toContainText('reg.');
     await expect(error).not.toContainText('reason=');
+    await expect(v4.locator('.jp-jupyreg-pending-badge')).toHaveText(
+      'pending → Staging'
+    ); // the held refresh has ended
     await expect(panel.locator('.jp-jupyreg-status')).toBeHidden();
     await inBothThemes(page, 'sidebar-refusal', async () => {
       await expectReadable(error); // not white on pink
