@@ -25,6 +25,22 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return element;
 }
 
+/**
+ * Make `nodes` the first children of `parent`, in this order, moving only those out of
+ * place: moving a node takes the focus from a field being typed in and drops a click
+ * whose button is down, so a refresh that changes nothing must move nothing.
+ */
+export function placeInOrder(parent: HTMLElement, nodes: HTMLElement[]): void {
+  let next: ChildNode | null = parent.firstChild;
+  for (const node of nodes) {
+    if (node === next) {
+      next = node.nextSibling;
+    } else {
+      parent.insertBefore(node, next);
+    }
+  }
+}
+
 /** A stage badge, coloured per stage by style/base.css. */
 export function stageBadge(stage: string): HTMLSpanElement {
   return h(

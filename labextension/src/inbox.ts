@@ -10,6 +10,7 @@ import { IRegistryActions } from './actions';
 import { listVersions } from './api';
 import {
   h,
+  placeInOrder,
   inlineError,
   metricsTable,
   numberCell,
@@ -52,7 +53,7 @@ export class InboxView {
         this.cards.delete(id);
       }
     }
-    for (const request of requests) {
+    const inServerOrder = requests.map(request => {
       let card = this.cards.get(request.id);
       if (!card) {
         card = new RequestCard(request, this.actions);
@@ -60,8 +61,9 @@ export class InboxView {
       } else {
         card.update(request);
       }
-      this.list.append(card.node); // keeps server order
-    }
+      return card.node;
+    });
+    placeInOrder(this.list, inServerOrder);
     this.badge.textContent = String(requests.length);
     this.badge.dataset.count = String(requests.length);
     if (requests.length === 0) {
@@ -86,6 +88,7 @@ class RequestCard {
   private readonly comparison: HTMLElement;
   private readonly error: HTMLElement;
   private readonly compareButton: HTMLButtonElement;
+  private shown = '';
 
   constructor(
     private request: IPromotionRequest,
@@ -151,7 +154,12 @@ class RequestCard {
 
   update(request: IPromotionRequest): void {
     this.request = request;
-    this.metrics.replaceChildren(reviewTable(request));
+    // A poll that brings nothing new leaves the table's DOM alone (selections, hovers).
+    const shown = JSON.stringify(request);
+    if (shown !== this.shown) {
+      this.shown = shown;
+      this.metrics.replaceChildren(reviewTable(request));
+    }
   }
 
   private button(

@@ -3,7 +3,7 @@
 
 import { listHistory, listVersions } from './api';
 import { IRegistryActions } from './actions';
-import { h, shortTime, staleBadge } from './elements';
+import { h, placeInOrder, shortTime, staleBadge } from './elements';
 import { trans } from './i18n';
 import { IHistoryEvent, IRegisteredModel, IStaleness } from './types';
 import { VersionsView } from './versions';
@@ -33,15 +33,16 @@ export class ModelsView {
         this.rows.delete(name);
       }
     }
-    for (const model of models) {
+    const rows = models.map(model => {
       let row = this.rows.get(model.name);
       if (!row) {
         row = new ModelRow(model.name, this.actions);
         this.rows.set(model.name, row);
       }
       row.update(model);
-      this.list.append(row.node);
-    }
+      return row.node;
+    });
+    placeInOrder(this.list, rows);
     if (models.length === 0) {
       this.list.replaceChildren(
         h(

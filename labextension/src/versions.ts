@@ -6,6 +6,7 @@ import { IRegistryActions } from './actions';
 import {
   h,
   metricsTable,
+  placeInOrder,
   reproducedBadge,
   shortTime,
   stageBadge,
@@ -71,15 +72,17 @@ export class VersionsView {
         this.cards.delete(number);
       }
     }
-    for (const version of [...versions].sort((a, b) => b.version - a.version)) {
+    const newestFirst = [...versions].sort((a, b) => b.version - a.version);
+    const cards = newestFirst.map(version => {
       let card = this.cards.get(version.version);
       if (!card) {
         card = new VersionCard(this.name, this.actions);
         this.cards.set(version.version, card);
       }
       card.update(version, this.stalenessOf(version.version));
-      this.list.append(card.node);
-    }
+      return card.node;
+    });
+    placeInOrder(this.list, cards);
     if (versions.length === 0) {
       this.list.replaceChildren(
         h('div', { class: 'jp-jupyreg-empty' }, trans.__('No versions.'))

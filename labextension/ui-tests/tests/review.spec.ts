@@ -24,20 +24,11 @@ test.use({
   }
 });
 
-/**
- * A version card's request form, opened: a click that lands while the sidebar re-renders
- * (its first loads on a busy machine) is made again; opening an open form does nothing.
- */
+/** A version card's request form, opened. */
 async function openRequestForm(card: Locator): Promise<Locator> {
+  await card.getByRole('button', { name: 'Request promotion…' }).click();
   const form = card.locator('.jp-jupyreg-promotion-form');
-  await expect(async () => {
-    if ((await form.count()) === 0) {
-      await card
-        .getByRole('button', { name: 'Request promotion…' })
-        .click({ timeout: 5_000 });
-    }
-    await expect(form).toBeVisible({ timeout: 5_000 });
-  }).toPass({ timeout: 60_000 });
+  await expect(form).toBeVisible();
   return form;
 }
 
@@ -357,6 +348,68 @@ test.describe('sidebar (issue 17)', () => {
         await expectReadable(text);
       }
       await expectReadable(card.locator('.jp-RenderedMarkdown h2').first());
+    });
+  });
+});
+
+test.describe('the sidebar while its poll runs every 2 s', () => {
+  test.use({
+    mockSettings: {
+      ...galata.DEFAULT_SETTINGS,
+      'jupyreg:sidebar': { refreshInterval: 2 }
+    }
+  });
+
+  test('a refresh moves no field and loses no click', async ({ page }) => {
+    const panel = await openRegistry(page);
+    const model = await expandModel(panel, CHURN);
+    let loads = 0; // versions reloads answered (each poll's refresh has one)
+    page.on('requestfinished', request => {
+      if (/\/jupyreg\/api\/models\/[^/]+\/versions/.test(request.url())) {
+        loads += 1;
+      }
+    });
+    const twoRefreshes = async (): Promise<void> => {
+      const before = loads;
+      await expect
+        .poll(() => loads, { timeout: 30_000 })
+        .toBeGreaterThanOrEqual(before + 2);
+    };
+
+    await test.step('a reason being typed keeps the focus', async () => {
+      const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
+      const reason = (await openRequestForm(v4)).getByLabel('reason');
+      await reason.click();
+      await page.keyboard.type('canary for ');
+      await twoRefreshes();
+      await page.keyboard.type('the EU region');
+      await expect(reason).toBeFocused();
+      await expect(reason).toHaveValue('canary for the EU region');
+    });
+
+    await test.step('so does a review comment', async () => {
+      const comment = churnCard(panel).locator('.jp-jupyreg-comment');
+      await comment.click();
+      await page.keyboard.type('checked the ');
+      await twoRefreshes();
+      await page.keyboard.type('drift report');
+      await expect(comment).toBeFocused();
+      await expect(comment).toHaveValue('checked the drift report');
+    });
+
+    await test.step('a click whose button is down across a refresh counts', async () => {
+      const more = model.locator('.jp-jupyreg-more');
+      await expect(more).toHaveText('Show 1 older version');
+      await more.scrollIntoViewIfNeeded();
+      const box = (await more.boundingBox())!;
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.down();
+      await twoRefreshes();
+      await page.mouse.up();
+      await expect(more).toHaveText('Hide older versions');
+      await expect(
+        model.locator('.jp-jupyreg-version[data-version="2"]')
+      ).toBeVisible();
     });
   });
 });
