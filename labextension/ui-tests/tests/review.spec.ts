@@ -376,25 +376,26 @@ test.describe('the sidebar while its poll runs every 2 s', () => {
         .toBeGreaterThanOrEqual(before + 2);
     };
 
-    await test.step('a reason being typed keeps the focus', async () => {
+    /** Half the text typed before two refreshes, half after: all of it lands. */
+    const typeAcrossRefreshes = async (
+      field: Locator,
+      before: string,
+      after: string
+    ): Promise<void> => {
+      await field.click();
+      await page.keyboard.type(before);
+      await twoRefreshes();
+      await page.keyboard.type(after);
+      await expect(field).toBeFocused();
+      await expect(field).toHaveValue(before + after);
+    };
+
+    await test.step('a reason or a comment being typed keeps the focus', async () => {
       const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
       const reason = (await openRequestForm(v4)).getByLabel('reason');
-      await reason.click();
-      await page.keyboard.type('canary for ');
-      await twoRefreshes();
-      await page.keyboard.type('the EU region');
-      await expect(reason).toBeFocused();
-      await expect(reason).toHaveValue('canary for the EU region');
-    });
-
-    await test.step('so does a review comment', async () => {
+      await typeAcrossRefreshes(reason, 'canary for ', 'the EU region');
       const comment = churnCard(panel).locator('.jp-jupyreg-comment');
-      await comment.click();
-      await page.keyboard.type('checked the ');
-      await twoRefreshes();
-      await page.keyboard.type('drift report');
-      await expect(comment).toBeFocused();
-      await expect(comment).toHaveValue('checked the drift report');
+      await typeAcrossRefreshes(comment, 'checked the ', 'drift report');
     });
 
     await test.step('a click whose button is down across a refresh counts', async () => {
