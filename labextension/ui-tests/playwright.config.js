@@ -36,6 +36,9 @@ module.exports = {
   workers: 1,
   retries: 0,
   timeout: 90_000,
+  // CI runs these beside the end-to-end stage, where a sidebar load can take more than
+  // Playwright's default 5 s.
+  expect: { timeout: 15_000 },
   reporter: [['list']],
   globalTeardown: require.resolve('./teardown.js'),
   use: {
