@@ -65,6 +65,8 @@ export class ModelsView {
 class ModelRow {
   readonly node: HTMLElement;
   private readonly header: HTMLButtonElement;
+  private readonly meta: HTMLElement;
+  private readonly staleSlot: HTMLElement;
   private readonly versions: VersionsView;
   private readonly history: HTMLDetailsElement;
   private readonly historyList: HTMLElement;
@@ -76,10 +78,16 @@ class ModelRow {
     private readonly name: string,
     private readonly actions: IRegistryActions
   ) {
-    this.header = h('button', {
-      class: 'jp-jupyreg-model-header',
-      'aria-expanded': 'false'
-    });
+    this.meta = h('span', { class: 'jp-jupyreg-model-meta' });
+    this.staleSlot = h('span', { class: 'jp-jupyreg-stale-slot' });
+    this.header = h(
+      'button',
+      { class: 'jp-jupyreg-model-header', 'aria-expanded': 'false' },
+      h('span', { class: 'jp-jupyreg-caret' }),
+      h('span', { class: 'jp-jupyreg-model-name', title: name }, name),
+      this.meta,
+      this.staleSlot
+    );
     this.header.addEventListener('click', () => void this.toggle());
     this.versions = new VersionsView(name, actions);
     this.historyList = h('ol', { class: 'jp-jupyreg-history-list' });
@@ -122,20 +130,12 @@ class ModelRow {
       model.production !== null ? `Production v${model.production}` : '',
       model.staging !== null ? `Staging v${model.staging}` : ''
     ].filter(Boolean);
-    this.header.replaceChildren(
-      h('span', { class: 'jp-jupyreg-caret' }),
-      h(
-        'span',
-        { class: 'jp-jupyreg-model-name', title: model.name },
-        model.name
-      ),
-      h(
-        'span',
-        { class: 'jp-jupyreg-model-meta' },
-        [`v${model.latest_version ?? '–'}`, ...holders].join(' · ')
-      ),
-      ...(stale ? [stale] : [])
-    );
+    // The header's spans stay: a click on one whose button is down as data arrives counts.
+    this.meta.textContent = [
+      `v${model.latest_version ?? '–'}`,
+      ...holders
+    ].join(' · ');
+    this.staleSlot.replaceChildren(...(stale ? [stale] : []));
     this.header.title = model.description || model.name;
     this.staleness = model.staleness ?? null;
     this.versions.setStaleness(this.staleness);

@@ -7,6 +7,7 @@
  */
 import { expect, galata, test } from '@jupyterlab/galata';
 import type { Locator, Page } from '@playwright/test';
+import { execFileSync } from 'child_process';
 import * as path from 'path';
 
 import { expandModel, openRegistry } from './sidebar';
@@ -30,6 +31,20 @@ async function openRequestForm(card: Locator): Promise<Locator> {
   const form = card.locator('.jp-jupyreg-promotion-form');
   await expect(form).toBeVisible();
   return form;
+}
+
+/** Sets a model's description from outside the page, as another user would. */
+function describeInPython(name: string, description: string): void {
+  const code = [
+    'import sys, mlflow',
+    'mlflow.MlflowClient().update_registered_model(sys.argv[1], description=sys.argv[2])'
+  ].join('\n');
+  execFileSync(process.env.JUPYREG_PYTHON!, ['-c', code, name, description], {
+    env: {
+      ...process.env,
+      MLFLOW_TRACKING_URI: `sqlite:///${process.env.JUPYREG_UI_RUN_DIR}/mlflow.db`
+    }
+  });
 }
 
 function churnCard(panel: Locator): Locator {
@@ -411,6 +426,21 @@ test.describe('the sidebar while its poll runs every 2 s', () => {
       await expect(
         model.locator('.jp-jupyreg-version[data-version="2"]')
       ).toBeVisible();
+    });
+
+    await test.step('so does one on a model whose header changes meanwhile', async () => {
+      const row = panel.locator(`.jp-jupyreg-model[data-model="${LONG_NAME}"]`);
+      const header = row.locator('.jp-jupyreg-model-header');
+      const name = row.locator('.jp-jupyreg-model-name');
+      await name.scrollIntoViewIfNeeded();
+      const box = (await name.boundingBox())!;
+      await page.mouse.move(box.x + 10, box.y + box.height / 2);
+      await page.mouse.down();
+      // the long-named model's description is not looked at after this test
+      describeInPython(LONG_NAME, 'held across a refresh');
+      await expect(header).toHaveAttribute('title', 'held across a refresh');
+      await page.mouse.up();
+      await expect(header).toHaveAttribute('aria-expanded', 'true');
     });
   });
 });
