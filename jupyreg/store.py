@@ -33,7 +33,7 @@ from jupyreg.errors import (
     RegistryUnavailable,
     hint,
 )
-from jupyreg.lineage.scrub import scrub_url
+from jupyreg.lineage.scrub import scrub_url, scrub_urls_in
 
 _UNREACHABLE = re.compile(
     r"Max retries exceeded|Connection refused|Failed to establish|unable to open database|"
@@ -95,11 +95,9 @@ def _unreachable(uri: str, detail: str) -> str:
         check = "check that the URI is right and its file readable"
     else:
         check = "check that the database is running and the URI is right"
-    shown = scrub_url(uri)  # a URI's password stays out of logs and tracebacks
-    return (
-        f"the registry at {shown} cannot be reached "
-        f"({reason or detail.splitlines()[0][:300]}); {check}, then retry"
-    )
+    # A URI's password stays out of logs and tracebacks, the driver's own words included.
+    why = reason or scrub_urls_in(detail.splitlines()[0])[:300]
+    return f"the registry at {scrub_url(uri)} cannot be reached ({why}); {check}, then retry"
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -123,6 +123,21 @@ def test_a_services_follower_polls_and_swaps_in_slices_a_supervisors_does_not(al
     assert sys.getprofile() is None  # taken off after the poll
 
 
+def test_a_profiler_of_the_loading_thread_gets_its_hook_back() -> None:
+    calls: list[str] = []
+
+    def profiler(frame, event, arg) -> None:
+        calls.append(event)
+
+    sys.setprofile(profiler)
+    try:
+        with yielding_to(Requests()):
+            assert sys.getprofile() is not profiler  # the slicing hook, meanwhile
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+
+
 def test_a_model_load_waits_while_requests_are_answered() -> None:
     requests = Requests()
     requests.started()

@@ -10,6 +10,7 @@ from jupyreg import Registry
 from jupyreg.cli import main
 from jupyreg.compat import FAIL_FAST
 from jupyreg.errors import RegistryUnavailable
+from jupyreg.store import translated
 from tests.conftest import free_port
 
 
@@ -41,6 +42,26 @@ def test_the_message_keeps_a_password_in_the_uri_out(closed_port_uri) -> None:
         Registry(with_password, user="alice").models()
     assert "s3cret" not in str(error.value)
     assert str(error.value).startswith(f"the registry at {closed_port_uri} cannot be reached")
+
+
+def test_a_drivers_own_words_lose_a_password_too() -> None:
+    """Where no known reason matches, the driver's first line is shown (300 characters at
+    most): scrubbed before it is cut, so that no half of a URL keeps its user or password."""
+    import sqlalchemy.exc
+
+    uri = "postgresql://alice:s3cret@db.internal:5432/registry"
+    for padding in (0, 300 - len("(builtins.Exception) postgresql://alice:s3")):
+        driver = "x" * padding + f"{uri} refused the startup packet"
+        with pytest.raises(RegistryUnavailable) as error, translated("models", uri):
+            raise sqlalchemy.exc.OperationalError("SELECT 1", None, Exception(driver))
+        message = str(error.value)
+        assert "alice" not in message and "s3" not in message, message
+        assert message.startswith("the registry at postgresql://db.internal:5432/registry")
+        assert message.endswith(
+            "check that the database is running and the URI is right, then retry"
+        )
+        if not padding:  # the driver's words are shown, the URL in them scrubbed
+            assert "postgresql://db.internal:5432/registry refused the startup" in message
 
 
 def test_the_cli_exits_3_in_seconds(closed_port_uri, capsys) -> None:

@@ -30,7 +30,7 @@ def scrub_url(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return _URL_USERINFO.sub(r"\1\2", url)
+        return scrub_urls_in(url)
     if not parts.scheme or not parts.netloc:
         return url  # scp-like `git@host:org/repo.git` carries no secret
     host = parts.hostname or ""
@@ -41,6 +41,11 @@ def scrub_url(url: str) -> str:
     if parts.username and parts.scheme.endswith("ssh"):
         host = f"{parts.username}@{host}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def scrub_urls_in(text: str) -> str:
+    """``text`` with the credentials of every URL in it removed."""
+    return _URL_USERINFO.sub(r"\1\2", text)
 
 
 class Scrubber:
@@ -65,7 +70,7 @@ class Scrubber:
     def text(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return _URL_USERINFO.sub(r"\1\2", text)
+        return scrub_urls_in(text)
 
     def bytes(self, data: bytes) -> bytes:
         for secret in self._encoded:

@@ -10,10 +10,10 @@ import { IRegistryActions } from './actions';
 import { listVersions } from './api';
 import {
   h,
-  placeInOrder,
   inlineError,
   metricsTable,
   numberCell,
+  placeInOrder,
   shortTime
 } from './elements';
 import { arrow, formatDelta, orderMetrics } from './format';
