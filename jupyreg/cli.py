@@ -19,6 +19,7 @@ from typing import Any
 from jupyreg.commands import add_verbs, describe, run_verb
 from jupyreg.entities import PERMISSIONS
 from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable, front_end
+from jupyreg.server.routes import OPTIONAL
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -150,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--static-prefix",
         help="serve everything under this path (e.g. /mlflow), jupyreg's endpoints included",
     )
+    sub.add_argument(
+        "--enable-mlflow-feature",
+        action="append",
+        default=[],
+        metavar="NAME",
+        choices=sorted(OPTIONAL),
+        help="serve this MLflow feature too, to admins only (repeatable; off by default, each "
+        "can run code on the host, call out, keep secrets or configure the server): "
+        + ", ".join(sorted(OPTIONAL)),
+    )
     users = verbs.add_parser(
         "users",
         help="manage users of a jupyreg server (as an admin: MLFLOW_TRACKING_USERNAME / _PASSWORD)",
@@ -192,6 +203,7 @@ def _run(args: argparse.Namespace) -> Any:
             auth_cache_seconds=args.auth_cache_seconds,
             creator_permission=args.creator_permission,
             static_prefix=args.static_prefix,
+            mlflow_features=args.enable_mlflow_feature,
         )
     from jupyreg.registry import Registry
 

@@ -275,6 +275,118 @@ def sql_read_run(client: Any, run_id: str) -> tuple[Any, list[LoggedModelRow]] |
     return run, [logged[o.model_id] for o in outputs if o.model_id in logged]
 
 
+@dataclass(frozen=True)
+class RegisteredFiles:
+    """Where a registered version's files live: the artifact URIs of its model and of its
+    run (what the server must never let anyone rewrite), and their experiments."""
+
+    name: str
+    version: int
+    roots: tuple[str, ...]
+    run_ids: tuple[str, ...]
+    model_ids: tuple[str, ...]
+    experiment_ids: tuple[str, ...]
+
+
+_CHUNK = 500
+"""Ids per ``IN (...)`` clause (SQLite allows a few thousand bound parameters)."""
+
+
+def sql_registered_files(client: Any) -> list[RegisteredFiles] | None:
+    """Every registered version's files, read from MLflow's SQL tables in three queries
+    (a version's run, or its logged model's run, holds its lineage artifacts; MLflow 3's
+    ``log_model(registered_model_name=)`` leaves the version's own ``run_id`` empty); None
+    for any other store."""
+    registry, tracking = sql_registry_store(client), sql_tracking_store(client)
+    if registry is None or tracking is None:
+        return None
+    from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion as Version
+    from mlflow.store.tracking.dbmodels.models import SqlLoggedModel, SqlRun
+
+    with registry.ManagedSessionMaker() as session:
+        versions = (
+            registry._get_query(session, Version)
+            .filter(Version.current_stage != STAGE_DELETED_INTERNAL)
+            .with_entities(
+                Version.name,
+                Version.version,
+                Version.source,
+                Version.storage_location,
+                Version.run_id,
+            )
+            .all()
+        )
+    model_ids = {_logged_model_id(v.source) for v in versions} - {None}
+    with tracking.ManagedSessionMaker() as session:
+        logged = {
+            row.model_id: row
+            for ids in _chunks(model_ids)
+            for row in tracking._get_query(session, SqlLoggedModel)
+            .filter(SqlLoggedModel.model_id.in_(ids))
+            .with_entities(
+                SqlLoggedModel.model_id,
+                SqlLoggedModel.artifact_location,
+                SqlLoggedModel.experiment_id,
+                SqlLoggedModel.source_run_id,
+            )
+        }
+        run_ids = {v.run_id for v in versions} | {m.source_run_id for m in logged.values()}
+        runs = {
+            row.run_uuid: row
+            for ids in _chunks(run_ids - {None, ""})
+            for row in tracking._get_query(session, SqlRun)
+            .filter(SqlRun.run_uuid.in_(ids))
+            .with_entities(SqlRun.run_uuid, SqlRun.artifact_uri, SqlRun.experiment_id)
+        }
+    found = []
+    for v in versions:
+        model = logged.get(_logged_model_id(v.source))
+        run = runs.get(v.run_id or (model.source_run_id if model else None) or "")
+        parts = [p for p in (model, run) if p is not None]
+        roots = [v.storage_location, model and model.artifact_location, run and run.artifact_uri]
+        found.append(
+            RegisteredFiles(
+                name=v.name,
+                version=int(v.version),
+                roots=tuple(r for r in roots if r),
+                run_ids=(run.run_uuid,) if run else (),
+                model_ids=(model.model_id,) if model else (),
+                experiment_ids=tuple(str(p.experiment_id) for p in parts),
+            )
+        )
+    return found
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    if source and source.startswith("models:/m-"):
+        return source[len("models:/") :].strip("/").split("/")[0]
+    return None
+
+
+def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
+    ordered = sorted(ids)
+    return (ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK))
+
+
+def artifacts_destination() -> str | None:
+    """Where ``mlflow server --artifacts-destination`` keeps the files it serves."""
+    import os
+
+    from mlflow.server.constants import ARTIFACTS_DESTINATION_ENV_VAR
+
+    return os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR)
+
+
+def native_caller_is_admin(request: Any) -> bool:
+    """Whether the basic-auth credentials of a request to one of MLflow's FastAPI routes
+    name an admin (False: none, wrong, or not an admin)."""
+    from mlflow.server import auth
+
+    user = auth._authenticate_fastapi_request(request)
+    return bool(user is not None and user.is_admin)
+
+
 def sql_model_aliases(client: Any, names: Iterable[str]) -> dict[str, dict[str, int]] | None:
     """The aliases of registered models ``names`` in one query of MLflow's SQL registry
     store (``get_registered_model`` loads every version of the model with its tags to

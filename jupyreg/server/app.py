@@ -40,13 +40,26 @@ def _username() -> str:
 
 
 def _read() -> Any:
-    """Before authentication: read every write that carries credentials as MLflow's
-    handler will, and refuse a malformed or unknown one (400 / 403) before MLflow's own
-    checks trip over it; one without credentials gets basic-auth's 401 first."""
+    """Before authentication: refuse a route not classified or a feature not served, then
+    read every write that carries credentials as MLflow's handler will, and refuse a
+    malformed or unknown one (400 / 403) before MLflow's own checks trip over it; one
+    without credentials gets basic-auth's 401 first."""
     from flask import g, request
 
-    from jupyreg.server.guard import Refusal
+    from jupyreg.compat import static_prefix
+    from jupyreg.server.guard import Refusal, gate
+    from jupyreg.server.routes import enabled_features, route, route_name
 
+    if request.url_rule is None:
+        return None  # no such route: Flask answers 404
+    rule, prefix = request.url_rule.rule, static_prefix()
+    refusal = gate(
+        route(request.method, rule, prefix),
+        route_name(request.method, rule, prefix),
+        enabled_features(),
+    )
+    if refusal is not None:
+        return _refused(refusal)
     if request.authorization is None:
         return None
     write = _written()
@@ -63,6 +76,7 @@ def _written() -> Any:
 
     from jupyreg.compat import static_prefix
     from jupyreg.server.guard import Request, read
+    from jupyreg.server.routes import enabled_features
 
     if request.url_rule is None:
         return None  # no such route: Flask answers 404
@@ -75,15 +89,17 @@ def _written() -> Any:
         view_args=request.view_args or {},
         user=None,
     )
-    return read(seen, static_prefix())
+    return read(seen, static_prefix(), enabled_features())
 
 
 def _guard() -> Any:
-    """Once basic-auth has authenticated the caller: the route's own check (403 for a write
-    that would bypass the lifecycle, with the call to use)."""
+    """Once basic-auth has authenticated the caller: admins' routes refuse the rest, and a
+    write gets its route's own check (403 for one that would bypass the lifecycle, with
+    the call to use)."""
     from flask import g, request
 
-    from jupyreg.server.guard import Refusal, judge
+    from jupyreg.compat import sender_is_admin
+    from jupyreg.server.guard import READ, Refusal, judge
     from jupyreg.server.state import ServerState
 
     # read here when _read left it to basic-auth (no credentials) and basic-auth let it by
@@ -92,10 +108,13 @@ def _guard() -> Any:
         return None
     if isinstance(write, Refusal):
         return _refused(write)
+    if write.kind == READ and not write.admin:
+        return None  # most requests: nothing to read of the registry or of the caller
     user = request.authorization.username if request.authorization else None
+    admin = user is not None and sender_is_admin()
     state = g.jupyreg_state = ServerState()  # released when the request ends
     try:
-        outcome = judge(write, user, state)
+        outcome = judge(write, user, state, admin)
     except RegistryError as exc:  # the model's lock is busy, the store unreachable
         return _error(exc)
     if isinstance(outcome, Refusal):
@@ -120,24 +139,14 @@ def _release(exc: BaseException | None) -> None:
         state.release()
 
 
-def _route() -> str:
-    from flask import request
-
-    from jupyreg.compat import static_prefix
-    from jupyreg.server.routes import route_name
-
-    return route_name(request.method, request.url_rule.rule, static_prefix())
-
-
 def _creator_permission(username: str, name: str) -> str | None:
-    """What a new model's creator gets (None: MLflow's MANAGE, for prompts and admins): what
-    an admin granted on the name before it existed, else the configured default."""
-    from flask import g
-
+    """What a new model's creator gets (None: MLflow's MANAGE, for admins, who have every
+    permission anyway): what an admin granted on the name before it existed, else the
+    configured default; never MANAGE from a request alone, whatever its tags say."""
     from jupyreg.compat import explicit_model_permission, sender_is_admin
-    from jupyreg.server.roles import creator_permission, is_prompt
+    from jupyreg.server.roles import creator_permission
 
-    if is_prompt(g.get("jupyreg_params", {})) or sender_is_admin():
+    if sender_is_admin():
         return None
     return creator_permission(explicit_model_permission(name, username))
 
@@ -179,14 +188,15 @@ def create_app(app: Any = None) -> Any:
     )
     from jupyreg.server.actions import ACTIONS
     from jupyreg.server.native import guard_native_routes
+    from jupyreg.server.routes import enabled_features
 
     flask_app = app if app is not None else mlflow_app
     authenticate_once_per_request()
     decide_creator_grant(_creator_permission)
     flask_app.before_request(_read)  # before basic-auth's checks, which assume a sane body
     wrapped = create_auth_app(flask_app)
-    if wrapped is not flask_app:  # under uvicorn: FastAPI serves some writes itself
-        guard_native_routes(wrapped, flask_app)
+    if wrapped is not flask_app:  # under uvicorn: FastAPI serves some routes itself
+        guard_native_routes(wrapped, flask_app, enabled_features())
     prefixes = sorted({"", static_prefix()})  # served under --static-prefix as MLflow is
     # ours authorise per action and model inside the handler, after basic-auth has
     # authenticated the caller

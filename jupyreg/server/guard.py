@@ -1,5 +1,7 @@
-"""The server's guard: every write request is read once, exactly as MLflow's handler will
-read it, then allowed, checked, or refused by the route's class (``routes.ROUTES``).
+"""The server's guard: every request is classified by its route (``routes.ROUTES``): a
+feature the server does not serve is not there (404), an admins' route refuses the rest,
+and every write is read once, exactly as MLflow's handler will read it, then allowed,
+checked, or refused by the route's class.
 
 The lifecycle's own state (every ``jupyreg.*`` tag, the stage aliases, MLflow's legacy
 stage, the versions that hold a stage, a registered version's files) changes only through
@@ -9,6 +11,7 @@ jupyreg's endpoints, which check permissions and policy and record who did it.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 _BINARY_BODY = frozenset({"artifact_path", "run_artifacts"})
 """Checks of routes whose body is file content, not a JSON request."""
+READ = "read"
+_ENABLE = "jupyreg server --enable-mlflow-feature"
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,11 @@ class Refusal:
 
     def payload(self) -> dict[str, str]:
         """The JSON error body, in MLflow's shape."""
-        code = "PERMISSION_DENIED" if self.status == 403 else "INVALID_PARAMETER_VALUE"
+        code = _ERROR_CODES.get(self.status, "INVALID_PARAMETER_VALUE")
         return {"error_code": code, "message": f"jupyreg: {self.message}"}
+
+
+_ERROR_CODES = {403: "PERMISSION_DENIED", 404: "ENDPOINT_NOT_FOUND"}
 
 
 class State(Protocol):
@@ -44,6 +52,14 @@ class State(Protocol):
 
     def registered_version_of(self, run_id: str | None, model_id: str | None) -> str | None:
         """``NAME vN`` of a registered version backed by this run or logged model, or None."""
+
+    def owner_of_path(self, path: str) -> str | None:
+        """``NAME vN`` of a registered version whose model files or run artifacts are at,
+        under or above ``path`` (relative to the server's artifact root), or None."""
+
+    def experiment_holding(self, experiment_id: str) -> str | None:
+        """``NAME vN in STAGE`` of a Staging/Production version whose run or logged model
+        is in this experiment, or None."""
 
     def keep_history(self, name: str, version: int) -> None:
         """Copy a version's history where deleting the version cannot remove it."""
@@ -65,29 +81,65 @@ class Request:
 
 @dataclass(frozen=True)
 class Write:
-    """A write the guard has read: its route's class and the parameters MLflow will act on."""
+    """A request the guard has read: its route's class (``READ`` for a read), whether it
+    serves admins only, and the parameters MLflow will act on."""
 
     kind: str
     params: dict[str, Any]
+    admin: bool = False
 
 
-def check(request: Request, state: State, static_prefix: str = "") -> Refusal | dict | None:
+def check(
+    request: Request,
+    state: State,
+    static_prefix: str = "",
+    enabled: frozenset[str] = frozenset(),
+    admin: bool = False,
+) -> Refusal | dict | None:
     """A refusal, or the parameters MLflow's handler will act on (None for a read)."""
-    write = read(request, static_prefix)
-    if write is None or isinstance(write, Refusal):
+    write = read(request, static_prefix, enabled)
+    if isinstance(write, Refusal):
         return write
-    return judge(write, request.user, state)
+    return judge(write, request.user, state, admin)
 
 
-def read(request: Request, static_prefix: str = "") -> Refusal | Write | None:
-    """The first half, before authentication: read the write and refuse a malformed or
-    unknown one (nothing of the registry is looked at, so nothing of it is told)."""
-    if request.method not in routes.WRITE_METHODS:
-        return None
-    kind = routes.classify(request.method, request.rule, static_prefix)
+def gate(route: routes.Route | None, name: str, enabled: frozenset[str]) -> Refusal | None:
+    """Before anything else: an unclassified route is refused, and a feature the server
+    does not serve is not there."""
+    if route is None:
+        return Refusal(403, f"'{name}' is a route jupyreg's guard does not know: it is refused")
+    if not routes.serves(route.feature, enabled):
+        return not_served(route.feature)
+    return None
+
+
+def not_served(feature: str) -> Refusal:
+    return Refusal(
+        404,
+        f"this server does not serve MLflow's {feature} ({routes.OPTIONAL[feature]}); an "
+        f"operator may turn it on for admins with '{_ENABLE} {feature}'",
+    )
+
+
+def admins_only(feature: str) -> Refusal:
+    return Refusal(403, f"MLflow's {feature} on this server is for admins only")
+
+
+def read(
+    request: Request, static_prefix: str = "", enabled: frozenset[str] = frozenset()
+) -> Refusal | Write:
+    """The first half, before authentication: classify the request, read a write and
+    refuse a malformed or unknown one (nothing of the registry is looked at, so nothing of
+    it is told)."""
+    route = routes.route(request.method, request.rule, static_prefix)
     name = routes.route_name(request.method, request.rule, static_prefix)
+    refusal = gate(route, name, enabled)
+    if refusal is not None:
+        return refusal
+    assert route is not None
+    kind = route.write
     if kind is None:
-        return Refusal(403, f"'{name}' is a write jupyreg's guard does not know: it is refused")
+        return Write(READ, {}, route.admin)
     strict = kind != routes.OPEN or name in routes.REGISTRY or name == routes.JUPYREG
     params = _params(request, body=kind not in _BINARY_BODY, strict=strict)
     if isinstance(params, Refusal):
@@ -96,12 +148,15 @@ def read(request: Request, static_prefix: str = "") -> Refusal | Write | None:
         shape = _shape(params)
         if shape is not None:
             return shape
-    return Write(kind, params)
+    return Write(kind, params, route.admin)
 
 
-def judge(write: Write, user: str | None, state: State) -> Refusal | dict:
-    """The second half, once the caller is authenticated: the route's own check."""
-    if write.kind == routes.OPEN:
+def judge(write: Write, user: str | None, state: State, admin: bool = False) -> Refusal | dict:
+    """The second half, once the caller is authenticated: admins' routes refuse the rest,
+    then the route's own check (``admin``: the caller is one)."""
+    if write.admin and not admin:
+        return Refusal(403, "this route is for admins only")
+    if write.kind in (routes.OPEN, READ):
         return write.params
     if write.kind == routes.LIFECYCLE:
         return Refusal(
@@ -109,7 +164,7 @@ def judge(write: Write, user: str | None, state: State) -> Refusal | dict:
             f"stage changes go through the lifecycle: reg.transition / reg.request ({_ENDPOINTS})",
         )
     try:
-        refusal = _CHECKS[write.kind](write.params, user, state)
+        refusal = _CHECKS[write.kind](write.params, Caller(user, admin), state)
     except (TypeError, ValueError) as exc:
         refusal = Refusal(400, str(exc))
     return refusal or write.params
@@ -179,6 +234,15 @@ def _is_json(content_type: str | None) -> bool:
 # the checks ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Caller:
+    name: str | None
+    admin: bool
+
+
+Check = Callable[[Mapping[str, Any], Caller, State], "Refusal | None"]
+
+
 def _text(params: Mapping[str, Any], field: str) -> str:
     value = params.get(field)
     if not isinstance(value, str) or not value:
@@ -194,10 +258,10 @@ def _version(params: Mapping[str, Any]) -> int:
     return int(text)
 
 
-def _tag(managed: str) -> Callable[[Mapping[str, Any], str | None, State], Refusal | None]:
+def _tag(managed: str) -> Check:
     """The check of a tag route: every ``jupyreg.*`` key, in any spelling, is refused."""
 
-    def check_tag(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+    def check_tag(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
         key = _text(params, "key")
         if tags.is_reserved(key):
             return Refusal(403, f"'{key}' is managed by jupyreg ({managed})")
@@ -206,7 +270,7 @@ def _tag(managed: str) -> Callable[[Mapping[str, Any], str | None, State], Refus
     return check_tag
 
 
-def _alias(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _alias(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     alias = _text(params, "alias")
     if alias.strip().lower() in lifecycle.STAGE_ALIASES.values():
         return Refusal(
@@ -227,10 +291,14 @@ def _new_tags(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         for t in raw
     ):
         raise ValueError('\'tags\' must be a list of {"key": string, "value": string}')
+    keys = [t["key"] for t in raw]
+    if len(set(keys)) != len(keys):
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"'tags' names {', '.join(map(repr, repeated))} more than once")
     return [(t["key"], t.get("value", "")) for t in raw]
 
 
-def _new_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _new_model(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     _text(params, "name")
     for key, _ in _new_tags(params):
         if tags.is_reserved(key):
@@ -238,7 +306,7 @@ def _new_model(params: Mapping[str, Any], user: str | None, state: State) -> Ref
     return None
 
 
-def _new_version(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _new_version(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     _text(params, "name")
     for key, value in _new_tags(params):
         if key == tags.STAGE_TAG and value != lifecycle.NONE:
@@ -247,15 +315,16 @@ def _new_version(params: Mapping[str, Any], user: str | None, state: State) -> R
             )
         if tags.written_by_lifecycle_only(key):
             return Refusal(403, f"'{key}' is managed by jupyreg and cannot be set at creation")
-        if key == tags.AUTHOR_TAG and user is not None and value != user:
+        if key == tags.AUTHOR_TAG and caller.name is not None and value != caller.name:
             return Refusal(
                 403,
-                f"the author of a new version is the authenticated user ({user}), not {value!r}",
+                f"the author of a new version is the authenticated user ({caller.name}), "
+                f"not {value!r}",
             )
     return None
 
 
-def _delete_version(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _delete_version(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     name, version = _text(params, "name"), _version(params)
     state.hold(name)
     stage = state.stages(name).get(version)
@@ -272,8 +341,8 @@ def _delete_version(params: Mapping[str, Any], user: str | None, state: State) -
     return None
 
 
-def _holding_model(verb: str) -> Callable[[Mapping[str, Any], str | None, State], Refusal | None]:
-    def check_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _holding_model(verb: str) -> Check:
+    def check_model(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
         name = _text(params, "name")
         state.hold(name)
         held = sorted((v, s) for v, s in state.stages(name).items() if s in _HELD)
@@ -289,30 +358,32 @@ def _holding_model(verb: str) -> Callable[[Mapping[str, Any], str | None, State]
     return check_model
 
 
-def _artifact_path(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
-    parts = [p for p in str(params.get("artifact_path", "")).split("/") if p not in ("", ".")]
-    if len(parts) >= 3 and parts[1] == "models":
-        return _immutable(state, None, parts[2])
-    if len(parts) >= 2:
-        return _immutable(state, parts[1], None)
-    return None
+def _artifact_path(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
+    """Who owns a path is read from the stores (the artifact roots of registered versions
+    and their runs), never from its shape: an experiment's artifact location may sit
+    anywhere under the root, under another experiment's id included."""
+    path = str(params.get("artifact_path", ""))
+    if ".." in path.split("/"):
+        return Refusal(400, "an artifact path may not contain '..'")
+    holder = state.owner_of_path(posixpath.normpath("/" + path).lstrip("/"))
+    return _immutable_files(holder) if holder else None
 
 
-def _run_artifacts(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _run_artifacts(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     run_id = params.get("run_uuid") or params.get("run_id")
     return _immutable(state, str(run_id), None) if run_id else None
 
 
-def _upload_url(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _upload_url(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     run_id, model_id = params.get("run_id"), params.get("model_id")
     return _immutable(state, str(run_id or ""), str(model_id or ""))
 
 
-def _logged_model(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _logged_model(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     return _immutable(state, None, _text(params, "model_id"))
 
 
-def _run_delete(params: Mapping[str, Any], user: str | None, state: State) -> Refusal | None:
+def _run_delete(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     return _immutable(state, _text(params, "run_id"), None)
 
 
@@ -322,8 +393,10 @@ def _immutable(state: State, run_id: str | None, model_id: str | None) -> Refusa
     if run_id is None and model_id is None:
         return None
     holder = state.registered_version_of(run_id, model_id)
-    if holder is None:
-        return None
+    return _immutable_files(holder) if holder else None
+
+
+def _immutable_files(holder: str) -> Refusal:
     return Refusal(
         403,
         f"the files of a registered version ({holder}) are immutable: "
@@ -331,7 +404,34 @@ def _immutable(state: State, run_id: str | None, model_id: str | None) -> Refusa
     )
 
 
-_CHECKS: dict[str, Callable[[Mapping[str, Any], str | None, State], Refusal | None]] = {
+def _new_experiment(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
+    """Only an admin chooses where an experiment keeps its files: a location under another
+    experiment's (or on the server's own disk or bucket) is a side door to their files."""
+    _text(params, "name")
+    if params.get("artifact_location") and not caller.admin:
+        return Refusal(
+            403,
+            "only an admin may choose an experiment's artifact_location: leave it out and "
+            "the server keeps the files under its artifact root",
+        )
+    return None
+
+
+def _experiment_lifecycle(
+    params: Mapping[str, Any], caller: Caller, state: State
+) -> Refusal | None:
+    """The experiment of a Staging or Production version stays, under its name."""
+    holder = state.experiment_holding(_text(params, "experiment_id"))
+    if holder is None:
+        return None
+    return Refusal(
+        403,
+        f"this experiment holds {holder}: it cannot be deleted or renamed until that "
+        "version is archived (reg.transition(..., 'Archived', reason=...))",
+    )
+
+
+_CHECKS: dict[str, Check] = {
     "model_tag": _tag(
         "its policy and lifecycle steps): use reg.set_policy (POST /api/2.0/jupyreg/policy) "
         "or the lifecycle calls"
@@ -351,4 +451,6 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any], str | None, State], Refusal | No
     "upload_url": _upload_url,
     "logged_model": _logged_model,
     "run_delete": _run_delete,
+    "new_experiment": _new_experiment,
+    "experiment_lifecycle": _experiment_lifecycle,
 }

@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from jupyreg.server.actions import APPROVERS_ENV
 from jupyreg.server.roles import CREATOR_PERMISSION_ENV
+from jupyreg.server.routes import ENABLED_ENV, OPTIONAL
 
 AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "10"}
@@ -61,10 +62,17 @@ def server_environment(
     approvers: list[str] | None,
     auth_cache_seconds: int = 0,
     creator_permission: str = "EDIT",
+    mlflow_features: list[str] | None = None,
 ) -> dict[str, str]:
     """The server's environment: a stable Flask secret (shared by its workers), an auth
-    config naming the users database, the approvers list and what a creator gets."""
+    config naming the users database, the approvers list, what a creator gets and the
+    optional MLflow features it serves (none unless named)."""
+    unknown = sorted(set(mlflow_features or ()) - OPTIONAL.keys())
+    if unknown:
+        known = ", ".join(sorted(OPTIONAL))
+        raise ValueError(f"unknown MLflow feature {', '.join(unknown)}: choose from {known}")
     env = dict(os.environ)
+    env[ENABLED_ENV] = ",".join(sorted(set(mlflow_features or ())))
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
     if WEBHOOK_KEY not in env:
         env[WEBHOOK_KEY] = _fernet_key()
@@ -129,6 +137,7 @@ def run_server(
     auth_cache_seconds: int = 0,
     creator_permission: str = "EDIT",
     static_prefix: str | None = None,
+    mlflow_features: list[str] | None = None,
 ) -> None:
     """Prepare the databases once, then run MLflow's ``mlflow server`` command in this
     process (it forwards signals to its uvicorn workers): migrations and interrupted
@@ -147,6 +156,7 @@ def run_server(
         approvers,
         auth_cache_seconds,
         creator_permission,
+        mlflow_features,
     )
     try:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:

@@ -1,11 +1,15 @@
-"""The guard for the writes MLflow's FastAPI app serves itself, not through Flask.
+"""The guard for the routes MLflow's FastAPI app serves itself, not through Flask.
 
-Under uvicorn, MLflow serves a few routes natively (artifact uploads, OpenTelemetry trace
-ingestion, server jobs, the AI gateway, the assistant, MCP servers): Flask's
-``before_request`` never sees them. This middleware sits innermost, after basic-auth has
-authenticated the caller, and gives each such write the same verdict the Flask guard
-gives its Flask twin (an artifact upload is the same route under both); a native write
-with no twin must be one ``routes.NATIVE_OPEN`` names.
+Under uvicorn, MLflow serves a few routers natively (artifact transfers, OpenTelemetry
+trace ingestion, server jobs, the AI gateway, the assistant, MCP servers, skills): Flask's
+``before_request`` never sees them. Two middlewares stand in for it:
+
+- the gate, outermost: a native route is served only when its feature is
+  (``routes.NATIVE``); an optional feature an operator enabled serves admins only; a
+  native route no entry names is refused;
+- the write guard, innermost (after basic-auth has authenticated the caller): a write
+  with a Flask twin (an artifact upload is the same route under both) gets the verdict
+  the Flask guard gives its twin.
 """
 
 from __future__ import annotations
@@ -14,31 +18,64 @@ import base64
 from typing import Any
 
 from jupyreg.server import routes
-from jupyreg.server.guard import Refusal, Request, check
+from jupyreg.server.guard import Refusal, Request, admins_only, check, not_served
 
 
-def guard_native_routes(fastapi_app: Any, flask_app: Any) -> None:
-    """Append the guard as the innermost middleware of MLflow's FastAPI app."""
+def guard_native_routes(fastapi_app: Any, flask_app: Any, enabled: frozenset[str]) -> None:
+    """Put the gate outermost and the write guard innermost in MLflow's FastAPI app."""
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.routing import Match, Mount
 
     native = [route for route in fastapi_app.router.routes if not isinstance(route, Mount)]
 
-    async def dispatch(request: Any, call_next: Any) -> Any:
-        if request.method in routes.WRITE_METHODS and any(
-            route.matches(request.scope)[0] == Match.FULL for route in native
-        ):
+    def is_native(request: Any) -> bool:
+        return any(route.matches(request.scope)[0] == Match.FULL for route in native)
+
+    async def gate(request: Any, call_next: Any) -> Any:
+        if is_native(request):
+            feature, refusal = _gate(request.method, request.scope["path"], enabled)
+            if refusal is None and feature not in routes.SERVED:  # enabled: admins only
+                import anyio
+
+                from jupyreg.compat import native_caller_is_admin
+
+                if not await anyio.to_thread.run_sync(native_caller_is_admin, request):
+                    refusal = admins_only(feature)
+            if refusal is not None:
+                return _response(refusal)
+        return await call_next(request)
+
+    async def guard_writes(request: Any, call_next: Any) -> Any:
+        if request.method in routes.WRITE_METHODS and is_native(request):
             import anyio
-            from starlette.responses import JSONResponse
 
             outcome = await anyio.to_thread.run_sync(_verdict, flask_app, request)
             if isinstance(outcome, Refusal):
-                return JSONResponse(outcome.payload(), status_code=outcome.status)
+                return _response(outcome)
         return await call_next(request)
 
-    # innermost: the stack is built on the first request, from this list, outermost first
-    fastapi_app.user_middleware.append(Middleware(BaseHTTPMiddleware, dispatch=dispatch))
+    # the stack is built on the first request, from this list, outermost first
+    fastapi_app.user_middleware.insert(0, Middleware(BaseHTTPMiddleware, dispatch=gate))
+    fastapi_app.user_middleware.append(Middleware(BaseHTTPMiddleware, dispatch=guard_writes))
+
+
+def _response(refusal: Refusal) -> Any:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(refusal.payload(), status_code=refusal.status)
+
+
+def _gate(method: str, path: str, enabled: frozenset[str]) -> tuple[str, Refusal | None]:
+    """A native route's feature, and the refusal of a route not classified or not served."""
+    from jupyreg.compat import static_prefix
+
+    feature = routes.native_feature(path, static_prefix())
+    if feature is None:
+        return "", Refusal(
+            403, f"'{method} {path}' is a route jupyreg's guard does not know: it is refused"
+        )
+    return feature, None if routes.serves(feature, enabled) else not_served(feature)
 
 
 def _verdict(flask_app: Any, request: Any) -> Refusal | dict | None:
@@ -47,15 +84,13 @@ def _verdict(flask_app: Any, request: Any) -> Refusal | dict | None:
     from jupyreg.compat import static_prefix
     from jupyreg.server.state import ServerState
 
-    path, method = request.url.path, request.method
+    path, method = request.scope["path"], request.method
     try:
         rule, view_args = flask_app.url_map.bind("localhost").match(
             path, method=method, return_rule=True
         )
-    except HTTPException:  # no Flask twin
-        if routes.native_open(path, static_prefix()):
-            return None
-        return Refusal(403, f"'{method} {path}' is a write jupyreg's guard does not know")
+    except HTTPException:  # no Flask twin: the gate has judged its feature
+        return None
     seen = Request(
         method=method,
         rule=rule.rule,

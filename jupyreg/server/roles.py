@@ -13,17 +13,8 @@ import os
 
 CREATOR_PERMISSION_ENV = "JUPYREG_CREATOR_PERMISSION"
 DEFAULT_CREATOR_PERMISSION = "EDIT"
-PROMPT_TAG = "mlflow.prompt.is_prompt"
-"""MLflow's prompts are registered models too; their permissions stay MLflow's."""
 
 
 def creator_permission(prior: str | None) -> str:
     """The permission the creator keeps: an earlier grant, else the configured default."""
     return prior or os.environ.get(CREATOR_PERMISSION_ENV, DEFAULT_CREATOR_PERMISSION)
-
-
-def is_prompt(params: dict) -> bool:
-    return any(
-        isinstance(t, dict) and t.get("key") == PROMPT_TAG and str(t.get("value")).lower() == "true"
-        for t in params.get("tags") or []
-    )
