@@ -7,6 +7,7 @@ hands the parsed arguments to ``run_verb``, which only translates them to Regist
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,19 @@ def add_verbs(verbs: Any, formats: bool) -> None:
     sub.add_argument("name")
     sub.add_argument("version", type=int)
     sub.add_argument("--tolerance", type=float, default=1e-6, help="absolute (default 1e-6)")
+    sub.add_argument(
+        "--yes", "-y", action="store_true", help="run without asking (what runs is still shown)"
+    )
+    sub.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="pass this variable to the code (repeatable); never a secret-named one",
+    )
+    sub.add_argument(
+        "--no-network", action="store_true", help="run the code with no network (Linux)"
+    )
     sub = read("check", "find (and --repair) disagreements between stages, aliases, history")
     sub.add_argument("name", nargs="?")
     sub.add_argument("--repair", action="store_true")
@@ -154,7 +168,14 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
         case "status":
             return registry.staleness(args.name)
         case "reproduce":
-            return registry.reproduce(args.name, args.version, args.tolerance)
+            return registry.reproduce(
+                args.name,
+                args.version,
+                args.tolerance,
+                confirm=not args.yes,
+                env=passed_env(args.env),
+                network=not args.no_network,
+            )
         case "search":
             return registry.search(" ".join(args.expr))
         case "request":
@@ -235,6 +256,17 @@ def policy_changes(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     return changes
+
+
+def passed_env(items: list[str]) -> dict[str, str]:
+    """``--env NAME`` (its value here) and ``--env NAME=VALUE``, as a mapping."""
+    passed = {}
+    for item in items:
+        name, given, value = item.partition("=")
+        if not given and name not in os.environ:
+            raise InvalidArgument(f"--env {name}: not set here; use --env {name}=VALUE")
+        passed[name] = value if given else os.environ[name]
+    return passed
 
 
 def describe(result: Any) -> str:

@@ -173,7 +173,8 @@ class JupyReg(Magics, Configurable):
         %registry promote NAME V STAGE --reason TEXT | rollback NAME --reason TEXT
         %registry check [NAME] [--repair] | panel NAME
         %registry search "test.auc > 0.9 and stage = 'Production'"
-        %registry reproduce NAME V [--tolerance T]
+        %registry reproduce NAME V [--tolerance T] [--yes] [--env NAME[=VALUE]] [--no-network]
+          (shows whose code runs, then asks in an input box; --yes: runs without asking)
         """
         try:
             args = _registry_parser().parse_args(shlex.split(line))

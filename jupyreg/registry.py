@@ -204,14 +204,16 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         version: int | str,
         tolerance: float = 1e-6,
         *,
+        confirm: bool = True,
+        env: Mapping[str, str] | None = None,
+        network: bool = True,
         progress: Progress | None = None,
         repo_path: str | os.PathLike[str] = ".",
     ) -> Reproduction:
-        """Re-run what produced the version (its commit and diff, its datasets from DVC, the
-        kernel's transcript) in a fresh kernel and compare its metrics within ``tolerance``;
-        the outcome is kept on the version (``require_reproduced`` gates on it)."""
+        """Re-run the version's code (commit, diff, DVC data, transcript) in a sandboxed kernel
+        after saying what runs and asking (``confirm``); compare its metrics, keep the outcome."""
         return reproduce.reproduce(
-            self, self._store, name, version_number(version), tolerance, progress, repo_path
+            self, self._store, name, version, tolerance, progress, repo_path, confirm, env, network
         )
 
     def keep_reproduction(self, name: str, version: int, record: dict[str, Any]) -> str:

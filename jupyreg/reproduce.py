@@ -1,5 +1,8 @@
 """Reproducing a registered version: re-run what produced it and compare its metrics.
 
+0. What will run is said first: who registered the version, its commit, its entry (the
+   notebook, the transcript's cells) and how it is sandboxed; with ``confirm`` (the
+   default) it runs only once a person answers yes (a terminal, or a notebook's input box).
 1. A temporary git worktree at the recorded commit, with the recorded uncommitted diff
    (the run artifact ``jupyreg/git.diff``) applied.
 2. The recorded datasets materialised there by DVC (``checkout`` from the repository's
@@ -8,10 +11,18 @@
    version has none) run cell by cell in a fresh kernel (nbclient), in the directory it
    ran in, with ``JUPYREG_REPRODUCE`` set: there ``register`` appends what it would have
    registered to that file and registers nothing (``record_instead``), and no lifecycle
-   step runs.
+   step runs. The kernel is the registrant's code run by the reproducer, so it gets none
+   of the reproducer's credentials: its environment is built from ``ALLOWED`` (never a
+   secret-named variable) and what the caller passes, with an empty ``HOME`` (where
+   ``~/.mlflow/credentials``, ``~/.netrc``, ``~/.aws`` ... live) and a throwaway MLflow
+   registry; ``network=False`` starts it in a new, empty network namespace.
 4. Recorded and reproduced metrics compared within an absolute tolerance, environments
    (Python, packages, GPU) compared, and the outcome kept on the version
    (``jupyreg.reproduction.<id>``) with the executed notebook as a run artifact.
+
+The sandbox is the environment and the network, not the file system: the kernel runs as
+the reproducer's OS user and can read what that user can by absolute path. Reproduce code
+you would not run yourself in a container or as another user.
 """
 
 from __future__ import annotations
@@ -20,9 +31,13 @@ import json
 import math
 import os
 import platform
+import re
+import shutil
+import site
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from html import escape
@@ -30,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, tags
-from jupyreg.errors import InvalidArgument, NotReproducible, RegistryError
+from jupyreg.errors import InvalidArgument, NotReproducible, RegistryError, hint
 
 if TYPE_CHECKING:
     import git
@@ -47,6 +62,42 @@ ARTIFACT_DIR = "jupyreg/reproductions"
 Progress = Callable[[int, int], None]
 _LISTED = 8  # package differences named before "and N more"
 _MLFLOW_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+_SHOWN_CELLS = 10  # cells previewed before asking, one line each
+
+ALLOWED: dict[str, str] = {
+    "PATH": "finds the programs the code starts (git, dvc, a compiler)",
+    "LANG LANGUAGE LC_* TZ": "text encoding, sorting and dates",
+    "TMPDIR TEMP TMP": "where temporary files go (a small /tmp, a scratch disk)",
+    "USER LOGNAME": "who runs it, for libraries that ask (getpass); not a credential",
+    "VIRTUAL_ENV CONDA_PREFIX CONDA_DEFAULT_ENV": "the active environment, for tools the code "
+    "starts",
+    "CUDA_VISIBLE_DEVICES NVIDIA_VISIBLE_DEVICES CUDA_HOME LD_LIBRARY_PATH": "which GPUs and "
+    "their libraries (the GPUs seen are compared with the recorded ones)",
+    "PYTHONHASHSEED OMP_NUM_THREADS MKL_NUM_THREADS OPENBLAS_NUM_THREADS "
+    "CUBLAS_WORKSPACE_CONFIG": "they change numeric results",
+    "HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy SSL_CERT_FILE "
+    "SSL_CERT_DIR REQUESTS_CA_BUNDLE": "the way out to the network and the certificate "
+    "authorities to trust (a proxy URL with credentials in it is left out)",
+    "SYSTEMROOT WINDIR COMSPEC PATHEXT": "Windows: Python needs them to start",
+    "DVC_NO_ANALYTICS": "the reproducer's opt-out of DVC's usage reports",
+}
+"""The reproducer's variables a reproducing kernel inherits, and why. Not ``PYTHONPATH``
+(it could import the reproducer's checkout instead of the recorded commit), nor ``HOME``
+and ``XDG_*`` (credential files), nor anything else: pass what a reproduction needs with
+``env=`` / ``--env NAME``. Besides, reproduce sets ``HOME`` (an empty directory),
+``PYTHONUSERBASE`` (the reproducer's: ``pip install --user`` packages still import),
+``MLFLOW_TRACKING_URI`` (a throwaway registry: the code's own MLflow calls land there) and
+``JUPYREG_REPRODUCE*`` (where ``register`` records)."""
+_ALLOWED_NAMES = frozenset(n for names in ALLOWED for n in names.split() if n != "LC_*")
+SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASS|KEY|CREDENTIAL|AUTH(?!OR)|COOKIE|SESSION|PRIVATE|CLIENT_CERT|DSN|NETRC"
+    r"|KRB5|^(AWS|AZURE|DATABRICKS)_|^MLFLOW_TRACKING_(USERNAME|AWS_SIGV4)$",
+    re.IGNORECASE,
+)
+"""Names a reproducing kernel never gets, inherited or passed: registry credentials
+(``MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN``), cloud ones (``AWS_*``), tokens
+(``GITHUB_TOKEN``, ``JUPYREG_OIDC_TOKEN``), and whatever looks secret."""
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -66,6 +117,8 @@ class Reproduction:
     environment: list[str] = field(default_factory=list)
     """What differed between the recorded and the reproducing environment."""
     id: str = ""
+    sandbox: str = ""
+    """How the code ran: the environment it got (variable names), and whether it had network."""
 
     def rows(self) -> list[tuple[str, float | None, float | None, float | None, bool]]:
         """(metric, recorded, reproduced, delta, within tolerance), one per metric."""
@@ -96,6 +149,8 @@ class Reproduction:
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
         lines += [f"environment: {d}" for d in self.environment]
         lines += [f"warning: {w}" for w in self.warnings]
+        if self.sandbox:
+            lines.append(f"sandbox: {self.sandbox}")
         if self.notebook_uri:
             lines.append(f"executed notebook: {self.notebook_uri}")
         return "\n".join(line.rstrip() for line in lines)
@@ -113,6 +168,7 @@ class Reproduction:
         )
         notes = "".join(f"<li>environment: {escape(d)}</li>" for d in self.environment)
         notes += "".join(f"<li>{escape(w)}</li>" for w in self.warnings)
+        notes += f"<li>sandbox: {escape(self.sandbox)}</li>" if self.sandbox else ""
         link = f"<p>executed notebook: {escape(self.notebook_uri)}</p>" if self.notebook_uri else ""
         return (
             f"<div><p style='color:{colour}'><b>{escape(self.summary())}</b></p>"
@@ -180,15 +236,24 @@ def reproduce(
     registry: Registry,
     store: Store,
     name: str,
-    version: int,
+    version: int | str,
     tolerance: float = 1e-6,
     progress: Progress | None = None,
     repo_path: str | os.PathLike[str] = ".",
+    confirm: bool = True,
+    env: Mapping[str, str] | None = None,
+    network: bool = True,
 ) -> Reproduction:
     """Re-run version ``version`` of ``name`` from the git repository at ``repo_path`` and
-    keep the outcome on the version. Raises ``NotReproducible`` when it cannot be re-run
-    (no commit, a diff that does not apply, a dataset that cannot be had)."""
+    keep the outcome on the version. Says what will run first and, with ``confirm``, asks
+    (InvalidArgument where nobody can answer). The kernel gets ``ALLOWED`` and ``env``,
+    never a secret; ``network=False``: no network. Raises ``NotReproducible`` when it
+    cannot be re-run (no commit, a diff that does not apply, a dataset that cannot be had,
+    no network namespace for ``network=False``, a no to the question)."""
     tolerance = _tolerance(tolerance)
+    ask = _flag(confirm, "confirm")
+    passed = _passed(env)
+    launcher = _launcher(_flag(network, "network"))
     here = Path(os.path.abspath(repo_path))
     mv = registry.get(name, version)
     commit = str((mv.lineage.get("git") or {}).get("commit") or "")
@@ -203,10 +268,13 @@ def reproduce(
         artifacts = _download(store, mv.run_id, scratch / "artifacts")
         cells, where, from_transcript = _program(mv, artifacts, warnings)
         records, executed = scratch / "records.jsonl", scratch / "executed.ipynb"
+        child = _sandbox(scratch, passed, launcher, records, mv.version)
+        plan = _plan(mv, commit, cells, where, from_transcript, child.description)
+        _confirm(mv, plan, ask)
         with _worktree(mv, here, commit, scratch / "tree") as (tree, root):
             _apply_diff(mv, artifacts, tree, commit, warnings)
             _materialise(mv, here, root, tree, where, warnings)
-            run = _Run(cells, tree / where, records, from_transcript, executed)
+            run = _Run(cells, tree / where, records, from_transcript, executed, child)
             _execute(mv, run, progress, warnings)
         found = _record_of(records, mv.name)
         recorded = tags.recorded_metrics(mv.tags) or dict(mv.metrics)
@@ -230,6 +298,7 @@ def reproduce(
         tolerance=tolerance,
         environment=environment,
         id=reproduction_id,
+        sandbox=child.description,
     )
     kept = _keep_outcome(registry, result, from_transcript)
     return replace(result, id=kept) if kept else result
@@ -243,6 +312,177 @@ def _tolerance(value: Any) -> float:
     if isinstance(value, bool) or not math.isfinite(number) or number < 0:
         raise InvalidArgument(f"tolerance must be a number >= 0, not {value!r}")
     return number
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+# the sandbox ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sandbox:
+    env: dict[str, str]
+    """The reproducing kernel's whole environment."""
+    launcher: tuple[str, ...]
+    """What the kernel's command is started under (``unshare --net``), else nothing."""
+    sockets: Path
+    """Where the kernel's unix sockets go when it has no network (no TCP port to reach)."""
+    description: str
+
+
+def _passed(env: Mapping[str, str] | None) -> dict[str, str]:
+    """What the caller passes to the kernel, checked: never a secret-named variable, a
+    value with credentials in a URL, nor reproduce's own ``JUPYREG_REPRODUCE*``."""
+    from jupyreg.lineage.scrub import scrub_urls_in
+
+    passed = dict(env or {})
+    for name, value in passed.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise InvalidArgument(f"env: {name!r} is not a variable name")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"env: {name}'s value must be a string, not {value!r}")
+        if SECRET_NAME.search(name) or scrub_urls_in(value) != value:
+            raise InvalidArgument(
+                f"env: {name} looks like a credential: reproduce never hands one to the code "
+                "it re-runs (it could act as you); nothing ran"
+            )
+        if name.startswith(REPRODUCE_ENV):
+            raise InvalidArgument(f"env: {name} is reproduce's own; nothing ran")
+    return passed
+
+
+def _launcher(network: bool) -> tuple[str, ...]:
+    """Nothing, or (``network=False``) ``unshare`` making the kernel a new, empty network
+    namespace (not even loopback); as a user that is not root, in a user namespace too."""
+    if network:
+        return ()
+    unshare = shutil.which("unshare") if sys.platform.startswith("linux") else None
+    reason = "it needs Linux network namespaces (`unshare --net`), which this machine lacks"
+    if unshare:
+        root = os.geteuid() == 0
+        launcher = (unshare, "--net") if root else (unshare, "--map-root-user", "--net")
+        probe = subprocess.run([*launcher, "true"], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:
+            return launcher
+        said = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+        reason = f"`unshare {' '.join(launcher[1:])}` fails here ({said})"
+    raise NotReproducible(
+        f"cannot reproduce without network (network=False, --no-network): {reason}; nothing ran"
+    )
+
+
+def _sandbox(
+    scratch: Path, passed: dict[str, str], launcher: tuple[str, ...], records: Path, version: int
+) -> _Sandbox:
+    """The kernel's environment: ``ALLOWED`` of this one, what the caller passed, an empty
+    HOME and a throwaway registry; never a secret-named variable (see ``SECRET_NAME``)."""
+    from jupyreg.lineage.scrub import scrub_urls_in
+
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if (name in _ALLOWED_NAMES or name.startswith("LC_"))
+        and not SECRET_NAME.search(name)
+        and scrub_urls_in(value) == value
+    }
+    home, throwaway = scratch / "home", scratch / "throwaway-registry"
+    home.mkdir()
+    throwaway.mkdir()
+    env = inherited | {
+        "HOME": str(home),
+        "PYTHONUSERBASE": os.environ.get("PYTHONUSERBASE") or site.getuserbase(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{(throwaway / 'mlflow.db').as_posix()}",
+    }
+    env |= passed | {REPRODUCE_ENV: str(records), VERSION_ENV: str(version)}
+    names = ", ".join(sorted(inherited)) or "none"
+    given = f"; passed: {', '.join(sorted(passed))}" if passed else ""
+    description = (
+        f"environment allow-listed ({names}{given}), an empty HOME, a throwaway MLflow "
+        "registry, no credentials; network "
+        + (f"off (unshare {' '.join(launcher[1:])})" if launcher else "on")
+    )
+    return _Sandbox(env, launcher, scratch / "k", description)
+
+
+def _plan(
+    mv: ModelVersion,
+    commit: str,
+    cells: list[str],
+    where: str,
+    from_transcript: bool,
+    sandbox: str,
+) -> str:
+    """What will run, said before it runs: whose code, at which commit, from which entry."""
+    from jupyreg.lineage.capturing import NOTEBOOK_ARTIFACT, TRANSCRIPT_ARTIFACT
+
+    git = mv.lineage.get("git") or {}
+    when = f" on {mv.created:%Y-%m-%d %H:%M}" if mv.created else ""
+    notebook = (mv.lineage.get("notebook") or {}).get("path") or "(no notebook recorded)"
+    source = "the kernel's transcript" if from_transcript else "the notebook snapshot"
+    artifact = TRANSCRIPT_ARTIFACT if from_transcript else NOTEBOOK_ARTIFACT
+    lines = [
+        f"reproduce {mv.name} v{mv.version} runs code that {mv.author or 'an unknown author'} "
+        f"registered{when}, as you:",
+        f"  commit   {commit[:12]}"
+        + (" with its recorded uncommitted diff" if git.get("dirty") else ""),
+        f"  entry    {notebook}: {source}, {len(cells)} cell(s), run in {where} of a worktree",
+        f"  sandbox  {sandbox}",
+    ]
+    for number, cell in enumerate(cells[:_SHOWN_CELLS], 1):
+        first = next((line for line in cell.splitlines() if line.strip()), "")
+        lines.append(f"  [{number}] {first[:100]}")
+    if len(cells) > _SHOWN_CELLS:
+        lines.append(f"  ... and {len(cells) - _SHOWN_CELLS} more cell(s)")
+    lines.append(f"  all of it: runs:/{mv.run_id}/{artifact}")
+    return "\n".join(lines)
+
+
+def _confirm(mv: ModelVersion, plan: str, confirm: bool) -> None:
+    """Say what will run; with ``confirm``, go on only on a yes from a person."""
+    print(plan, file=sys.stderr, flush=True)
+    if not confirm:
+        return
+    answer = _ask("run it? [y/N] ") if _can_ask() else None
+    if answer is None:
+        how = hint("pass confirm=False", "reproduce", mv.name, str(mv.version), "--yes")
+        raise InvalidArgument(
+            f"{mv.name} v{mv.version}: reproduce asks before running the code "
+            f"{mv.author or 'its author'} registered, but nobody can answer here (no "
+            f"terminal): to run it without asking, {how}; nothing ran"
+        )
+    if answer.strip().lower() not in ("y", "yes"):
+        raise NotReproducible(
+            f"{mv.name} v{mv.version} was not reproduced: you said no; nothing ran"
+        )
+
+
+def _can_ask() -> bool:
+    """Whether a person can answer: stdin is a terminal, or this is a Jupyter kernel (its
+    front end asks; one that takes no input makes ``input()`` raise)."""
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return True
+    except ValueError:  # closed
+        pass
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython.get_ipython(), "kernel", None) is not None
+
+
+def _ask(question: str) -> str | None:
+    """The answer (the question on stderr: stdout may be JSON), else None."""
+    print(question, end="", file=sys.stderr, flush=True)
+    try:
+        return input()
+    except (EOFError, OSError, NotImplementedError):  # IPython's StdinNotImplementedError
+        print(file=sys.stderr)
+        return None
+
+
+# reproducing, step by step ----------------------------------------------------------------
 
 
 def _download(store: Store, run_id: str, into: Path) -> dict[str, bytes]:
@@ -457,6 +697,7 @@ class _Run:
     """Run every cell (a transcript), else up to the first registering the model."""
     executed: Path
     """Where the executed notebook is written."""
+    sandbox: _Sandbox
 
 
 def _execute(mv: ModelVersion, run: _Run, progress: Progress | None, warnings: list[str]) -> None:
@@ -469,8 +710,6 @@ def _execute(mv: ModelVersion, run: _Run, progress: Progress | None, warnings: l
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in run.cells]
     nb.metadata["jupyreg"] = {"reproduces": {"name": mv.name, "version": mv.version}}
-    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
-    env |= {REPRODUCE_ENV: str(run.records), VERSION_ENV: str(mv.version)}
     run.cwd.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(
         nb,
@@ -478,11 +717,12 @@ def _execute(mv: ModelVersion, run: _Run, progress: Progress | None, warnings: l
         kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(run.cwd)}},
+        **_offline_kernel(run.sandbox),
     )
     report = progress or _print_progress(mv)
     total = len(nb.cells)
     try:
-        with client.setup_kernel(env=env):
+        with client.setup_kernel(env=run.sandbox.env):
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
                 report(index + 1, total)
@@ -498,6 +738,24 @@ def _execute(mv: ModelVersion, run: _Run, progress: Progress | None, warnings: l
     except (DeadKernelError, CellTimeoutError, RuntimeError) as exc:
         warnings.append(f"the kernel stopped: {type(exc).__name__}: {exc}")
     nbformat.write(nb, run.executed)
+
+
+def _offline_kernel(sandbox: _Sandbox) -> dict[str, Any]:
+    """NotebookClient's options for a kernel started under ``sandbox.launcher``: it talks
+    over unix sockets, as no TCP port is reachable from its empty network namespace."""
+    if not sandbox.launcher:
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets.config import Config
+
+    launcher = sandbox.launcher
+
+    class OfflineKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            return [*launcher, *super().format_kernel_cmd(extra_arguments)]
+
+    settings = {"transport": "ipc", "ip": str(sandbox.sockets)}
+    return {"kernel_manager_class": OfflineKernelManager, "config": Config(KernelManager=settings)}
 
 
 def _print_progress(mv: ModelVersion) -> Progress:
@@ -615,6 +873,7 @@ def _keep_outcome(registry: Registry, result: Reproduction, from_transcript: boo
         "warnings": result.warnings,
         "notebook_uri": result.notebook_uri,
         "ran": "transcript" if from_transcript else "notebook",
+        "sandbox": result.sandbox,
     }
     try:
         return registry.keep_reproduction(result.name, result.version, record)

@@ -12,24 +12,26 @@ on name, run id and tags; ``search_runs`` on metrics and params); every clause i
 checked on the records themselves, so a metric is judged on its registered value like the
 policy gates do, and numeric comparisons of tags (``gpu.count > 0``) work although MLflow
 compares tags as text.
+
+Limits, checked before anything is sent: at most ``MAX_CLAUSES`` clauses and
+``MAX_LENGTH`` characters (InvalidArgument past them). MLflow is given at most
+``SERVER_CLAUSES`` clauses of each filter (SQLite joins at most 64 tables, one per metric or
+param clause, and a long filter travels in a GET's URL); the others are judged here only.
 """
 
 from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion
 from jupyreg.errors import InvalidArgument
 from jupyreg.queries import model_version
 from jupyreg.store import Store, quote
-
-if TYPE_CHECKING:
-    pass
 
 _CLAUSE = re.compile(
     r"""\s*(?P<field>(?:\w+\.)?`[^`]+`|[A-Za-z_][\w.\-]*)
@@ -48,6 +50,13 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 _TEXT_OPS = ("=", "!=", "LIKE", "ILIKE")
+MAX_CLAUSES = 100
+MAX_LENGTH = 10_000
+"""Characters of a search expression."""
+SERVER_CLAUSES = 16
+"""Clauses of each filter MLflow evaluates (the rest are judged on the records)."""
+SERVER_FILTER_LENGTH = 2_000
+"""Characters of each filter MLflow evaluates."""
 _ATTRIBUTES = ("name", "run_id", "version")
 FORMS = (
     "FIELD OP VALUE [AND ...], e.g. \"test.auc > 0.9 and stage = 'Production'\"; OP is one of "
@@ -125,8 +134,18 @@ def parse(expr: str) -> list[Clause]:
     """The clauses of a search expression; InvalidArgument (one line) when malformed."""
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidArgument(f"empty search expression: use {FORMS}")
-    clauses, pos = [], 0
+    if len(expr) > MAX_LENGTH:
+        raise InvalidArgument(
+            f"search expression of {len(expr):,} characters: at most {MAX_LENGTH:,} are read"
+        )
+    clauses: list[Clause] = []
+    pos = 0
     while True:
+        if len(clauses) == MAX_CLAUSES:
+            raise InvalidArgument(
+                f"search expression of more than {MAX_CLAUSES} clauses: at most {MAX_CLAUSES} "
+                "are read"
+            )
         match = _CLAUSE.match(expr, pos)
         if match is None:
             raise InvalidArgument(_bad(expr, pos))
@@ -192,11 +211,27 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _server_side(filters: Iterable[str | None]) -> str:
+    """The filters MLflow can judge, joined, within ``SERVER_CLAUSES`` and
+    ``SERVER_FILTER_LENGTH`` (every clause is judged on the records anyway)."""
+    chosen: list[str] = []
+    length = 0
+    for f in filters:
+        if f is None:
+            continue
+        if len(chosen) == SERVER_CLAUSES:
+            break
+        if length + len(f) + 5 <= SERVER_FILTER_LENGTH:
+            chosen.append(f)
+            length += len(f) + 5  # with " AND "
+    return " AND ".join(chosen)
+
+
 def search_records(store: Store, expr: str) -> list[ModelVersion]:
     """The versions matching ``expr``, by model name then version."""
     clauses = parse(expr)
-    version_filter = " AND ".join(f for c in clauses if (f := c.version_filter()))
-    run_filter = " AND ".join(f for c in clauses if (f := c.run_filter()))
+    version_filter = _server_side(c.version_filter() for c in clauses)
+    run_filter = _server_side(c.run_filter() for c in clauses)
     states = store.versions(filter_string=version_filter or None)
     if run_filter:
         runs = store.runs_where(run_filter)

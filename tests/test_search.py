@@ -111,3 +111,38 @@ def test_cli_search_json_table_and_bad_usage(two_models: Registry, capsys) -> No
     assert main([*uri, "search", "test.auc >> 1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jupyreg: error: cannot read search expression") and err.count("\n") == 1
+
+
+def test_a_hundred_clauses_are_judged_and_more_are_refused_before_anything_is_sent(
+    two_models: Registry, capsys
+) -> None:
+    """Issue 23: 300 clauses answered 503 "registry unreachable" (SQLite joins at most 64
+    tables: one per metric or param clause). 100 clauses are read; more, or more than
+    10,000 characters, are an InvalidArgument naming the limit, exit 2 in the CLI."""
+    hundred = " and ".join(["test.auc > 0.9"] * 50 + ["params.C = '0.5'"] * 49 + ["gpu.count > 0"])
+    assert found(two_models, hundred) == [("churn", 1), ("fraud", 2)]
+    for expr, limit in (
+        (" and ".join(["test.auc > 0.9"] * 300), "at most 100 are read"),
+        ("name = '" + "x" * 10_000 + "'", "at most 10,000 are read"),
+    ):
+        with pytest.raises(InvalidArgument, match=limit):
+            two_models.search(expr)
+        assert main(["--tracking-uri", two_models.tracking_uri, "search", expr]) == 2
+        err = capsys.readouterr().err
+        assert limit in err and err.count("\n") == 1
+
+
+def test_past_the_limit_is_invalid_even_where_the_registry_is_unreachable(workdir) -> None:
+    """The limit is checked before anything is sent; a search that is sent to a registry
+    that cannot be reached is still RegistryUnavailable."""
+    from jupyreg.errors import RegistryUnavailable
+    from tests.conftest import free_port
+
+    nowhere = Registry(f"http://127.0.0.1:{free_port()}", user="alice")
+    with pytest.raises(InvalidArgument, match="more than 100 clauses"):
+        nowhere.search(" and ".join(["test.auc > 0.9"] * 300))
+    with pytest.raises(RegistryUnavailable, match="cannot be reached"):
+        nowhere.search("test.auc > 0.9")
+    missing = Registry(f"sqlite:///{workdir / 'no-such-folder' / 'mlflow.db'}", user="alice")
+    with pytest.raises(RegistryUnavailable):
+        missing.search("test.auc > 0.9")

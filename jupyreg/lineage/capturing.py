@@ -19,13 +19,15 @@ from jupyreg.lineage.git import GitCapture, capture_git
 from jupyreg.lineage.hardware import HardwareCapture, capture_hardware
 from jupyreg.lineage.notebook import NotebookCapture, capture_notebook
 from jupyreg.lineage.record import Lineage
-from jupyreg.lineage.scrub import Scrubber
+from jupyreg.lineage.scrub import Scrubber, redact_detected
 from jupyreg.lineage.transcript import capture_transcript
 
 DIFF_ARTIFACT = "jupyreg/git.diff"
 NOTEBOOK_ARTIFACT = "jupyreg/notebook.ipynb"
 PACKAGES_ARTIFACT = "jupyreg/installed-packages.txt"
 TRANSCRIPT_ARTIFACT = "jupyreg/transcript.json"
+_SCANNED_FOR_SECRETS = (DIFF_ARTIFACT, NOTEBOOK_ARTIFACT, TRANSCRIPT_ARTIFACT)
+"""What people wrote, where detect-secrets looks for the secrets no variable names."""
 
 T = TypeVar("T")
 
@@ -109,6 +111,8 @@ def _scrubbed_artifacts(
     for name, content in artifacts.items():
         if content:
             scrubbed[name] = scrubber.bytes(content)
+            if name in _SCANNED_FOR_SECRETS:
+                scrubbed[name] = redact_detected(scrubbed[name], name, warnings)
             if scrubbed[name] != content:
                 warnings.append(f"secrets: credentials found in {name} were redacted")
     return scrubbed

@@ -3,15 +3,22 @@ MLflow's own input parsing, prediction and output, ``/ping``, ``/health``) on Fa
 uvicorn, as ``mlflow models serve`` runs it, over a ``Follower`` instead of one fixed model;
 plus ``/version`` (what is served), ``/metrics`` (Prometheus) and, with a secret, ``/webhook``
 (an MLflow webhook delivery makes the follower look at once). Every response carries
-``X-Model-Version``: for ``/invocations``, the version that answered it.
+``X-Model-Version``: for ``/invocations``, the version that answered it. Bad input is a 4xx
+with a one-line message, never a 500: a body nested too deeply to parse, a webhook delivery
+that is unsigned, stale, replayed or not of the shape MLflow sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import os
+import tempfile
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request  # at module level: FastAPI resolves handler annotations here
@@ -22,10 +29,14 @@ from jupyreg import compat
 if TYPE_CHECKING:
     from jupyreg.serving.follower import Follower, Requests
     from jupyreg.serving.replica import Replica
+    from jupyreg.webhooks import StageEntry
 
 VERSION_HEADER = "X-Model-Version"
 CONFIG_ENV = "JUPYREG_SERVE_CONFIG"
 """JSON settings a worker process builds its app from (``jupyreg serve --workers N``)."""
+JUPYREG_DELIVERY_HEADER = "X-Jupyreg-Delivery-Id"
+"""A jupyreg server's delivery id, the same on each retry of one delivery (DESIGN.md §9)."""
+TOO_DEEP = "the request body nests arrays or objects too deeply to parse"
 
 
 class _Metrics:
@@ -72,8 +83,15 @@ class _Metrics:
         return generate_latest(merged)
 
 
-def create_app(follower: Follower | Replica, *, webhook_secret: str | None = None) -> FastAPI:
-    """The scoring app serving whatever ``follower`` serves at each request."""
+def create_app(
+    follower: Follower | Replica,
+    *,
+    webhook_secret: str | None = None,
+    deliveries: Deliveries | None = None,
+) -> FastAPI:
+    """The scoring app serving whatever ``follower`` serves at each request. ``deliveries``:
+    where the webhook deliveries already received are remembered (a server's workers share
+    one); default: this app's own."""
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
     from mlflow.exceptions import MlflowException
     from prometheus_client import CONTENT_TYPE_LATEST
@@ -118,7 +136,7 @@ def create_app(follower: Follower | Replica, *, webhook_secret: str | None = Non
         content_type = request.headers.get("content-type") or ""
         try:
             result = await asyncio.wait_for(
-                asyncio.to_thread(compat.score, data, content_type, served.model),
+                asyncio.to_thread(_score, data, content_type, served.model),
                 timeout=timeout,
             )
             response = Response(
@@ -148,22 +166,92 @@ def create_app(follower: Follower | Replica, *, webhook_secret: str | None = Non
         return response
 
     if webhook_secret:
+        received = deliveries or Deliveries()
 
         @app.post("/webhook")
         async def webhook(request: Request) -> Response:
-            from jupyreg.errors import InvalidSignature
-            from jupyreg.webhooks import stage_entry, verify
+            from jupyreg.errors import InvalidArgument, InvalidSignature
 
             try:
-                payload = verify(dict(request.headers), await request.body(), webhook_secret)
-            except (InvalidSignature, ValueError) as exc:
+                entry = received.accept(request.headers, await request.body(), webhook_secret)
+            except (InvalidSignature, InvalidArgument) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            entry = stage_entry(payload)
             if entry is not None and entry.name == follower.name:
                 follower.check_now()
             return JSONResponse({"ok": True})
 
     return app
+
+
+def _score(data: bytes, content_type: str, model: Any) -> Any:
+    """``compat.score``, with a body too deep for Python's JSON parser (its recursion limit)
+    refused as bad input, as MLflow refuses other unparsable input."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+    try:
+        return compat.score(data, content_type, model)
+    except RecursionError:
+        raise MlflowException(TOO_DEEP, error_code=BAD_REQUEST) from None
+
+
+class Deliveries:
+    """The webhook deliveries already received, so that a signed delivery counts once: a
+    replay within the signature's freshness window is refused. One empty file per delivery
+    id in ``directory`` (created atomically, so the workers of one server sharing the
+    directory agree), forgotten once no delivery carrying that id could pass the freshness
+    check any more: what is kept is bounded by the deliveries of the last
+    ``2 × TOLERANCE_SECONDS``, and only correctly signed ones are kept."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        if directory is None:
+            self._own = tempfile.TemporaryDirectory(prefix="jupyreg-deliveries-")
+            directory = Path(self._own.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+
+    def accept(self, headers: Mapping[str, str], body: bytes, secret: str) -> StageEntry | None:
+        """What a delivery means in lifecycle terms, once it is signed with ``secret``, fresh,
+        of MLflow's shape and new: neither its ``X-MLflow-Delivery-Id`` (signed) nor, where
+        a jupyreg server sent one, its ``X-Jupyreg-Delivery-Id`` (the same on each retry) was
+        received before. Raises InvalidSignature or InvalidArgument, one line each."""
+        from jupyreg.errors import InvalidArgument, InvalidSignature
+        from jupyreg.webhooks import DELIVERY_HEADER, TOLERANCE_SECONDS, stage_entry, verify
+
+        try:
+            payload = verify(headers, body, secret)
+        except RecursionError:
+            raise InvalidArgument(f"{TOO_DEEP}: not an MLflow webhook payload") from None
+        except ValueError as exc:  # not UTF-8, not JSON
+            raise InvalidArgument(f"the delivery's body is not JSON ({exc})") from None
+        shape = 'not an MLflow webhook payload: expected {"entity", "action", "data": {...}}'
+        if not isinstance(payload, dict) or not isinstance(payload.get("data", {}), dict):
+            raise InvalidArgument(shape)
+        try:
+            entry = stage_entry(payload)
+        except (KeyError, TypeError, ValueError, OverflowError):  # name or version missing/bad
+            raise InvalidArgument(f"{shape} with the model's name and version") from None
+        for header in (DELIVERY_HEADER, JUPYREG_DELIVERY_HEADER):
+            delivery = next((v for k, v in headers.items() if k.lower() == header.lower()), None)
+            if delivery is not None and not self._claim(header, delivery, 2 * TOLERANCE_SECONDS):
+                raise InvalidSignature(
+                    f"delivery {delivery[:80]!r} ({header}) was already received: a replay"
+                )
+        return entry
+
+    def _claim(self, header: str, delivery: str, keep_seconds: float) -> bool:
+        """Whether ``delivery`` arrives for the first time (it is remembered from now)."""
+        horizon = time.time() - keep_seconds
+        for entry in os.scandir(self.directory):
+            with contextlib.suppress(FileNotFoundError):  # another worker forgot it first
+                if entry.stat().st_mtime < horizon:
+                    os.unlink(entry.path)
+        name = hashlib.sha256(f"{header.lower()}:{delivery}".encode()).hexdigest()
+        try:
+            os.close(os.open(self.directory / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        return True
 
 
 class _VersionHeader:
@@ -221,7 +309,10 @@ def app_from_environment() -> FastAPI:
         config["following"],
         supervisor=config["supervisor"],
     )
-    return _frozen(create_app(replica, webhook_secret=config.get("webhook_secret")))
+    deliveries = Deliveries(Path(config["state_dir"]) / "deliveries")
+    return _frozen(
+        create_app(replica, webhook_secret=config.get("webhook_secret"), deliveries=deliveries)
+    )
 
 
 def _frozen(app: FastAPI) -> FastAPI:
