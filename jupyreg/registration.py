@@ -59,8 +59,12 @@ def prepare(
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgument("a registered model needs a non-empty name")
     version_tags = {str(k): str(v) for k, v in (user_tags or {}).items()}
-    if any(tags.is_reserved(k) for k in version_tags):
-        raise InvalidArgument("tags starting with 'jupyreg.' are reserved for jupyreg")
+    reserved = next((k for k in version_tags if tags.is_reserved(k)), None)
+    if reserved is not None:
+        raise InvalidArgument(
+            f"the tag {reserved!r} reads as jupyreg's: tags starting with 'jupyreg.', "
+            "in any spelling, are reserved for jupyreg"
+        )
     flat = flatten_metrics(metrics)
     return Registration(
         name=name.strip(),

@@ -10,9 +10,11 @@ MLflow.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, replace
 from typing import Any
@@ -21,6 +23,7 @@ from jupyreg.errors import InvalidArgument
 from jupyreg.lifecycle import (
     CANCELLED,
     PENDING,
+    STAGE_ALIASES,
     Approval,
     Dataset,
     Evidence,
@@ -76,18 +79,30 @@ _REQUEST_ID = re.compile(r"^[0-9a-f]{8}$")
 
 
 def is_reserved(key: str) -> bool:
-    """Whether a tag key is jupyreg's (any case, any surrounding whitespace)."""
-    return str(key).strip().lower().startswith(PREFIX)
+    """Whether a tag key is jupyreg's: it reads as ``jupyreg.`` followed by anything, in
+    any case, with surrounding whitespace or with look-alike characters (``ｊupyreg.``,
+    ``jupyrеg.`` with a Cyrillic е)."""
+    return _reads_as(key, PREFIX, whole=False)
+
+
+def is_reserved_alias(alias: str) -> bool:
+    """Whether an alias reads as a stage alias (``production``, ``staging``): the same
+    word in any case, with surrounding whitespace or with look-alike characters
+    (``ｐroduction``, ``Stagıng``). Other words are not reserved, even containing one
+    (``production-candidate``, ``prod``)."""
+    return any(_reads_as(alias, reserved, whole=True) for reserved in STAGE_ALIASES.values())
 
 
 def written_by_lifecycle_only(key: str) -> bool:
     """Whether a tag key may only come from a lifecycle step, even on a new version: the
     policy, steps, history events, requests, kept history, and any other spelling of a
     jupyreg key (registration writes the lineage keys, ``jupyreg.metrics``,
-    ``jupyreg.stage`` and ``jupyreg.author`` as is)."""
+    ``jupyreg.stage`` and ``jupyreg.author`` as is: lower-case ASCII)."""
     canonical = str(key).strip().lower()
     return is_reserved(key) and (
         key != canonical
+        or not key.isascii()
+        or not key.startswith(PREFIX)
         or canonical in (POLICY_TAG, STEP_TAG)
         or canonical.startswith(
             (
@@ -100,6 +115,35 @@ def written_by_lifecycle_only(key: str) -> bool:
             )
         )
     )
+
+
+_INVISIBLE = ("Cf", "Mn")
+"""Format characters (zero-width space and joiners, direction marks) and the combining
+marks NFKC leaves on their own: a name reads the same with or without them."""
+
+
+def _reads_as(text: str, reserved: str, whole: bool) -> bool:
+    """Whether ``text`` (all of it when ``whole``, else its start) can be read as
+    ``reserved``, lower-case ASCII: character by character, after NFKC normalisation
+    (fullwidth and mathematical letters, ligatures), without invisible characters and
+    surrounding whitespace."""
+    normal = unicodedata.normalize("NFKC", str(text))
+    visible = "".join(c for c in normal if unicodedata.category(c) not in _INVISIBLE).strip()
+    if len(visible) < len(reserved) or (whole and len(visible) != len(reserved)):
+        return False
+    return all(char in _readings(seen) for char, seen in zip(reserved, visible, strict=False))
+
+
+@functools.cache
+def _readings(char: str) -> frozenset[str]:
+    """What one character can be read as: itself case-folded, and the characters Unicode's
+    confusables (UTS #39) list as looking like it, case-folded (``ı``: ``i``, Cyrillic
+    ``р``: ``p``, ``1``: ``l``)."""
+    from confusable_homoglyphs import confusables  # lazily: a 1 MB table
+
+    found = confusables.is_confusable(char, greedy=True) or []
+    looks = {glyph["c"] for entry in found for glyph in entry["homoglyphs"]}
+    return frozenset(glyph.casefold() for glyph in {char, *looks})
 
 
 # lineage ---------------------------------------------------------------------------

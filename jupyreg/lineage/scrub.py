@@ -12,9 +12,10 @@ import bisect
 import functools
 import importlib
 import json
+import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -114,22 +115,24 @@ _GATES = {
     "CloudantDetector": r"key|pw|pass|token|cloudant",
     "IbmCloudIamDetector": r"key|pwd|pass|token",
     "IbmCosHmacDetector": r"secret",
-    "IPPublicDetector": r"\d\.\d{1,3}\.\d{1,3}\.\d",
+    "IPPublicDetector": r"\.(?<=\d\.)\d{1,3}\.\d{1,3}\.\d",  # a literal first: fast
     "MailchimpDetector": r"-us\d",
     "SlackDetector": r"xox|hooks\.slack\.com",
     "SoftlayerDetector": r"key|pwd|pass|token|softlayer",
-    "TelegramBotTokenDetector": r"\d{8}:",
+    "TelegramBotTokenDetector": r":(?<=\d{8}:)",
 }
 _PRIVATE_KEY = "Private Key"
-"""The type of detect-secrets' finding on a private key's first line (its secret is the
-header): the key itself is in the base64 lines that follow, up to its end line."""
-_KEY_BODY = re.compile(r"[A-Za-z0-9/][A-Za-z0-9+/=]{15,}")
-_KEY_END = re.compile(r"-----END|Private-MAC:")
+"""The type of detect-secrets' finding on a private key's header (its secret is the header,
+``BEGIN RSA PRIVATE KEY``): the key is the base64 after it, up to its end."""
+_KEY_BODY = re.compile(r"(?<!\\)[A-Za-z0-9+/=]{4,}")  # not the n of an escaped newline
+_KEY_END = re.compile(r"-{4,} ?END\b|Private-MAC:")
 # A plugin may report part of a token (GitHub's reports the prefix ``ghp``) or a delimiter
 # with it (Artifactory's): the delimiters go, and the whole token around it is redacted.
 _DELIMITERS = " \t\"'`=:,;"
 _TOKEN = "[A-Za-z0-9_-]*"
 _TOKEN_START = "(?<![A-Za-z0-9_-])"  # a token's first character: the search stays linear
+_TOKEN_END = "(?![A-Za-z0-9_-])"
+_ESCAPES_AT_END = re.compile(r"(?:\\[nrt])+$")  # a JSON line's \n, seen as base64 by its plugin
 _BINARY_MIME = re.compile(r"image/(?!svg)|audio/|video/|application/pdf")
 """Output and attachment types a notebook stores as base64: data, not text to scan."""
 _CODE = "cell.py"
@@ -184,10 +187,8 @@ def _redact_lines(data: bytes, detector: _Detector, failures: list[str]) -> byte
     contents = [content.replace('\\"', '"') for _, content in scanned.values()]
     found = detector.tokens(contents, filenames, failures)
     for (number, (prefix, content)), tokens in zip(scanned.items(), found, strict=True):
-        for token in sorted(tokens, key=len, reverse=True):
-            escaped = token.replace('"', '\\"')
-            content = content.replace(token, REDACTED).replace(escaped, REDACTED)
-        lines[number] = prefix + content
+        escaped = {token.replace('"', '\\"') for token in tokens}
+        lines[number] = prefix + _redacted(content, tokens | escaped)
     return "\n".join(lines).encode(errors="surrogateescape")
 
 
@@ -205,8 +206,7 @@ def _redact_json(data: bytes, detector: _Detector, failures: list[str]) -> bytes
     if not any(found):
         return data
     for (at, n), tokens in zip(lines, found, strict=True):
-        for token in sorted(tokens, key=len, reverse=True):
-            texts[at][n] = texts[at][n].replace(token, REDACTED)
+        texts[at][n] = _redacted(texts[at][n], tokens)
     for (container, key), text in zip(places, texts, strict=True):
         container[key] = "\n".join(text)
     return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode()
@@ -250,12 +250,17 @@ class _Detector:
                 patterns = [re.compile(p.pattern, p.flags | re.M) for p in plugin.denylist]
                 self.plugins.append((plugin, patterns, False))
             elif isinstance(plugin, HighEntropyStringsPlugin):
-                self.plugins.append((plugin, [plugin.regex], False))
+                # Its regex, for the strings long enough to pass its limit: the entropy of
+                # a string is at most log2 of its length.
+                shortest = math.floor(2**plugin.entropy_limit) + 1
+                charset = re.escape(plugin.charset)
+                gate = re.compile(rf"""(['"])[{charset}]{{{shortest},}}\1""")
+                self.plugins.append((plugin, [gate], False))
             else:
                 self.plugins.append((plugin, [], False))
         # The default filters that judge a secret on its line (sequential strings, UUIDs,
         # ids, templates, $variables, indirect references); not those that judge a file.
-        self.filters = []
+        self.filters: list[tuple[Callable[..., bool], set[str]]] = []
         for path in Settings().filters:
             module, _, function = path.rpartition(".")
             check = getattr(importlib.import_module(module), function)
@@ -267,7 +272,7 @@ class _Detector:
         """The secret tokens on each line (a private key: its base64 lines). A line where
         detect-secrets fails has none, and its error joins ``failures``."""
         found: list[set[str]] = [set() for _ in lines]
-        keys: set[int] = set()
+        headers: dict[int, str] = {}  # line number -> the private key header on it
         candidates = self._candidates(lines)
         for number in sorted(candidates):
             line = lines[number]
@@ -276,7 +281,7 @@ class _Detector:
                     for secret in plugin.analyze_line(filename=filenames[number], line=line):
                         if not self._filtered(secret.secret_value, plugin, line):
                             if secret.type == _PRIVATE_KEY:
-                                keys.add(number)
+                                headers[number] = secret.secret_value
                             else:
                                 found[number] |= _tokens(secret.secret_value, line)
             except Exception as exc:  # a failed line keeps what the scrubber left
@@ -284,11 +289,15 @@ class _Detector:
                 found[number] = set()
         in_key = False
         for number, line in enumerate(lines):
-            if number in keys or (in_key and filenames[number] == filenames[number - 1]):
-                found[number] |= set(_KEY_BODY.findall(line))
-                in_key = not _KEY_END.search(line)
-            else:
+            header = headers.get(number)
+            if header is None and not (in_key and filenames[number] == filenames[number - 1]):
                 in_key = False
+                continue
+            body = line if header is None else line[line.find(header) + len(header) :]
+            end = _KEY_END.search(body)
+            for run in _KEY_BODY.findall(body[: end.start()] if end else body):
+                found[number] |= _tokens(run, line)
+            in_key = end is None
         return found
 
     def _candidates(self, lines: list[str]) -> dict[int, list[Any]]:
@@ -331,8 +340,15 @@ def _starts(lines: list[str]) -> list[int]:
 
 def _tokens(secret: str, line: str) -> set[str]:
     """The whole tokens of ``line`` that hold ``secret`` (its delimiters stripped)."""
-    core = secret.strip(_DELIMITERS)
+    core = _ESCAPES_AT_END.sub("", secret.strip(_DELIMITERS))
     if not core:
         return set()
     around = _TOKEN_START + _TOKEN + re.escape(core) + _TOKEN
     return {match.group() for match in re.finditer(around, line)}
+
+
+def _redacted(text: str, tokens: set[str]) -> str:
+    """``text`` with each whole occurrence of the tokens replaced by ``REDACTED``."""
+    for token in sorted(tokens, key=len, reverse=True):
+        text = re.sub(_TOKEN_START + re.escape(token) + _TOKEN_END, REDACTED, text)
+    return text
