@@ -378,6 +378,21 @@ def artifacts_destination() -> str | None:
     return os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR)
 
 
+def webhook_event_problem(entity: str, action: str) -> str | None:
+    """Why MLflow would not take ``entity``/``action`` (as its JSON names them, e.g.
+    ``MODEL_VERSION``/``CREATED``) as a webhook event; None when it would."""
+    from mlflow.entities.webhook import WebhookEvent
+    from mlflow.exceptions import MlflowException
+
+    try:
+        WebhookEvent(entity.lower(), action.lower())
+    except ValueError as exc:
+        return f"unknown webhook event {entity}.{action}: {exc}"
+    except MlflowException as exc:
+        return exc.message
+    return None
+
+
 def native_caller_is_admin(request: Any) -> bool:
     """Whether the basic-auth credentials of a request to one of MLflow's FastAPI routes
     name an admin (False: none, wrong, or not an admin)."""

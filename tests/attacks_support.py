@@ -48,6 +48,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / f"server-{self.port}.log"
         self.process: subprocess.Popen | None = None
+        self.extra: list[str] = []  # more arguments of `jupyreg server`
 
     def command(self, env: dict[str, str]) -> list[str]:
         common = [
@@ -64,7 +65,7 @@ class Server:
         ]
         prefix = ["--static-prefix", self.static_prefix] if self.static_prefix else []
         auth = ["--auth-database-uri", self.auth_db, "--auth-cache-seconds", "60"]
-        return [str(BIN / "jupyreg"), "server", *common, *auth, *prefix]
+        return [str(BIN / "jupyreg"), "server", *common, *auth, *prefix, *self.extra]
 
     def start(self, env: Mapping[str, str]) -> None:
         self.launch(env)
@@ -122,9 +123,15 @@ class Target:
     experiment_id: str
     source: str  # the Production version's source (a forged version would reuse it)
     model_files: dict[str, str]  # artifact path (under mlflow-artifacts) -> sha256
+    lineage_file: str  # a lineage artifact of the version's run (under mlflow-artifacts)
     event_key: str  # a history event tag on the Production version
     request_key: str  # the approved request's tag on the Production version
     pristine: dict = field(default_factory=dict)
+
+    @property
+    def holder(self) -> str:
+        """The top folder of the version's files (another experiment's, when nested)."""
+        return self.model_file.split("/", 1)[0]
 
     @property
     def model_file(self) -> str:
@@ -245,13 +252,25 @@ class Deployment:
 
         return Registry(self.url)
 
-    def seed(self, name: str | None = None, **metrics: float) -> Target:
+    def seed(self, name: str | None = None, nested: bool = False, **metrics: float) -> Target:
         """A model holding a Production version (requested by admin, approved by bob) and a
-        Staging version, with a policy tag; alice EDIT, bob MANAGE, eve READ on it."""
+        Staging version, with a policy tag; alice EDIT, bob MANAGE, eve READ on it.
+        ``nested``: its experiment keeps its files under another experiment's folder
+        (``<holder id>/x``), where no fixed position of a path tells whose they are."""
         if name is None:
             self.generation += 1
             name = f"M{self.generation}"
         from jupyreg import Registry
+
+        if nested:
+            experiments = "/api/2.0/mlflow/experiments/create"
+            holder = self.call("admin", "POST", experiments, {"name": f"{name}-holder"})
+            assert holder.status_code == 200, holder.text
+            location = f"mlflow-artifacts:/{holder.json()['experiment_id']}/x"
+            created = self.call(
+                "admin", "POST", experiments, {"name": name, "artifact_location": location}
+            )
+            assert created.status_code == 200, created.text
 
         test_metrics = {"test": {"auc": metrics.get("auc", 0.9)}}
         with credentials("admin"):
@@ -270,15 +289,16 @@ class Deployment:
             "/api/2.0/mlflow/model-versions/get", name=name, version=production
         ).json()["model_version"]
         tags = {t["key"]: t["value"] for t in version.get("tags", [])}
-        experiment = self.admin_get("/api/2.0/mlflow/runs/get", run_id=version["run_id"]).json()
+        run = self.admin_get("/api/2.0/mlflow/runs/get", run_id=version["run_id"]).json()
         target = Target(
             name=name,
             production=int(production),
             staging=int(staging),
             run_id=version["run_id"],
-            experiment_id=experiment["run"]["info"]["experiment_id"],
+            experiment_id=run["run"]["info"]["experiment_id"],
             source=version["source"],
             model_files={p: "" for p in self._model_files(version)},
+            lineage_file=self._lineage_file(run["run"]["info"]),
             event_key=min(k for k in tags if k.startswith("jupyreg.event.")),
             request_key=min(k for k in tags if k.startswith("jupyreg.request.")),
         )
@@ -298,11 +318,21 @@ class Deployment:
         assert any(p.endswith("MLmodel") for p in files), (location, files)
         return sorted(p for p in files if p.endswith(("MLmodel", "model.pkl", "model.skops")))
 
+    def _lineage_file(self, run: Mapping[str, Any]) -> str:
+        """A lineage artifact jupyreg logged to the run (what ``reproduce`` reads)."""
+        listed = self.admin_get(
+            "/api/2.0/mlflow/artifacts/list", run_id=run["run_id"], path="jupyreg"
+        ).json()
+        found = sorted(f["path"] for f in listed.get("files", []) if not f["is_dir"])
+        assert found, listed
+        root = run["artifact_uri"].split("mlflow-artifacts:", 1)[1].lstrip("/")
+        return f"{root}/{found[0]}"
+
     def protected(self, check: bool = False) -> Target:
         """The protected model; a new one when an attempt broke it (``target`` None) or,
         with ``check``, when it no longer reads back as seeded."""
         if self.target is None or (check and self.state(self.target) != self.target.pristine):
-            self.target = self.seed()
+            self.target = self.seed(nested=True)
         return self.target
 
     # -- read-back -----------------------------------------------------------------
@@ -319,7 +349,7 @@ class Deployment:
             max_results=1000,
         ).json()
         files = {}
-        for path in (target.model_file,):  # the one an attack would replace (test 7: all)
+        for path in (target.model_file, target.lineage_file):  # what an attack would replace
             response = self.admin_get(f"/api/2.0/mlflow-artifacts/artifacts/{path}")
             files[path] = (
                 hashlib.sha256(response.content).hexdigest()
@@ -387,7 +417,7 @@ def deployment(kind: str, root: Path, model: Any) -> Iterator[Deployment]:
     try:
         deployed.start()
         deployed.add_users()
-        deployed.target = deployed.seed()
+        deployed.target = deployed.seed(nested=True)
         deployed.wait_for_both()
         deployed.setup_seconds = time.monotonic() - started
         yield deployed

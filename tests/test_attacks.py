@@ -47,7 +47,7 @@ ATTEMPTS: dict[str, int] = {}
 """Attempts made per backend (the issue asks for at least 300)."""
 
 VARIANTS = ("json", "text", "form", "none", "mismatch")
-API_PREFIXES = ("/api/2.0", "/ajax-api/2.0", "/api/3.0")
+API_PREFIXES = ("/api/2.0", "/ajax-api/2.0", "/api/3.0", "/ajax-api/3.0")
 USERS = ("anonymous", "eve", "alice", "bob", "admin")
 FORGED = "forged replacement of a Production model file\n"
 
@@ -70,9 +70,11 @@ class Case:
     id: str
     method: str
     route: str
-    body: Callable[[Target], Any]
+    body: Callable[[Target], Any] | None  # None: file content
     scope: str = "full"  # full: every variant x prefix x user; keys: a covering subset
     users: tuple[str, ...] = USERS
+    expect: tuple[int, ...] | None = None  # every user's answer (None: by user and variant)
+    apis: tuple[str, ...] | None = None  # FastAPI's own routes: the prefixes they serve
 
 
 def _prod(t: Target, **fields: Any) -> dict[str, Any]:
@@ -100,6 +102,22 @@ EVENT = json.dumps(
 REQUEST = json.dumps({"to": "Production", "requested_by": "eve", "status": "approved"})
 RM, MV = "mlflow/registered-models", "mlflow/model-versions"
 UNPRIVILEGED = ("anonymous", "eve", "alice")
+AJAX3 = ("/ajax-api/3.0",)
+HI = {"message": "hi", "name": "x"}
+OLLAMA = {
+    "providers": {
+        "ollama": {
+            "selected": True,
+            "base_url": "http://127.0.0.1:9",
+            "model": "m",
+            "permissions": {"full_access": True},
+        }
+    }
+}
+SKILL = {"source": "http://127.0.0.1:9/skill.tar.gz", "path": "/root/.bashrc"}
+SECRET = {"secret_name": "k", "secret_value": "sk-x", "provider": "openai"}
+VERSION_CREATED = {"entity": "MODEL_VERSION", "action": "CREATED"}
+NEW_USER = {"username": "mallory", "password": "mallory-password-1"}
 
 CASES = [
     # every route once with every variant, prefix and user
@@ -267,6 +285,72 @@ CASES = [
         scope="keys",
         users=UNPRIVILEGED,
     ),
+    # issue 23: the lineage the run keeps, the folders above, the experiment's lifecycle
+    Case("put-run-lineage-file", "PUT", "mlflow-artifacts/artifacts/{lineage}", None),
+    Case("delete-run-lineage-file", "DELETE", "mlflow-artifacts/artifacts/{lineage}", None),
+    Case("delete-holder-folder", "DELETE", "mlflow-artifacts/artifacts/{holder}", None),
+    Case(
+        "delete-experiment",
+        "POST",
+        "mlflow/experiments/delete",
+        lambda t: {"experiment_id": t.experiment_id},
+    ),
+    Case(
+        "rename-experiment",
+        "POST",
+        "mlflow/experiments/update",
+        lambda t: {"experiment_id": t.experiment_id, "new_name": t.name + "-gone"},
+        scope="keys",
+    ),
+    Case("delete-run", "POST", "mlflow/runs/delete", lambda t: {"run_id": t.run_id}, scope="keys"),
+    Case(
+        "experiment-inside-another",
+        "POST",
+        "mlflow/experiments/create",
+        lambda t: {"name": t.name + "-side", "artifact_location": f"mlflow-artifacts:/{t.holder}"},
+        scope="keys",
+        users=UNPRIVILEGED,
+    ),
+    Case(
+        "create-webhook",
+        "POST",
+        "mlflow/webhooks",
+        lambda t: {"name": "h", "url": "http://127.0.0.1:9/x", "events": [VERSION_CREATED]},
+        scope="keys",
+        users=UNPRIVILEGED,
+    ),
+    Case(
+        "create-user",
+        "POST",
+        "mlflow/users/create",
+        lambda t: NEW_USER,
+        scope="keys",
+        users=UNPRIVILEGED,
+        apis=("/api/2.0", "/ajax-api/2.0"),
+    ),
+    # MLflow's features a team server does not serve: 404 for everyone, admins included
+    *(
+        Case(f"off-{label}", method, route, body, scope="keys", expect=(404,), apis=apis)
+        for label, method, route, body, apis in [
+            ("assistant-config", "PUT", "mlflow/assistant/config", lambda t: OLLAMA, AJAX3),
+            ("assistant-message", "POST", "mlflow/assistant/message", lambda t: HI, AJAX3),
+            ("assistant-skill", "POST", "mlflow/assistant/skills/install", lambda t: SKILL, AJAX3),
+            ("assistant-read", "GET", "mlflow/assistant/config", None, AJAX3),
+            ("gateway-secret", "POST", "mlflow/gateway/secrets/create", lambda t: SECRET, None),
+            ("gateway-list", "GET", "mlflow/gateway/secrets/list", None, None),
+            ("gateway-proxy", "POST", "mlflow/gateway-proxy", lambda t: HI, None),
+            ("gateway-invoke", "POST", "gateway/openai/v1/chat/completions", lambda t: HI, ("",)),
+            ("mcp-server", "POST", "mlflow/mcp-servers", lambda t: HI, ("/api/3.0", *AJAX3)),
+            ("skills", "POST", "mlflow/skills", lambda t: HI, ("/api/3.0", *AJAX3)),
+            ("jobs", "POST", "jobs/", lambda t: HI, AJAX3),
+            ("scorer-invoke", "POST", "mlflow/scorer/invoke", lambda t: HI, None),
+            ("evaluate", "POST", "mlflow/genai/evaluate/invoke", lambda t: HI, None),
+            ("optimize", "POST", "mlflow/prompt-optimization/jobs", lambda t: HI, None),
+            ("otel-traces", "POST", "v1/traces", lambda t: HI, ("",)),
+            ("demo", "POST", "mlflow/demo/generate", lambda t: HI, None),
+            ("workspaces", "POST", "mlflow/workspaces", lambda t: {"name": "w"}, None),
+        ]
+    ),
 ]
 
 
@@ -280,6 +364,8 @@ class Attempt:
 
     def __str__(self) -> str:
         route = self.case.route.replace("{file}", "<Production model file>")
+        route = route.replace("{lineage}", "<its run's lineage file>")
+        route = route.replace("{holder}", "<the folder holding its files>")
         return f"{self.case.method} {self.prefix}/{route} [{self.variant}] as {self.user}"
 
 
@@ -313,8 +399,8 @@ def attempts(case: Case) -> list[Attempt]:
     prefixes = [
         statics + api
         for statics in ("", STATIC_PREFIX)
-        for api in API_PREFIXES
-        if served(case.method, f"{api}/{case.route}")
+        for api in case.apis or API_PREFIXES
+        if case.apis or served(case.method, f"{api}/{case.route}")
     ]
     if case.scope == "full" and FULL:
         return [
@@ -349,6 +435,8 @@ def send(deployed: Deployment, attempt: Attempt, target: Target) -> requests.Res
     static = attempt.prefix.startswith(STATIC_PREFIX)
     api = attempt.prefix.removeprefix(STATIC_PREFIX)
     route = case.route.replace("{file}", quote(target.model_file))
+    route = route.replace("{lineage}", quote(target.lineage_file))
+    route = route.replace("{holder}", target.holder)
     url = f"{deployed.base(static)}{api}/{route}"
     headers: dict[str, str] = {}
     params: dict[str, str] = {}
@@ -362,6 +450,9 @@ def send(deployed: Deployment, attempt: Attempt, target: Target) -> requests.Res
         }.get(variant, "")
         if variant == "mismatch":
             params = {"path": "0/decoy/MLmodel", "name": DECOY}
+    elif case.method == "GET":
+        data = b""
+        headers["Content-Type"] = ""
     else:
         body = case.body(target)
         data = json.dumps(body).encode()
@@ -382,14 +473,21 @@ def send(deployed: Deployment, attempt: Attempt, target: Target) -> requests.Res
     )
 
 
-CODES = {400: "INVALID_PARAMETER_VALUE", 401: None, 403: "PERMISSION_DENIED"}
+CODES = {
+    400: "INVALID_PARAMETER_VALUE",
+    401: None,
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+}
 
 
 def judge(attempt: Attempt, response: requests.Response) -> str | None:
     """What is wrong with the answer to an attempt (None: a correct refusal)."""
     status = response.status_code
-    if attempt.user == "anonymous":
-        expected: tuple[int, ...] = (401,)
+    if attempt.case.expect is not None:
+        expected: tuple[int, ...] = attempt.case.expect
+    elif attempt.user == "anonymous":
+        expected = (401,)
     elif attempt.variant == "json":
         expected = (403,)
     else:
@@ -440,14 +538,14 @@ def test_attack_is_refused_and_changes_nothing(deployed: Deployment, case: Case)
     assert not failures, f"{len(failures)} of {len(table)} attempts:\n" + "\n".join(failures)
 
 
-def test_the_table_makes_at_least_300_attempts(deployed: Deployment, capsys) -> None:
+def test_the_table_makes_at_least_500_attempts(deployed: Deployment, capsys) -> None:
     planned = sum(len(attempts(case)) for case in CASES)
     with capsys.disabled():
         print(
             f"\n{deployed.kind}: {planned} attempts planned, {ATTEMPTS.get(deployed.kind, 0)} "
             f"made so far; setup {deployed.setup_seconds:.0f} s"
         )
-    assert planned >= 300
+    assert planned >= 500
 
 
 # -- what each role may still do ---------------------------------------------------------
@@ -874,3 +972,198 @@ def test_9_malformed_fields_get_400_naming_the_field(deployed: Deployment) -> No
             wrong.append(f"POST {route} {body}: changed {describe(target.pristine, after)}")
             break
     assert not wrong, "\n".join(wrong)
+
+
+# -- issue 23: no side door to the host or to an approved version ------------------------
+
+
+def test_23_1_read_user_cannot_reach_the_assistant_or_any_optional_feature(
+    deployed: Deployment,
+) -> None:
+    """The assistant ran eve's provider's tool calls as the server's user: it is not served
+    (404 for everyone, with and without --static-prefix, whatever the forwarding headers
+    say), nor is any other feature that runs code, calls out or keeps secrets."""
+    target = deployed.protected()
+    proxied = ({}, {"X-Real-IP": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"})
+    for static in (False, True):
+        for headers in proxied:
+            for user in ("eve", "admin"):
+                session, base = deployed.sessions[user], deployed.base(static)
+                config = session.put(
+                    f"{base}/ajax-api/3.0/mlflow/assistant/config",
+                    json=OLLAMA,
+                    headers=headers,
+                    timeout=60,
+                )
+                message = session.post(
+                    f"{base}/ajax-api/3.0/mlflow/assistant/message",
+                    json=HI,
+                    headers=headers,
+                    timeout=60,
+                )
+                for response in (config, message):
+                    assert response.status_code == 404, response.text
+                    error = response.json()
+                    assert error["error_code"] == "ENDPOINT_NOT_FOUND"
+                    assert "--enable-mlflow-feature assistant" in error["message"]
+    _unchanged(deployed, target)
+
+
+def test_23_1_an_enabled_feature_serves_admins_only(
+    deployed: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An operator may turn a feature on by name: then admins reach it, no one else."""
+    if deployed.kind != "sqlite":
+        pytest.skip("the feature switch is the same on every backend")
+    from tests.attacks_support import Server
+
+    root = tmp_path_factory.mktemp("enabled")
+    server = Server(root, deployed.plain.backend, deployed.plain.auth_db)
+    server.extra = ["--enable-mlflow-feature", "assistant"]
+    server.start(deployed.env)
+    try:
+        url = f"{server.url}/ajax-api/3.0/mlflow/assistant/config"
+        eve = deployed.sessions["eve"].get(url, timeout=60)
+        assert eve.status_code == 403, eve.text
+        assert "admins only" in eve.json()["message"]
+        admin = deployed.sessions["admin"].get(url, timeout=60)
+        assert admin.status_code == 200, admin.text
+        gateway = deployed.sessions["admin"].get(
+            f"{server.url}/ajax-api/2.0/mlflow/gateway/secrets/list", timeout=60
+        )
+        assert gateway.status_code == 404, gateway.text  # only what was named
+    finally:
+        server.stop()
+
+
+def test_23_2_files_of_a_production_version_kept_under_another_experiment_stay(
+    deployed: Deployment,
+) -> None:
+    """alice made experiment M keep its files under her experiment M-holder's folder: the
+    paths no longer say whose files they are. Who owns a path is read from the stores."""
+    holder = deployed.call(
+        "alice", "POST", "/api/2.0/mlflow/experiments/create", {"name": "repro-23-2-holder"}
+    )
+    assert holder.status_code == 200, holder.text
+    side = deployed.call(
+        "alice",
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        {
+            "name": "repro-23-2",
+            "artifact_location": f"mlflow-artifacts:/{holder.json()['experiment_id']}/x",
+        },
+    )
+    assert side.status_code == 403, side.text
+    assert "artifact_location" in side.json()["message"]
+    target = deployed.seed("repro-23-2-nested", nested=True)  # an admin may place files
+    assert "/x/" in target.model_file
+    files = [*target.model_files, target.lineage_file]
+    transcript = target.lineage_file.rsplit("/", 1)[0] + "/transcript.json"
+    for user in ("alice", "bob", "admin"):
+        for path in [*files, transcript]:
+            for method in ("PUT", "DELETE"):
+                url = f"{deployed.url}/api/2.0/mlflow-artifacts/artifacts/{quote(path)}"
+                response = deployed.sessions[user].request(
+                    method, url, data=FORGED.encode(), timeout=60
+                )
+                assert response.status_code == 403, f"{method} {path} as {user}: {response.text}"
+        for folder in (target.holder, f"{target.holder}/x"):
+            url = f"{deployed.url}/api/2.0/mlflow-artifacts/artifacts/{folder}"
+            response = deployed.sessions[user].delete(url, timeout=60)
+            assert response.status_code == 403, f"DELETE {folder} as {user}: {response.text}"
+    _unchanged(deployed, target)
+    for path in files:
+        response = deployed.admin_get(f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}")
+        assert response.status_code == 200 and response.content != FORGED.encode()
+
+
+def test_23_3_a_creator_never_gets_manage_from_her_request(deployed: Deployment, model) -> None:
+    """The prompt tag named twice (true, then false) made MLflow keep a model and jupyreg
+    leave MLflow's MANAGE grant: eve could then set approvals {} and ship alone."""
+    twice = [
+        {"key": "mlflow.prompt.is_prompt", "value": "true"},
+        {"key": "mlflow.prompt.is_prompt", "value": "false"},
+    ]
+    create = f"/api/2.0/{RM}/create"
+    refused = deployed.call("eve", "POST", create, {"name": "repro-23-3", "tags": twice})
+    assert refused.status_code == 400, refused.text
+    assert "more than once" in refused.json()["message"]
+    assert deployed.admin_get(f"/api/2.0/{RM}/get", name="repro-23-3").status_code == 404
+    prompt = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+    created = deployed.call("eve", "POST", create, {"name": "repro-23-3b", "tags": prompt})
+    assert created.status_code == 200, created.text
+    assert deployed.permission("eve", "repro-23-3b") == "EDIT"
+    untag = deployed.call(
+        "eve",
+        "DELETE",
+        f"/api/2.0/{RM}/delete-tag",
+        {"name": "repro-23-3b", "key": "mlflow.prompt.is_prompt"},
+    )
+    assert untag.status_code == 200, untag.text
+    policy = deployed.call(
+        "eve",
+        "POST",
+        "/api/2.0/jupyreg/policy",
+        {"name": "repro-23-3b", "policy": {"approvals": {}}, "reason": "mine"},
+    )
+    assert policy.status_code == 403, policy.text
+
+
+def test_23_4_the_experiment_of_a_production_version_cannot_be_deleted(
+    deployed: Deployment, model
+) -> None:
+    """alice's first registration made her MANAGE of the experiment; deleting it marked the
+    Production run deleted (a gc would purge it). Renaming it is refused too."""
+    name = "repro-23-4"
+    deployed.grant(name, {"alice": "EDIT", "bob": "MANAGE"})
+    with credentials("alice"):
+        alice = deployed.registry("alice")
+        version = alice.register(model, name).version
+        alice.transition(name, version, "Staging", reason="candidate")
+        request = alice.request(name, version, "Production", reason="ship")
+    with credentials("bob"):
+        deployed.registry("bob").approve(request.id, comment="ok")
+    run_id = deployed.admin_get(f"/api/2.0/{MV}/get", name=name, version=version).json()[
+        "model_version"
+    ]["run_id"]
+    experiment = deployed.admin_get("/api/2.0/mlflow/runs/get", run_id=run_id).json()["run"][
+        "info"
+    ]["experiment_id"]
+    for user in ("alice", "admin"):
+        for route, body in (
+            ("experiments/delete", {"experiment_id": experiment}),
+            ("experiments/update", {"experiment_id": experiment, "new_name": "elsewhere"}),
+            ("runs/delete", {"run_id": run_id}),
+        ):
+            response = deployed.call(user, "POST", f"/api/2.0/mlflow/{route}", body)
+            assert response.status_code == 403, f"{route} as {user}: {response.text}"
+    run = deployed.admin_get("/api/2.0/mlflow/runs/get", run_id=run_id).json()["run"]["info"]
+    assert run["lifecycle_stage"] == "active"
+    got = deployed.admin_get("/api/2.0/mlflow/experiments/get", experiment_id=experiment)
+    assert got.json()["experiment"]["name"] == name
+    assert got.json()["experiment"]["lifecycle_stage"] == "active"
+
+
+def test_23_6_malformed_admin_and_search_requests_get_400_not_500(
+    deployed: Deployment,
+) -> None:
+    """A webhook with an event MLflow does not know crashed its handler (500); a search
+    with ``name IS NULL`` answers 400."""
+    target = deployed.protected()
+    for events in (
+        [{"entity": "bogus", "action": "created"}],
+        [{"entity": "MODEL_VERSION", "action": "DELETED_FOREVER"}],
+        ["model_version.created"],
+        "model_version.created",
+    ):
+        body = {"name": "h", "url": "http://127.0.0.1:9/x", "events": events}
+        response = deployed.call("admin", "POST", "/api/2.0/mlflow/webhooks", body)
+        assert response.status_code == 400, f"{events}: {response.status_code} {response.text}"
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    for route in (f"{RM}/search", f"{MV}/search"):
+        response = deployed.call(
+            "eve", "GET", f"/api/2.0/{route}", params={"filter": "name IS NULL"}
+        )
+        assert 400 <= response.status_code < 500, response.text
+    _unchanged(deployed, target)

@@ -265,6 +265,8 @@ def test_transition_stage_is_the_lifecycles_and_an_unknown_write_is_refused() ->
     assert "does not know" in refused(attempt("POST", "mlflow/model-versions/promote-now", body))
     assert "does not know" in refused(attempt("GET", "mlflow/model-versions/leak", body))
     assert attempt("GET", "mlflow/model-versions/get", body) == {}  # reads pass
+    assert attempt("HEAD", "mlflow/model-versions/get", body) == {}
+    assert attempt("OPTIONS", "mlflow/model-versions/create", body) == {}
     assert isinstance(attempt("POST", "mlflow/runs/log-metric", {"key": "test.auc"}), dict)
 
 

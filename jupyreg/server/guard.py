@@ -272,7 +272,7 @@ def _tag(managed: str) -> Check:
 
 def _alias(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
     alias = _text(params, "alias")
-    if alias.strip().lower() in lifecycle.STAGE_ALIASES.values():
+    if tags.is_reserved_alias(alias):  # any case, spacing or look-alike letters
         return Refusal(
             403,
             f"the alias '{alias}' is reserved: 'staging' and 'production' "
@@ -431,6 +431,27 @@ def _experiment_lifecycle(
     )
 
 
+def _webhook(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
+    """A webhook's events are ones MLflow knows (an unknown one crashes its handler)."""
+    from jupyreg.compat import webhook_event_problem
+
+    events = params.get("events")
+    if events is None:
+        return None
+    if not isinstance(events, list) or not all(
+        isinstance(e, dict)
+        and isinstance(e.get("entity"), str)
+        and isinstance(e.get("action"), str)
+        for e in events
+    ):
+        raise ValueError('\'events\' must be a list of {"entity": string, "action": string}')
+    for event in events:
+        problem = webhook_event_problem(event["entity"], event["action"])
+        if problem is not None:
+            return Refusal(400, problem)
+    return None
+
+
 _CHECKS: dict[str, Check] = {
     "model_tag": _tag(
         "its policy and lifecycle steps): use reg.set_policy (POST /api/2.0/jupyreg/policy) "
@@ -453,4 +474,5 @@ _CHECKS: dict[str, Check] = {
     "run_delete": _run_delete,
     "new_experiment": _new_experiment,
     "experiment_lifecycle": _experiment_lifecycle,
+    "webhook": _webhook,
 }

@@ -6,7 +6,8 @@ trace ingestion, server jobs, the AI gateway, the assistant, MCP servers, skills
 
 - the gate, outermost: a native route is served only when its feature is
   (``routes.NATIVE``); an optional feature an operator enabled serves admins only; a
-  native route no entry names is refused;
+  native route no entry names is refused. It judges Flask's routes by their feature too,
+  before MLflow's own middleware answers for some of them;
 - the write guard, innermost (after basic-auth has authenticated the caller): a write
   with a Flask twin (an artifact upload is the same route under both) gets the verdict
   the Flask guard gives its twin.
@@ -18,7 +19,7 @@ import base64
 from typing import Any
 
 from jupyreg.server import routes
-from jupyreg.server.guard import Refusal, Request, admins_only, check, not_served
+from jupyreg.server.guard import Refusal, Request, admins_only, check, gate, not_served
 
 
 def guard_native_routes(fastapi_app: Any, flask_app: Any, enabled: frozenset[str]) -> None:
@@ -42,6 +43,10 @@ def guard_native_routes(fastapi_app: Any, flask_app: Any, enabled: frozenset[str
 
                 if not await anyio.to_thread.run_sync(native_caller_is_admin, request):
                     refusal = admins_only(feature)
+            if refusal is not None:
+                return _response(refusal)
+        else:
+            refusal = _flask_gate(flask_app, request.method, request.scope["path"], enabled)
             if refusal is not None:
                 return _response(refusal)
         return await call_next(request)
@@ -78,19 +83,37 @@ def _gate(method: str, path: str, enabled: frozenset[str]) -> tuple[str, Refusal
     return feature, None if routes.serves(feature, enabled) else not_served(feature)
 
 
-def _verdict(flask_app: Any, request: Any) -> Refusal | dict | None:
+def _flask_gate(flask_app: Any, method: str, path: str, enabled: frozenset[str]) -> Refusal | None:
+    """The gate of a Flask route (None for a path no rule matches: Flask answers 404)."""
+    from jupyreg.compat import static_prefix
+
+    matched = _flask_rule(flask_app, method, path)
+    if matched is None:
+        return None
+    rule, prefix = matched[0].rule, static_prefix()
+    return gate(
+        routes.route(method, rule, prefix), routes.route_name(method, rule, prefix), enabled
+    )
+
+
+def _flask_rule(flask_app: Any, method: str, path: str) -> tuple[Any, dict] | None:
     from werkzeug.exceptions import HTTPException
 
+    try:
+        return flask_app.url_map.bind("localhost").match(path, method=method, return_rule=True)
+    except HTTPException:
+        return None
+
+
+def _verdict(flask_app: Any, request: Any) -> Refusal | dict | None:
     from jupyreg.compat import static_prefix
     from jupyreg.server.state import ServerState
 
     path, method = request.scope["path"], request.method
-    try:
-        rule, view_args = flask_app.url_map.bind("localhost").match(
-            path, method=method, return_rule=True
-        )
-    except HTTPException:  # no Flask twin: the gate has judged its feature
+    matched = _flask_rule(flask_app, method, path)
+    if matched is None:  # no Flask twin: the gate has judged its feature
         return None
+    rule, view_args = matched
     seen = Request(
         method=method,
         rule=rule.rule,

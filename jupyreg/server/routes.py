@@ -246,14 +246,16 @@ _AUTH = _group(
 # webhooks call out to any URL and keep their signing secrets
 _WEBHOOKS = _group(
     "webhooks",
-    _all(
-        "GET mlflow/webhooks",
-        "GET mlflow/webhooks/<webhook_id>",
-        "POST mlflow/webhooks",
-        "POST mlflow/webhooks/<webhook_id>/test",
-        "PATCH mlflow/webhooks/<webhook_id>",
-        "DELETE mlflow/webhooks/<webhook_id>",
-    ),
+    {
+        "POST mlflow/webhooks": "webhook",
+        "PATCH mlflow/webhooks/<webhook_id>": "webhook",
+        **_all(
+            "GET mlflow/webhooks",
+            "GET mlflow/webhooks/<webhook_id>",
+            "POST mlflow/webhooks/<webhook_id>/test",
+            "DELETE mlflow/webhooks/<webhook_id>",
+        ),
+    },
     admin=True,
 )
 
@@ -453,9 +455,16 @@ def route_name(method: str, rule: str, static_prefix: str = "") -> str:
     return f"{method} {_API_PREFIX.sub('', rule, count=1).lstrip('/')}"
 
 
+_PREFLIGHT = Route("ui")
+"""OPTIONS: Flask answers it itself (the methods a route allows), no handler runs."""
+
+
 def route(method: str, rule: str, static_prefix: str = "") -> Route | None:
-    """The classification of a Flask route (None: not classified, refuse it)."""
-    return ROUTES.get(route_name(method, rule, static_prefix))
+    """The classification of a Flask route (None: not classified, refuse it); HEAD is
+    classified as the GET it answers."""
+    if method == "OPTIONS":
+        return _PREFLIGHT
+    return ROUTES.get(route_name("GET" if method == "HEAD" else method, rule, static_prefix))
 
 
 def native_feature(path: str, static_prefix: str = "") -> str | None:
