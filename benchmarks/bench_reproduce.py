@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
         anchor_env = {**os.environ, "JUPYREG_REPRODUCE": str(records)}
 
         def ours() -> None:
-            result = reg.reproduce(NAME, 1, progress=lambda done, total: None)
+            result = reg.reproduce(NAME, 1, progress=lambda done, total: None, confirm=False)
             assert result.ok, result.text()
 
         def anchor() -> None:

@@ -90,8 +90,9 @@ and ``XDG_*`` (credential files), nor anything else: pass what a reproduction ne
 ``JUPYREG_REPRODUCE*`` (where ``register`` records)."""
 _ALLOWED_NAMES = frozenset(n for names in ALLOWED for n in names.split() if n != "LC_*")
 SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASS|KEY|CREDENTIAL|AUTH(?!OR)|COOKIE|SESSION|PRIVATE|CLIENT_CERT|DSN|NETRC"
-    r"|KRB5|^(AWS|AZURE|DATABRICKS)_|^MLFLOW_TRACKING_(USERNAME|AWS_SIGV4)$",
+    r"TOKEN|SECRET|PASSW|PASS(PHRASE|FILE)|ASKPASS|KEY|CREDENTIAL|AUTH(?!OR)|COOKIE|SESSION"
+    r"|PRIVATE|CLIENT_CERT|DSN|NETRC|KRB5|^(AWS|AZURE|DATABRICKS)_"
+    r"|^MLFLOW_TRACKING_(USERNAME|AWS_SIGV4)$",
     re.IGNORECASE,
 )
 """Names a reproducing kernel never gets, inherited or passed: registry credentials
@@ -429,7 +430,9 @@ def _plan(
         f"registered{when}, as you:",
         f"  commit   {commit[:12]}"
         + (" with its recorded uncommitted diff" if git.get("dirty") else ""),
-        f"  entry    {notebook}: {source}, {len(cells)} cell(s), run in {where} of a worktree",
+        f"  entry    {notebook}: {source}, {len(cells)} cell(s), run in "
+        + ("the root" if where == "." else where)
+        + " of a worktree at that commit",
         f"  sandbox  {sandbox}",
     ]
     for number, cell in enumerate(cells[:_SHOWN_CELLS], 1):

@@ -55,6 +55,7 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_notebooks.py": ("e2e",),  # notebooks/ run in kernels, some start servers
     "test_notebook_polish.py": ("e2e",),  # %%register cells in one kernel (nbclient)
     "test_reproduce.py": ("e2e",),  # kernels register versions, then re-run them
+    "test_reproduce_sandbox.py": ("e2e",),  # the same, with the re-run's environment probed
     "test_serve.py": ("e2e",),  # a `jupyreg serve` process under load, uvicorn, alerts
     "test_server.py": ("server", "e2e"),
     "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
@@ -78,6 +79,7 @@ LONGEST_FIRST: dict[str, int] = {
     "test_github_actions.py::test_promote_then_deploy_workflows_run_against_a_registry": 70,
     "test_fuzz.py": 60,
     "test_reproduce.py": 50,
+    "test_reproduce_sandbox.py": 40,
     "test_notebooks.py::test_team_server": 50,
     "test_notebooks.py::test_cicd_and_alerts": 40,
     "test_serve.py": 20,

@@ -204,6 +204,7 @@ CASES = [
             ("shadow-title", lambda t: _prod(t, key="Jupyreg.Stage", value="Production")),
             ("shadow-space", lambda t: _prod(t, key=" jupyreg.stage", value="Production")),
             ("shadow-event", lambda t: _prod(t, key="JUPYREG.EVENT.x", value=EVENT)),
+            ("look-alike", lambda t: _prod(t, key="ｊupyreg.stage", value="Archived")),
             (
                 "staging-to-production",
                 lambda t: _staging(t, key="jupyreg.stage", value="Production"),
@@ -244,6 +245,9 @@ CASES = [
             ("PRODUCTION", lambda t: _model(t, alias="PRODUCTION", version=str(t.staging))),
             ("staging", lambda t: _model(t, alias="staging", version=str(t.production))),
             ("Staging", lambda t: _model(t, alias="Staging", version=str(t.production))),
+            ("fullwidth", lambda t: _model(t, alias="ｐroduction", version=str(t.staging))),
+            ("dotless-i", lambda t: _model(t, alias="Stagıng", version=str(t.production))),
+            ("cyrillic", lambda t: _model(t, alias="prоduction", version=str(t.staging))),
         ]
     ),
     *(
@@ -1094,13 +1098,6 @@ def test_23_3_a_creator_never_gets_manage_from_her_request(deployed: Deployment,
     created = deployed.call("eve", "POST", create, {"name": "repro-23-3b", "tags": prompt})
     assert created.status_code == 200, created.text
     assert deployed.permission("eve", "repro-23-3b") == "EDIT"
-    untag = deployed.call(
-        "eve",
-        "DELETE",
-        f"/api/2.0/{RM}/delete-tag",
-        {"name": "repro-23-3b", "key": "mlflow.prompt.is_prompt"},
-    )
-    assert untag.status_code == 200, untag.text
     policy = deployed.call(
         "eve",
         "POST",

@@ -105,7 +105,9 @@ def test_an_old_version_reproduces_from_its_transcript_with_its_old_data(
     old = reg.get(NAME, 1)
     assert old.metrics["val.rows"] == 120 and old.lineage["git"]["dirty"] is False
     progress: list[tuple[int, int]] = []
-    result = reg.reproduce(NAME, 1, progress=lambda done, total: progress.append((done, total)))
+    result = reg.reproduce(
+        NAME, 1, confirm=False, progress=lambda done, total: progress.append((done, total))
+    )
 
     assert result.ok, result.text()
     assert result.reproduced == result.recorded == old.metrics  # 120 rows, not the 300 now
@@ -130,7 +132,7 @@ def test_a_version_from_a_dirty_tree_reproduces_with_its_diff(reg: Registry, cap
     dirty = reg.get(NAME, 2)
     assert dirty.lineage["git"]["dirty"] is True and dirty.metrics["val.scale"] == 2
     assert dirty.lineage["git"]["commit"] == reg.get(NAME, 1).lineage["git"]["commit"]
-    code = main(["--tracking-uri", reg.tracking_uri, "reproduce", NAME, "2"])
+    code = main(["--tracking-uri", reg.tracking_uri, "reproduce", NAME, "2", "--yes"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert out.startswith(f"{NAME} v2 reproduced (tolerance 1e-06)")
@@ -141,7 +143,8 @@ def test_a_version_from_a_dirty_tree_reproduces_with_its_diff(reg: Registry, cap
 def test_a_non_deterministic_notebook_fails_with_its_deltas_and_the_gate_refuses(
     reg: Registry, capsys
 ) -> None:
-    code = main(["--tracking-uri", reg.tracking_uri, "reproduce", NOISY, "1", "--format", "json"])
+    argv = ["reproduce", NOISY, "1", "--format", "json", "--yes"]
+    code = main(["--tracking-uri", reg.tracking_uri, *argv])
     out, _ = capsys.readouterr()
     assert code == 1
     shown = json.loads(out)
@@ -169,7 +172,7 @@ def test_a_version_whose_data_is_gone_names_the_dataset_and_hash(
     shutil.move(cache, project.parent / "cache-away")
     try:
         with pytest.raises(NotReproducible, match=rf"data/train\.csv \(md5 {wanted}\)"):
-            reg.reproduce(NAME, 1)
+            reg.reproduce(NAME, 1, confirm=False)
     finally:
         shutil.move(project.parent / "cache-away", cache)
     assert reg.get(NAME, 1).tags == before  # nothing kept for a run that could not start
