@@ -393,6 +393,23 @@ def webhook_event_problem(entity: str, action: str) -> str | None:
     return None
 
 
+def search_filter_problem(kind: str, text: str) -> str | None:
+    """Why MLflow's registry search cannot take ``text`` as a filter of registered models
+    (``kind`` "models") or model versions; None when it can. Some filters MLflow's parser
+    does not refuse but crashes on (3.17: ``name IS NULL``, a ValueError)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils
+
+    utils = SearchModelUtils if kind == "models" else SearchModelVersionUtils
+    try:
+        utils.parse_search_filter(text)
+    except MlflowException as exc:
+        return exc.message
+    except Exception:  # noqa: BLE001 - whatever the parser trips on, the handler would too
+        return f"the filter {text[:200]!r} cannot be parsed"
+    return None
+
+
 def native_caller_is_admin(request: Any) -> bool:
     """Whether the basic-auth credentials of a request to one of MLflow's FastAPI routes
     name an admin (False: none, wrong, or not an admin)."""

@@ -245,6 +245,14 @@ def test_features_the_server_does_not_serve_are_not_there(method, route_, featur
     assert not isinstance(attempt(method, route_, {}, enabled=enabled, admin=True), Refusal)
 
 
+def test_a_search_filter_mlflow_cannot_parse_is_a_400() -> None:
+    for route_ in ("mlflow/registered-models/search", "mlflow/model-versions/search"):
+        bad = attempt("GET", route_, query={"filter": ["name IS NULL"]})
+        assert "NULL" in refused(bad, 400)
+        assert attempt("GET", route_, query={"filter": ["name = 'm'"]}) == {"filter": "name = 'm'"}
+        assert attempt("GET", route_) == {}
+
+
 def test_webhooks_and_the_servers_users_are_for_admins_only() -> None:
     for method, route_ in (
         ("GET", "mlflow/webhooks"),

@@ -141,7 +141,8 @@ def read(
     if kind is None:
         return Write(READ, {}, route.admin)
     strict = kind != routes.OPEN or name in routes.REGISTRY or name == routes.JUPYREG
-    params = _params(request, body=kind not in _BINARY_BODY, strict=strict)
+    body = kind not in _BINARY_BODY and request.method in routes.WRITE_METHODS
+    params = _params(request, body=body, strict=strict)
     if isinstance(params, Refusal):
         return params
     if name in routes.REGISTRY:
@@ -452,6 +453,19 @@ def _webhook(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal
     return None
 
 
+def _search(kind: str) -> Check:
+    """A search's filter is one MLflow can parse (some it cannot crash its handler)."""
+
+    def check_search(params: Mapping[str, Any], caller: Caller, state: State) -> Refusal | None:
+        from jupyreg.compat import search_filter_problem
+
+        text = params.get("filter")
+        problem = search_filter_problem(kind, str(text)) if text else None
+        return Refusal(400, problem) if problem else None
+
+    return check_search
+
+
 _CHECKS: dict[str, Check] = {
     "model_tag": _tag(
         "its policy and lifecycle steps): use reg.set_policy (POST /api/2.0/jupyreg/policy) "
@@ -475,4 +489,6 @@ _CHECKS: dict[str, Check] = {
     "new_experiment": _new_experiment,
     "experiment_lifecycle": _experiment_lifecycle,
     "webhook": _webhook,
+    "search_models": _search("models"),
+    "search_versions": _search("versions"),
 }

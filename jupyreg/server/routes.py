@@ -62,15 +62,20 @@ ENABLED_ENV = "JUPYREG_MLFLOW_FEATURES"
 @dataclass(frozen=True)
 class Route:
     feature: str
-    write: str | None = None  # a write's class (OPEN, LIFECYCLE, a check); None: a read
+    write: str | None = None  # a write's class (OPEN, LIFECYCLE, a check), a read's check
     admin: bool = False  # admins only, even in a served feature
 
 
 def _group(feature: str, routes: dict[str, str | None], admin: bool = False) -> dict[str, Route]:
+    """A feature's routes; a read keeps only a check of its own (``OPEN`` means none)."""
     return {
-        key: Route(feature, write if key.split(" ", 1)[0] in WRITE_METHODS else None, admin)
+        key: Route(feature, None if _read(key) and write == OPEN else write, admin)
         for key, write in routes.items()
     }
+
+
+def _read(key: str) -> bool:
+    return key.split(" ", 1)[0] not in WRITE_METHODS
 
 
 def _all(*keys: str) -> dict[str, str | None]:
@@ -97,13 +102,13 @@ _REGISTRY = _group(
         "POST mlflow/model-versions/set-tag": "version_tag",
         "DELETE mlflow/model-versions/delete-tag": "version_tag",
         "POST mlflow/model-versions/transition-stage": LIFECYCLE,
+        "GET mlflow/registered-models/search": "search_models",  # a filter MLflow can parse
+        "GET mlflow/model-versions/search": "search_versions",
         **_all(
             "GET mlflow/registered-models/get",
-            "GET mlflow/registered-models/search",
             "GET mlflow/registered-models/alias",
             "GET mlflow/registered-models/get-latest-versions",
             "GET mlflow/model-versions/get",
-            "GET mlflow/model-versions/search",
             "GET mlflow/model-versions/get-download-uri",
         ),
     },
@@ -428,7 +433,7 @@ ROUTES: dict[str, Route] = {
     **_WEBHOOKS,
     **_OFF,
 }
-REGISTRY = frozenset(k for k, r in _REGISTRY.items() if r.write is not None)
+REGISTRY = frozenset(k for k, r in _REGISTRY.items() if not _read(k))
 """MLflow's registry writes: their body must be exactly what MLflow's handler expects (a
 JSON object with fields of the right types), whichever check follows."""
 JUPYREG = "POST jupyreg/<action>"

@@ -206,3 +206,57 @@ def test_sql_write_writes_what_mlflows_calls_write(tmp_path: Path) -> None:
             compat.sql_write(ours, [compat.Write("version_tag", "m", 1, "fresh", "x"), bad])
     assert _as_api_reads(ours, "m") == state
     assert compat.sql_write(REMOTE, writes) is None
+
+
+def test_sql_registered_files_name_every_root_mlflows_api_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's guard reads who owns a file from here: a version's own location, its
+    logged model's, and the run's (its own run_id, else the logged model's source run, as
+    ``log_model(registered_model_name=)`` leaves it)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where a models:/ source is looked up
+    client = MlflowClient(uri, uri)
+    experiment = client.create_experiment("e", artifact_location="mlflow-artifacts:/7/x")
+    run = client.create_run(experiment)
+    logged = client.create_logged_model(experiment, source_run_id=run.info.run_id)
+    client.create_registered_model("m")
+    with_run = client.create_model_version("m", logged.model_uri, run_id=run.info.run_id)
+    without = client.create_model_version("m", logged.model_uri, run_id=None)
+    client.create_model_version("m", "file:///elsewhere", run_id=None)
+    client.delete_model_version("m", "3")
+    found = {f.version: f for f in compat.sql_registered_files(client)}
+    assert sorted(found) == [1, 2]
+    for version in (with_run, without):
+        files = found[int(version.version)]
+        their = client.get_model_version("m", version.version)
+        assert files.name == "m"
+        assert files.run_ids == (run.info.run_id,)
+        assert files.model_ids == (logged.model_id,)
+        assert set(files.experiment_ids) == {experiment}
+        roots = {client.get_run(run.info.run_id).info.artifact_uri, logged.artifact_location}
+        assert roots <= set(files.roots)
+        if getattr(their, "storage_location", None):
+            assert their.storage_location in files.roots
+    assert compat.sql_registered_files(REMOTE) is None
+
+
+def test_what_the_guard_asks_mlflow_about_filters_and_webhook_events() -> None:
+    assert compat.search_filter_problem("models", "name = 'a'") is None
+    assert compat.search_filter_problem("versions", "tags.`k` = 'v' AND name LIKE 'a%'") is None
+    for kind in ("models", "versions"):
+        for text in ("name IS NULL", "tags.x IS NOT NULL", "name LIKE", "run_id = "):
+            assert compat.search_filter_problem(kind, text), text
+    assert compat.webhook_event_problem("MODEL_VERSION", "CREATED") is None
+    assert compat.webhook_event_problem("model_version_alias", "deleted") is None
+    assert compat.webhook_event_problem("bogus", "CREATED")
+    assert compat.webhook_event_problem("MODEL_VERSION", "DELETED_FOREVER")
+
+
+def test_the_fastapi_authentication_jupyreg_calls_takes_a_request() -> None:
+    import inspect
+
+    from mlflow.server import auth
+
+    parameters = inspect.signature(auth._authenticate_fastapi_request).parameters
+    assert list(parameters) == ["request"]
