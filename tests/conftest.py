@@ -56,9 +56,11 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_notebook_polish.py": ("e2e",),  # %%register cells in one kernel (nbclient)
     "test_reproduce.py": ("e2e",),  # kernels register versions, then re-run them
     "test_reproduce_sandbox.py": ("e2e",),  # the same, with the re-run's environment probed
-    "test_serve.py": ("e2e",),  # a `jupyreg serve` process under load, uvicorn, alerts
+    "test_serve.py": ("e2e",),
+    "test_serve_hardening.py": ("e2e",),  # a `jupyreg serve` with two workers, replays  # a `jupyreg serve` process under load, uvicorn, alerts
     "test_server.py": ("server", "e2e"),
     "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
+    "test_team_everyday.py": ("server", "e2e"),  # jupyreg servers, Chromium on MLflow's UI
 }
 
 
@@ -75,14 +77,16 @@ LONGEST_FIRST: dict[str, int] = {
     "test_attacks.py": 140,  # each backend's unit
     "test_faults.py::test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step": 135,
     "test_team_server.py": 130,
+    "test_team_everyday.py": 80,
     "test_benchmarks_smoke.py::test_benchmark_scripts_run_and_print_their_ratios": 90,
     "test_github_actions.py::test_promote_then_deploy_workflows_run_against_a_registry": 70,
-    "test_fuzz.py": 60,
+    "test_fuzz.py": 100,
     "test_reproduce.py": 50,
     "test_reproduce_sandbox.py": 40,
     "test_notebooks.py::test_team_server": 50,
     "test_notebooks.py::test_cicd_and_alerts": 40,
     "test_serve.py": 20,
+    "test_serve_hardening.py": 45,
     "test_concurrency.py": 20,
 }
 

@@ -1,10 +1,14 @@
-"""Fuzz: a real `jupyreg server` answers any body on its write routes with a 4xx, never a 5xx.
+"""Fuzz: jupyreg's servers answer any body with a 4xx, never a 5xx.
 
 Thousands of bodies (any JSON, objects with the routes' real field names holding wrong-typed
-values, raw bytes and non-JSON text under assorted content types, query strings) go to every
-jupyreg endpoint and to MLflow's registry write routes that the guard inspects, as the admin
-and as an EDIT user. Every answer of 500 or more is collected and reported at once, with
-the route and the body.
+values, raw bytes and non-JSON text under assorted content types, query strings) go to
+- a real `jupyreg server`: every jupyreg endpoint and MLflow's registry write routes that
+  the guard inspects, as the admin and as an EDIT user;
+- a real `jupyreg serve`: ``/invocations`` and ``/webhook`` (unsigned, and signed with its
+  secret so that bodies get past the signature);
+- a real Jupyter server with the lab extension: every ``/jupyreg/api`` route, with query
+  strings and ``X-JupyReg-Registry-URI`` headers.
+Every answer of 500 or more is collected and reported at once, with the route and the body.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import string
 import subprocess
 import threading
 import time
@@ -24,7 +29,7 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 from unittest import mock
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -32,14 +37,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jupyreg.server.actions import ACTIONS
-from tests.conftest import BIN, SERVER_ENV, free_port, schema_template
+from tests.conftest import BIN, SERVER_ENV, free_port, schema_template, stop_group
 from tests.team import ADMIN_PASSWORD, wait_until_up
+from tests.test_serve_hardening import DEEP, serving, signed
+from tests.test_serve_hardening import NAME as SERVED
 
 pytestmark = pytest.mark.server
 
 MODEL = "fuzzed"
 PASSWORDS = {"admin": ADMIN_PASSWORD, "alice": "alice-password-1"}
+LAB_TOKEN = "fuzz-token"
 EXAMPLES_PER_ROUTE = 70  # x 22 routes: 1,540 bodies, after about 560 explicit ones
+SERVE_EXAMPLES = 150  # x 3 (invocations; webhook unsigned, signed), after 30 explicit
+LAB_EXAMPLES = 40  # x 9 routes, after 36 explicit
 MINIMUM_BODIES = 2_000
 
 JUPYREG_FIELDS = ("name", "version", "stage", "reason", "comment", "request_id", "policy")
@@ -164,24 +174,33 @@ RAW = st.binary(max_size=48) | st.sampled_from(
 class Case:
     method: str
     path: str
-    user: str
+    user: str  # team: admin or alice; serve: anyone; lab: the token's user
     query: dict[str, str] | None
     data: bytes
     content_type: str | None
+    target: str = "team"  # or "serve" or "lab"
+    headers: dict[str, str] | None = None
+    group: str | None = None
+    """The route, as answers are counted by (serve and lab: with placeholders)."""
+
+    @property
+    def route(self) -> str:
+        return self.group or f"{self.method} {self.path.split('2.0/', 1)[-1]}"
 
     def __str__(self) -> str:
         shown = self.data[:300].decode(errors="backslashreplace")
         more = f"... ({len(self.data):,} bytes)" if len(self.data) > 300 else ""
         return (
-            f"{self.method} {self.path} as {self.user}, query {self.query}, "
-            f"Content-Type {self.content_type}: {shown}{more}"
+            f"{self.target}: {self.method} {self.path} as {self.user}, query {self.query}, "
+            f"headers {self.headers}, Content-Type {self.content_type}: {shown}{more}"
         )
 
 
-def _fields(fields: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries(
-        {}, optional={f: WELL_FORMED[f] | WELL_FORMED[f] | JSON for f in fields}
-    )
+def _fields(
+    fields: tuple[str, ...], formed: dict[str, st.SearchStrategy[Any]] | None = None
+) -> st.SearchStrategy[dict[str, Any]]:
+    formed = formed or WELL_FORMED
+    return st.fixed_dictionaries({}, optional={f: formed[f] | formed[f] | JSON for f in fields})
 
 
 def _dumps(value: Any) -> bytes:
@@ -212,6 +231,148 @@ def cases(draw: st.DrawFn, method: str, route: str, fields: tuple[str, ...]) -> 
         data = urlencode(form).encode()
         content_type = draw(st.sampled_from(CONTENT_TYPES[1:4]))
     return Case(method, prefix + route, user, query, data, content_type)
+
+
+SERVE_CONTENT_TYPES = [
+    "application/json",
+    "application/json",
+    "text/csv",
+    "application/vnd.apache.parquet",
+    "application/json; charset=utf-8",
+    "application/json; format=pandas-split",
+    "text/plain",
+    None,
+]
+ROW = st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3) | st.lists(
+    st.floats() | st.integers() | st.none() | st.text(max_size=3), max_size=4
+)  # the model's 3 features, or anything
+SCORING: dict[str, st.SearchStrategy[Any]] = {
+    "inputs": st.lists(ROW, max_size=3) | st.sampled_from([[[0.1, 0.2, 0.3]], {"a": [1]}]),
+    "instances": st.lists(ROW, max_size=3) | st.just([{"a": 1}]),
+    "dataframe_split": st.fixed_dictionaries(
+        {}, optional={"columns": st.lists(st.integers(0, 3), max_size=4), "data": st.lists(ROW)}
+    ),
+    "dataframe_records": st.lists(st.dictionaries(st.sampled_from("0123"), JSON), max_size=3),
+    "params": st.dictionaries(st.text(max_size=4), JSON, max_size=2),
+}
+EVENT: dict[str, st.SearchStrategy[Any]] = {
+    "entity": st.sampled_from(["model_version_alias", "model_version_tag", "registered_model"]),
+    "action": st.sampled_from(["created", "set", "deleted"]),
+    "data": st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from([SERVED, "other"]) | JSON,
+            "alias": st.sampled_from(["production", "staging", "champion"]) | JSON,
+            "version": st.sampled_from(["1", "2", 1, "x", 1e999, -1]) | JSON,
+            "key": st.sampled_from(["jupyreg.stage", "team"]) | JSON,
+            "value": st.sampled_from(["Production", "Staging", "bogus"]) | JSON,
+        },
+    ),
+}
+TOKEN_TEXT = st.text(string.ascii_letters + string.digits + ",.-_=+/", max_size=24)
+HOOK_HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "X-MLflow-Signature": st.sampled_from(["v1,", "v2,abc", "v1,AAAA"]) | TOKEN_TEXT,
+        "X-MLflow-Timestamp": st.sampled_from(["0", "-1", "1e9", "9" * 30]) | TOKEN_TEXT,
+        "X-MLflow-Delivery-Id": TOKEN_TEXT,
+    },
+)
+
+
+@st.composite
+def serve_cases(draw: st.DrawFn, route: str) -> Case:
+    """A request to `jupyreg serve`: scoring bodies, or webhook deliveries (unsigned ones
+    with assorted headers, or bodies signed with its secret)."""
+    kind = draw(st.sampled_from(["fields"] * 4 + ["json", "raw"]))
+    content_type = "application/json"
+    if kind == "fields" and route == "invocations":  # one input field (MLflow wants one)
+        key = draw(st.sampled_from([k for k in SCORING if k != "params"]))
+        data = _dumps({key: draw(SCORING[key] | JSON), **draw(_fields(("params",), SCORING))})
+    elif kind == "fields":
+        data = _dumps(draw(_fields(tuple(EVENT), EVENT)))
+    elif kind == "json":
+        data = _dumps(draw(JSON))
+    else:
+        data = draw(RAW)
+        content_type = draw(st.sampled_from(SERVE_CONTENT_TYPES))
+    if route == "invocations":
+        return Case("POST", "/invocations", "anyone", None, data, content_type, "serve",
+                    group="serve POST /invocations")  # fmt: skip
+    if route == "webhook-signed":
+        return Case("POST", "/webhook", "anyone", None, data, None, "serve", signed(data),
+                    group="serve POST /webhook (signed)")  # fmt: skip
+    return Case("POST", "/webhook", "anyone", None, data, content_type, "serve",
+                draw(HOOK_HEADERS), group="serve POST /webhook (unsigned)")  # fmt: skip
+
+
+LAB_NAMES = st.sampled_from([SERVED, SERVED, "no-such-model", "a'b", " ", "%", "..", "x" * 300])
+LAB_IDS = st.sampled_from(["00000000", "0000000g", "abc", "../identity", ""]) | TOKEN_TEXT
+LAB_URIS = st.sampled_from(
+    [
+        "databricks",
+        "databricks-uc",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///nowhere/mlflow.db",
+        "sqlite:///.",
+        "file:///etc/passwd",
+        "mysql://u:p@127.0.0.1/db",
+        "https://",
+        "mlflow.db",
+    ]
+) | TOKEN_TEXT.filter(lambda text: ":" not in text)
+LAB_QUERY: dict[str, st.SearchStrategy[str]] = {
+    "version": st.sampled_from(["1", "2", "0", "-1", "x", "1e999", ""]),
+    "status": st.sampled_from(["pending", "all", "approved", "bogus", ""]),
+    "name": LAB_NAMES,
+    "review": st.sampled_from(["0", "1", "x"]),
+}
+LAB_FORMED: dict[str, st.SearchStrategy[Any]] = {
+    "name": LAB_NAMES,
+    "version": st.sampled_from([1, 2, "1", "x", None, 1e999]),
+    "stage": st.sampled_from(["Staging", "Production", "archived", "bogus", ""]),
+    "reason": st.sampled_from(["fuzz", "", " ", "x" * 5_000]),
+    "comment": st.sampled_from(["fuzz", "", None]),
+}
+LAB_ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("GET", "identity", ()),
+    ("GET", "models", ()),
+    ("GET", "models/{name}/versions", ()),
+    ("GET", "models/{name}/history", ("version",)),
+    ("GET", "models/{name}/card", ("version",)),
+    ("GET", "requests", ("name", "status", "review")),
+    ("POST", "requests", ("name", "version", "stage", "reason")),
+    ("POST", "requests/{id}/approve", ("comment",)),
+    ("POST", "requests/{id}/reject", ("comment",)),
+]
+
+
+@st.composite
+def lab_cases(draw: st.DrawFn, method: str, route: str, fields: tuple[str, ...]) -> Case:
+    """A request to the lab API, as the token's user: a model name or request id in the
+    path, a query string, maybe a registry URI header, and for a POST a body."""
+    path = "/jupyreg/api/" + route.format(
+        name=quote(draw(LAB_NAMES), safe=""), id=quote(draw(LAB_IDS), safe="")
+    )
+    headers = None
+    if draw(st.integers(0, 3)) == 0:
+        headers = {"X-JupyReg-Registry-URI": draw(LAB_URIS)}
+    query, data, content_type = None, b"", None
+    if method == "GET":
+        keys = st.sampled_from(fields or tuple(LAB_QUERY))
+        query = draw(st.dictionaries(keys, st.one_of(*LAB_QUERY.values()), max_size=3)) or None
+    else:
+        kind = draw(st.sampled_from(["fields"] * 4 + ["json", "raw"]))
+        content_type = "application/json"
+        if kind == "fields":
+            data = _dumps(draw(_fields(fields, LAB_FORMED)))
+        elif kind == "json":
+            data = _dumps(draw(JSON))
+        else:
+            data, content_type = draw(RAW), draw(st.sampled_from(CONTENT_TYPES))
+    return Case(method, path, LAB_TOKEN, query, data, content_type, "lab", headers,
+                group=f"lab {method} {route}")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -303,6 +464,59 @@ def _seed(url: str, root: Path, model: Any) -> None:
         os.chdir(cwd)
 
 
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """One `jupyreg serve` (one worker, with a webhook secret) on a SQLite registry whose
+    SERVED v1 is in Production; its URL and the registry's folder."""
+    root = tmp_path_factory.mktemp("fuzz-serve")
+    with serving(root) as url:
+        yield url, root
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, serve: tuple[str, Path]) -> Iterator[str]:
+    """A real Jupyter server with only the jupyreg extension, acting as bob on the registry
+    `jupyreg serve` follows; its URL (the token is LAB_TOKEN)."""
+    root = tmp_path_factory.mktemp("fuzz-lab")
+    port = free_port()
+    config = root / "jupyter_server_config.py"
+    extensions = {"jupyreg": True} | dict.fromkeys(
+        ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim"), False
+    )
+    settings = {
+        "ServerApp": {"jpserver_extensions": extensions, "ip": "127.0.0.1", "port": port,
+                      "open_browser": False, "allow_root": True, "root_dir": str(root)},
+        "IdentityProvider": {"token": LAB_TOKEN},
+        "JupyRegServer": {"tracking_uri": f"sqlite:///{serve[1] / 'mlflow.db'}", "user": "bob"},
+    }  # fmt: skip
+    config.write_text(
+        "".join(
+            f"c.{section}.{key} = {value!r}\n"
+            for section, values in settings.items()
+            for key, value in values.items()
+        )
+    )
+    jupyter_dirs = {
+        f"JUPYTER_{kind}_DIR": str(root / kind.lower()) for kind in ("CONFIG", "DATA", "RUNTIME")
+    }
+    log = root / "jupyter.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "jupyter"), "server", f"--config={config}"],
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **jupyter_dirs},
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/jupyreg/api/identity", process, log, timeout=120)
+        yield url
+    finally:
+        stop_group(process)
+
+
 NOT_OBJECTS = [b"[1, 2]", b'"text"', b"3", b"null", b"[" * 50_000, b'{"name":' * 20_000]
 WRONG_TYPES = [5, [None], {}]
 POLICIES = [
@@ -334,66 +548,106 @@ def explicit_cases() -> Iterator[Case]:
         )
 
 
-def test_no_body_makes_the_server_answer_5xx(server: str) -> None:
+def explicit_serve_and_lab_cases() -> Iterator[Case]:
+    """Always sent: bodies nested too deeply and JSON that is not an object, to scoring and
+    to the webhook (unsigned and signed); the lab's POST routes with those and with each
+    field of a well-formed body given a wrong type."""
+    for data in [*DEEP, *NOT_OBJECTS]:
+        yield Case("POST", "/invocations", "anyone", None, data, "application/json", "serve",
+                   group="serve POST /invocations")  # fmt: skip
+        yield Case("POST", "/webhook", "anyone", None, data, "application/json", "serve",
+                   group="serve POST /webhook (unsigned)")  # fmt: skip
+        yield Case("POST", "/webhook", "anyone", None, data, None, "serve", signed(data),
+                   group="serve POST /webhook (signed)")  # fmt: skip
+    good = {"name": SERVED, "version": 2, "stage": "Staging", "reason": "fuzz", "comment": "x"}
+    for method, route, fields in LAB_ROUTES:
+        if method != "POST":
+            continue
+        path = "/jupyreg/api/" + route.format(id="00000000")
+        bodies = [*NOT_OBJECTS]
+        bodies += [
+            _dumps({**{f: good[f] for f in fields}, f: v}) for f in fields for v in WRONG_TYPES
+        ]
+        for data in bodies:
+            yield Case(method, path, LAB_TOKEN, None, data, "application/json", "lab",
+                       group=f"lab {method} {route}")  # fmt: skip
+
+
+def test_no_body_makes_the_server_answer_5xx(
+    server: str, serve: tuple[str, Path], lab: str
+) -> None:
     """The explicit cases, then hypothesis's, drawn while one thread sends them, one at a
     time, in order; every answer of 500 or more (or none) is reported at the end."""
     sent: list[Case] = []
     failures: list[tuple[Case, str]] = []
     answers: dict[str, Counter[int]] = defaultdict(Counter)
     queue: Queue[Case | None] = Queue(maxsize=256)
+    bases = {"team": server, "serve": serve[0], "lab": lab}
 
     def sender() -> None:
-        sessions = {user: requests.Session() for user in PASSWORDS}
+        sessions = {user: requests.Session() for user in [*PASSWORDS, "anyone", LAB_TOKEN]}
         for user, session in sessions.items():
-            session.auth = (user, PASSWORDS[user])
+            if user in PASSWORDS:
+                session.auth = (user, PASSWORDS[user])
             session.headers["Connection"] = "close"  # never a keep-alive uvicorn closes
+        sessions[LAB_TOKEN].headers["Authorization"] = f"token {LAB_TOKEN}"
         while (case := queue.get()) is not None:
             sent.append(case)
-            status, problem = _send(sessions[case.user], server, case)
-            answers[f"{case.method} {case.path.split('2.0/', 1)[-1]}"][status] += 1
+            status, problem = _send(sessions[case.user], bases[case.target], case)
+            answers[case.route][status] += 1
             if problem is not None:
                 failures.append((case, problem))
 
     def enqueue(case: Case) -> None:
         queue.put(case)
 
+    def drawn(strategy: st.SearchStrategy[Case], examples: int) -> None:
+        settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )(given(case=strategy)(enqueue))()
+
     started = time.monotonic()
     thread = threading.Thread(target=sender, daemon=True)
     thread.start()
     try:
-        for case in explicit_cases():
-            enqueue(case)
+        for case in [*explicit_cases(), *explicit_serve_and_lab_cases()]:
+            queue.put(case)
         for method, route, fields in ROUTES:
-            settings(
-                max_examples=EXAMPLES_PER_ROUTE,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )(given(case=cases(method, route, fields))(enqueue))()
+            drawn(cases(method, route, fields), EXAMPLES_PER_ROUTE)
+        for route in ("invocations", "webhook-unsigned", "webhook-signed"):
+            drawn(serve_cases(route), SERVE_EXAMPLES)
+        for method, route, fields in LAB_ROUTES:
+            drawn(lab_cases(method, route, fields), LAB_EXAMPLES)
     finally:
         queue.put(None)
         thread.join()
     elapsed = time.monotonic() - started
 
     print(f"{len(sent):,} bodies in {elapsed:.1f} s; {len(failures)} answered 5xx or not at all")
+    for target in bases:
+        print(f"  {target}: {sum(case.target == target for case in sent):,} bodies")
     for route, statuses in sorted(answers.items()):
         print(f"  {route}: " + ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items())))
     assert requests.get(server + "/health", timeout=10).status_code == 200
+    assert requests.get(serve[0] + "/ping", timeout=10).status_code == 200
     assert not failures, _report(failures, len(sent))
     assert len(sent) >= MINIMUM_BODIES
 
 
-def _send(session: requests.Session, server: str, case: Case) -> tuple[int, str | None]:
+def _send(session: requests.Session, base: str, case: Case) -> tuple[int, str | None]:
     """The answer's status (0: none) and what went wrong (None when it was below 500)."""
     headers = {"Content-Type": case.content_type} if case.content_type else {}
     try:
         response = session.request(
             case.method,
-            server + case.path,
+            base + case.path,
             params=case.query,
             data=case.data,
-            headers=headers,
+            headers={**headers, **(case.headers or {})},
             timeout=60,
         )
     except requests.RequestException as exc:
@@ -402,7 +656,7 @@ def _send(session: requests.Session, server: str, case: Case) -> tuple[int, str 
         return response.status_code, None
     try:
         message = str(response.json().get("message"))
-    except ValueError:
+    except (ValueError, AttributeError):
         message = response.text
     return response.status_code, f"{response.status_code} {' '.join(message.split())[:120]}"
 
@@ -411,8 +665,7 @@ def _report(failures: list[tuple[Case, str]], sent: int) -> str:
     """The failures grouped by route, user and answer, each group with its first body."""
     groups: dict[tuple[str, str, str], list[Case]] = {}
     for case, problem in failures:
-        route = case.method + " " + case.path.split("2.0/", 1)[-1]
-        groups.setdefault((route, case.user, problem), []).append(case)
+        groups.setdefault((case.route, case.user, problem), []).append(case)
     lines = [f"{len(failures)} of {sent:,} requests were answered 5xx (or not at all):"]
     for (route, user, problem), group in sorted(groups.items()):
         lines.append(f"  {len(group)} x {route} as {user}: {problem}\n      e.g. {group[0]}")

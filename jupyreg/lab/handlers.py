@@ -49,7 +49,11 @@ class RegistryHandler(APIHandler):
     async def call(self, action: Callable[[Registry], Any]) -> Any:
         """``action(registry)`` in a worker thread: MLflow calls block. The registry is the
         configured one, or the one the sidebar's ``registryUri`` setting names (sent as the
-        ``X-JupyReg-Registry-URI`` header, never in a URL, which the access log records)."""
+        ``X-JupyReg-Registry-URI`` header, never in a URL, which the access log records).
+        That header is checked first (``settings.chosen_uri``): a scheme jupyreg supports
+        (else 400 listing them) and, for SQLite, an existing MLflow database anywhere the
+        user can read (a read never creates a registry; why not only under the root
+        directory: see there)."""
         uri = self.request.headers.get(REGISTRY_HEADER, "").strip() or None
         try:
             return await IOLoop.current().run_in_executor(
@@ -61,7 +65,7 @@ class RegistryHandler(APIHandler):
     def body(self) -> dict[str, Any]:
         try:
             body = self.get_json_body() or {}
-        except tornado.web.HTTPError:
+        except (tornado.web.HTTPError, UnicodeDecodeError):  # jupyter_server decodes unguarded
             raise RegistryCallFailed(InvalidArgument("the request body is not JSON")) from None
         if not isinstance(body, dict):
             raise RegistryCallFailed(InvalidArgument("the request body must be a JSON object"))

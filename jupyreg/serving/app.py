@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -184,8 +185,9 @@ def create_app(
 
 
 def _score(data: bytes, content_type: str, model: Any) -> Any:
-    """``compat.score``, with a body too deep for Python's JSON parser (its recursion limit)
-    refused as bad input, as MLflow refuses other unparsable input."""
+    """``compat.score``, with the JSON that Python's parser refuses beyond what MLflow
+    catches (nesting past its recursion limit, an integer past its digit limit) refused as
+    bad input, as MLflow refuses other unparsable input."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
@@ -193,6 +195,13 @@ def _score(data: bytes, content_type: str, model: Any) -> Any:
         return compat.score(data, content_type, model)
     except RecursionError:
         raise MlflowException(TOO_DEEP, error_code=BAD_REQUEST) from None
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):  # CPython's words for that limit
+            raise
+        raise MlflowException(
+            f"the request body holds an integer of more than {sys.get_int_max_str_digits()} digits",
+            error_code=BAD_REQUEST,
+        ) from None
 
 
 class Deliveries:

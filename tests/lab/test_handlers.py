@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 from tornado.httpclient import HTTPClientError
 
@@ -164,6 +167,21 @@ async def test_malformed_bodies_are_bad_requests(seeded, api):
     assert "reason" in body["message"]
 
 
+async def test_a_body_that_is_not_utf8_is_a_400_not_a_500(seeded, jp_fetch):
+    """Found by tests/test_fuzz.py: jupyter_server decodes a JSON body outside its own
+    error handling, so bytes that are not UTF-8 answered 500."""
+    for path in (("requests",), ("requests", seeded["request_id"], "approve")):
+        response = await jp_fetch(
+            "jupyreg", "api", *path, method="POST", body=b'{"name": "\xff\xfe"}', raise_error=False
+        )
+        assert response.code == 400
+        assert json.loads(response.body) == {
+            "error": "InvalidArgument",
+            "message": "the request body is not JSON",
+            "detail": "the request body is not JSON",
+        }
+
+
 async def test_an_unknown_stage_is_a_refusal(seeded, api):
     from jupyreg.errors import RegistryError, http_status
     from jupyreg.lifecycle import normalize_stage
@@ -267,10 +285,68 @@ def test_gui_message_drops_python_advice():
     assert gui_message("no such model") == "no such model"
 
 
-async def test_the_sidebar_setting_can_choose_another_registry(seeded, api, tmp_path):
+async def test_the_sidebar_setting_can_choose_another_registry(
+    seeded, api, tmp_path, empty_registry_db
+):
     """The ``registryUri`` setting travels as a header; the configured registry otherwise."""
+    shutil.copyfile(empty_registry_db, tmp_path / "other.db")
     other = f"sqlite:///{tmp_path / 'other.db'}"
     status, body = await api("GET", "models", headers={"X-JupyReg-Registry-URI": other})
     assert (status, body["models"]) == (200, [])
     status, body = await api("GET", "models")
     assert [m["name"] for m in body["models"]] == [seeded["name"]]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "databricks",
+        "databricks-uc",
+        "databricks://profile",
+        "mysql://u:p@127.0.0.1:1/db",
+        "file:///tmp/mlruns",
+        "ftp://example.com/registry",
+        "mlflow.db",
+        "http://",
+        "https:///no-host",
+    ],
+)
+async def test_a_registry_uri_of_another_scheme_is_a_400_naming_the_supported_ones(
+    seeded, api, uri
+):
+    """Issue 23: a ``databricks`` registry URI in the header answered 500."""
+    status, body = await api("GET", "models", headers={"X-JupyReg-Registry-URI": uri})
+    assert (status, body["error"]) == (400, "InvalidArgument")
+    assert "sqlite:///PATH" in body["message"] and "postgresql" in body["message"]
+    assert "\n" not in body["message"] and "p@" not in body["message"]
+
+
+async def test_a_registry_uri_never_creates_or_touches_a_file(seeded, api, tmp_path):
+    """Issue 23: a SQLite URI in the header created a database wherever the Jupyter user
+    can write. It must name an existing MLflow database; nothing else is created or opened
+    for writing, a non-MLflow SQLite file included (MLflow would add its tables to it)."""
+    import sqlite3
+
+    place = tmp_path / "registries"
+    place.mkdir()
+    notes = place / "notes.txt"
+    notes.write_text("not a database")
+    other = place / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    before = other.read_bytes()
+    cases = {
+        f"sqlite:///{place / 'new.db'}": "names no existing file",
+        f"sqlite:///{place / 'no-such-folder' / 'new.db'}": "names no existing file",
+        f"sqlite:///{place}": "names no existing file",
+        "sqlite://": "names no existing file",
+        "sqlite:///:memory:": "names no existing file",
+        f"sqlite:///{notes}": "is not an MLflow database",
+        f"sqlite:///{other}": "is not an MLflow database",
+    }
+    for uri, message in cases.items():
+        status, body = await api("GET", "models", headers={"X-JupyReg-Registry-URI": uri})
+        assert (status, body["error"]) == (400, "InvalidArgument"), (uri, body)
+        assert message in body["message"]
+    assert sorted(p.name for p in place.iterdir()) == ["notes.txt", "other.sqlite"]
+    assert other.read_bytes() == before
