@@ -56,8 +56,8 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_notebook_polish.py": ("e2e",),  # %%register cells in one kernel (nbclient)
     "test_reproduce.py": ("e2e",),  # kernels register versions, then re-run them
     "test_reproduce_sandbox.py": ("e2e",),  # the same, with the re-run's environment probed
-    "test_serve.py": ("e2e",),
-    "test_serve_hardening.py": ("e2e",),  # a `jupyreg serve` with two workers, replays  # a `jupyreg serve` process under load, uvicorn, alerts
+    "test_serve.py": ("e2e",),  # a `jupyreg serve` process under load, uvicorn, alerts
+    "test_serve_hardening.py": ("e2e",),  # a `jupyreg serve` with two workers, replays
     "test_server.py": ("server", "e2e"),
     "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
     "test_team_everyday.py": ("server", "e2e"),  # jupyreg servers, Chromium on MLflow's UI
