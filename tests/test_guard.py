@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from jupyreg.server.guard import Refusal, Request, check
-from jupyreg.server.routes import OPTIONAL, ROUTES, native_feature, route
+from jupyreg.server.guard import Refusal, Request, check, gate
+from jupyreg.server.routes import EMPTY, OPTIONAL, ROUTES, native_feature, route
 
 FORGED_STEP = '{"id": "x", "moves": [[2, "None", "Production", "forged"]], "done": false}'
 PREFIXES = ["/api/2.0/", "/ajax-api/2.0/", "/mlflow/api/2.0/", "/mlflow/ajax-api/2.0/"]
@@ -232,7 +232,7 @@ def test_a_tag_named_twice_at_creation_is_a_400() -> None:
         ("POST", "mlflow/gateway/secrets/create", "gateway"),
         ("GET", "mlflow/gateway/secrets/list", "gateway"),
         ("POST", "mlflow/scorer/invoke", "scorers"),
-        ("GET", "mlflow/traces", "traces"),
+        ("GET", "mlflow/traces/get", "traces"),
         ("POST", "mlflow/genai/evaluate/invoke", "evaluation"),
         ("PATCH", "mlflow/jobs/cancel/<job_id>", "jobs"),
     ],
@@ -251,6 +251,18 @@ def test_a_search_filter_mlflow_cannot_parse_is_a_400() -> None:
         assert "NULL" in refused(bad, 400)
         assert attempt("GET", route_, query={"filter": ["name = 'm'"]}) == {"filter": "name = 'm'"}
         assert attempt("GET", route_) == {}
+
+
+def test_the_uis_reads_of_a_feature_that_is_off_get_an_empty_answer() -> None:
+    """MLflow's UI reads traces, scorers, issues and the gateway's endpoints on its pages:
+    with those off it gets MLflow's answer for 'none' instead of an error box."""
+    assert EMPTY["GET mlflow/gateway-proxy"] == {"endpoints": []}
+    for key, answer in EMPTY.items():
+        assert ROUTES[key].feature in OPTIONAL
+        assert gate(ROUTES[key], key, frozenset()) == answer
+        assert gate(ROUTES[key], key, frozenset({ROUTES[key].feature})) is None
+    off = ROUTES["POST mlflow/gateway-proxy"]
+    assert isinstance(gate(off, "POST mlflow/gateway-proxy", frozenset()), Refusal)
 
 
 def test_webhooks_and_the_servers_users_are_for_admins_only() -> None:

@@ -44,7 +44,7 @@ def _read() -> Any:
     read every write that carries credentials as MLflow's handler will, and refuse a
     malformed or unknown one (400 / 403) before MLflow's own checks trip over it; one
     without credentials gets basic-auth's 401 first."""
-    from flask import g, request
+    from flask import g, jsonify, request
 
     from jupyreg.compat import static_prefix
     from jupyreg.server.guard import Refusal, gate
@@ -58,6 +58,8 @@ def _read() -> Any:
         route_name(request.method, rule, prefix),
         enabled_features(),
     )
+    if isinstance(refusal, dict):
+        return jsonify(refusal)  # the empty answer of a feature the server does not serve
     if refusal is not None:
         return _refused(refusal)
     if request.authorization is None:

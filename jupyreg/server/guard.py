@@ -103,13 +103,14 @@ def check(
     return judge(write, request.user, state, admin)
 
 
-def gate(route: routes.Route | None, name: str, enabled: frozenset[str]) -> Refusal | None:
+def gate(route: routes.Route | None, name: str, enabled: frozenset[str]) -> Refusal | dict | None:
     """Before anything else: an unclassified route is refused, and a feature the server
-    does not serve is not there."""
+    does not serve is not there, except for the empty answer to a read the UI always
+    makes (``routes.EMPTY``: the answer to send, with 200)."""
     if route is None:
         return Refusal(403, f"'{name}' is a route jupyreg's guard does not know: it is refused")
     if not routes.serves(route.feature, enabled):
-        return not_served(route.feature)
+        return dict(routes.EMPTY[name]) if name in routes.EMPTY else not_served(route.feature)
     return None
 
 
@@ -134,9 +135,11 @@ def read(
     route = routes.route(request.method, request.rule, static_prefix)
     name = routes.route_name(request.method, request.rule, static_prefix)
     refusal = gate(route, name, enabled)
-    if refusal is not None:
+    if isinstance(refusal, Refusal):
         return refusal
     assert route is not None
+    if refusal is not None:  # a stand-in: the front end answers it, nothing to read
+        return Write(READ, {}, route.admin)
     kind = route.write
     if kind is None:
         return Write(READ, {}, route.admin)

@@ -65,9 +65,12 @@ def guard_native_routes(fastapi_app: Any, flask_app: Any, enabled: frozenset[str
     fastapi_app.user_middleware.append(Middleware(BaseHTTPMiddleware, dispatch=guard_writes))
 
 
-def _response(refusal: Refusal) -> Any:
+def _response(refusal: Refusal | dict) -> Any:
+    """A refusal, or the empty answer of a feature the server does not serve."""
     from starlette.responses import JSONResponse
 
+    if isinstance(refusal, dict):
+        return JSONResponse(refusal)
     return JSONResponse(refusal.payload(), status_code=refusal.status)
 
 
@@ -83,7 +86,9 @@ def _gate(method: str, path: str, enabled: frozenset[str]) -> tuple[str, Refusal
     return feature, None if routes.serves(feature, enabled) else not_served(feature)
 
 
-def _flask_gate(flask_app: Any, method: str, path: str, enabled: frozenset[str]) -> Refusal | None:
+def _flask_gate(
+    flask_app: Any, method: str, path: str, enabled: frozenset[str]
+) -> Refusal | dict | None:
     """The gate of a Flask route (None for a path no rule matches: Flask answers 404)."""
     from jupyreg.compat import static_prefix
 

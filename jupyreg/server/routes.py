@@ -423,6 +423,18 @@ _OFF = {
     **_optional("promptlab", "POST mlflow/runs/create-promptlab-run"),
 }
 
+EMPTY: dict[str, dict] = {
+    "GET mlflow/gateway-proxy": {"endpoints": []},  # MLflow's own answer with no gateway
+    "GET mlflow/traces": {},
+    "POST mlflow/traces/search": {},
+    "POST mlflow/traces/metrics": {},
+    "POST mlflow/issues/search": {},
+    "GET mlflow/scorers/list": {},
+}
+"""Reads MLflow's UI makes on its pages whatever it shows: while their feature is off they
+get the answer MLflow gives when there is nothing (an empty list), so the UI shows an
+empty state rather than an error. They do nothing on the host."""
+
 ROUTES: dict[str, Route] = {
     **_REGISTRY,
     **_JUPYREG,
