@@ -27,17 +27,32 @@ FAIL_FAST = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
 }
-"""MLflow's HTTP retry settings for a registry on a server, unless the user chose them:
-MLflow's defaults retry an unreachable server for minutes; these give up in seconds."""
+"""MLflow's HTTP retry settings that the CLI's ``main`` sets for its process, unless the user
+chose them: MLflow's defaults retry an unreachable server for minutes; these give up in
+seconds. MLflow's client reads them from the environment at each request, with no knob per
+client or per call; library code never sets them (the environment is the whole process's,
+and a lab server or a kernel runs requests on threads): ``reach`` fails fast instead."""
 
 
-def fail_fast() -> None:
-    """MLflow's client reads its retry settings from the environment at each request; there
-    is no per-client knob, so the defaults a user has not set are set here."""
-    import os
+def reach(uri: str, timeout: float = 10.0) -> None:
+    """One request to the tracking server at ``uri`` that does not retry: raises what MLflow
+    raises (a refused or timed-out connection) when the server cannot be reached. Whatever
+    it answers (even 401 or 404) means it is there."""
+    http_request(uri, "/health", "GET", max_retries=0, timeout=timeout, raise_on_status=False)
 
-    for name, value in FAIL_FAST.items():
-        os.environ.setdefault(name, value)
+
+def download_run_files(client: Any, run_id: str, paths: Iterable[str], into: Any) -> None:
+    """Each artifact file of run ``run_id`` in ``paths`` to the same relative path under
+    ``into``, one file at a time from the run's artifact repository: unlike
+    ``MlflowClient.download_artifacts``, with no progress bar (which only the environment
+    turns off)."""
+    from pathlib import Path
+
+    repo = client._tracking_client._get_artifact_repo(run_id)
+    for path in paths:
+        local = Path(into) / path
+        local.parent.mkdir(parents=True, exist_ok=True)
+        repo._download_file(path, str(local))
 
 
 def server_store_uris(default: str) -> tuple[str, str]:
@@ -356,6 +371,28 @@ def sql_registered_files(client: Any) -> list[RegisteredFiles] | None:
             )
         )
     return found
+
+
+def sql_model_versions_changed(client: Any) -> tuple[int, int, int] | None:
+    """A mark of the model_versions table that changes whenever a version is created,
+    updated or deleted (count, newest creation and update times), in one aggregate query:
+    what ``sql_registered_files`` answers can be kept until it changes (a version's run,
+    logged model and their locations never change). None for any other store."""
+    registry = sql_registry_store(client)
+    if registry is None:
+        return None
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion as Version
+    from sqlalchemy import func
+
+    with registry.ManagedSessionMaker() as session:
+        row = (
+            registry._get_query(session, Version)
+            .with_entities(
+                func.count(), func.max(Version.creation_time), func.max(Version.last_updated_time)
+            )
+            .one()
+        )
+    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
 
 
 def _logged_model_id(source: str | None) -> str | None:

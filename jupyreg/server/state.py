@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-import functools
 import posixpath
+import threading
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 from jupyreg.errors import RegistryUnavailable
@@ -37,47 +40,91 @@ class ServerState:
             for s in self.store.versions(name)
         }
 
-    @functools.cached_property
-    def _registered(self) -> list:
-        from jupyreg.compat import sql_registered_files
-
-        with self.store.translated("reading which files registered versions own"):
-            found = sql_registered_files(self.store.client)
-        if found is None:
-            raise RegistryUnavailable(
-                "jupyreg server needs a SQL backend store to tell who owns a file"
-            )
-        return found
-
     def registered_version_of(self, run_id: str | None, model_id: str | None) -> str | None:
-        for files in self._registered:
-            if (run_id and run_id in files.run_ids) or (model_id and model_id in files.model_ids):
-                return f"{files.name} v{files.version}"
-        return None
+        owners = self._owners()
+        return owners.by_run.get(run_id or "") or owners.by_model.get(model_id or "")
 
     def owner_of_path(self, path: str) -> str | None:
-        from jupyreg.compat import artifacts_destination
-
-        destination = artifacts_destination()
-        for files in self._registered:
-            for root in files.roots:
-                owned = served_path(root, destination)
-                if owned is not None and _overlap(path, owned):
-                    return f"{files.name} v{files.version}"
-        return None
+        return self._owners().of_path(path)
 
     def experiment_holding(self, experiment_id: str) -> str | None:
         from jupyreg.lifecycle import PRODUCTION, STAGING
 
-        for files in self._registered:
-            if experiment_id in files.experiment_ids:
-                stage = self.stages(files.name).get(files.version)
-                if stage in (STAGING, PRODUCTION):
-                    return f"{files.name} v{files.version} in {stage}"
+        for name, version in self._owners().by_experiment.get(experiment_id, ()):
+            stage = self.stages(name).get(version)
+            if stage in (STAGING, PRODUCTION):
+                return f"{name} v{version} in {stage}"
         return None
 
     def keep_history(self, name: str, version: int) -> None:
         self.store.keep_history(name, version)
+
+    def _owners(self) -> Owners:
+        """The registered files, read again only when a version has changed since."""
+        from jupyreg.compat import (
+            artifacts_destination,
+            sql_model_versions_changed,
+            sql_registered_files,
+        )
+
+        with self.store.translated("reading which files registered versions own"):
+            mark = sql_model_versions_changed(self.store.client)
+            if mark is None:
+                raise RegistryUnavailable(
+                    "jupyreg server needs a SQL backend store to tell who owns a file"
+                )
+            key = self.store.registry_uri
+            with _KNOWN_LOCK:
+                known = _KNOWN.get(key)
+            if known is not None and known[0] == mark:
+                return known[1]
+            owners = Owners(sql_registered_files(self.store.client) or [], artifacts_destination())
+        with _KNOWN_LOCK:
+            _KNOWN[key] = (mark, owners)
+        return owners
+
+
+_KNOWN: dict[str, tuple[tuple[int, int, int], Owners]] = {}
+"""Per registry: the model_versions table's mark and the owners read at that mark."""
+_KNOWN_LOCK = threading.Lock()
+
+
+class Owners:
+    """Registered versions (``NAME vN``) by the paths, runs, logged models and experiments
+    that hold their files; a path's owner found in O(depth + log n)."""
+
+    def __init__(self, registered: Iterable[Any], destination: str | None) -> None:
+        self.by_path: dict[str, str] = {}
+        self.by_run: dict[str, str] = {}
+        self.by_model: dict[str, str] = {}
+        self.by_experiment: dict[str, list[tuple[str, int]]] = {}
+        for files in registered:
+            holder = f"{files.name} v{files.version}"
+            for root in files.roots:
+                path = served_path(root, destination)
+                if path is not None:
+                    self.by_path.setdefault(path, holder)
+            for run_id in files.run_ids:
+                self.by_run.setdefault(run_id, holder)
+            for model_id in files.model_ids:
+                self.by_model.setdefault(model_id, holder)
+            for experiment_id in set(files.experiment_ids):
+                self.by_experiment.setdefault(experiment_id, []).append((files.name, files.version))
+        self._paths = sorted(self.by_path)
+
+    def of_path(self, path: str) -> str | None:
+        """The owner of files at, under or above ``path`` (the root holds them all)."""
+        if not path:
+            return next(iter(self.by_path.values()), None)
+        parts = path.split("/")
+        for depth in range(len(parts), -1, -1):  # the path itself, then each folder above
+            holder = self.by_path.get("/".join(parts[:depth]))
+            if holder is not None:
+                return holder
+        below = bisect.bisect_left(self._paths, path + "/")
+        if below < len(self._paths) and self._paths[below].startswith(path + "/"):
+            return self.by_path[self._paths[below]]
+        return None
 
 
 def served_path(uri: str, destination: str | None) -> str | None:
@@ -90,10 +137,3 @@ def served_path(uri: str, destination: str | None) -> str | None:
     else:
         return None
     return posixpath.normpath("/" + path).lstrip("/")
-
-
-def _overlap(path: str, owned: str) -> bool:
-    """Whether writing ``path`` touches ``owned``: the same, inside it, or a folder above."""
-    if not path or not owned or path == owned:
-        return True
-    return path.startswith(owned + "/") or owned.startswith(path + "/")

@@ -221,10 +221,16 @@ def test_sql_registered_files_name_every_root_mlflows_api_names(
     run = client.create_run(experiment)
     logged = client.create_logged_model(experiment, source_run_id=run.info.run_id)
     client.create_registered_model("m")
+    marks = [compat.sql_model_versions_changed(client)]
     with_run = client.create_model_version("m", logged.model_uri, run_id=run.info.run_id)
     without = client.create_model_version("m", logged.model_uri, run_id=None)
     client.create_model_version("m", "file:///elsewhere", run_id=None)
+    marks.append(compat.sql_model_versions_changed(client))
     client.delete_model_version("m", "3")
+    marks.append(compat.sql_model_versions_changed(client))
+    assert len(set(marks)) == 3, marks  # each change of a version changes the mark
+    assert compat.sql_model_versions_changed(client) == marks[-1]
+    assert compat.sql_model_versions_changed(REMOTE) is None
     found = {f.version: f for f in compat.sql_registered_files(client)}
     assert sorted(found) == [1, 2]
     for version in (with_run, without):
