@@ -241,9 +241,6 @@ def _watch(registry: Any, args: argparse.Namespace) -> None:
     from jupyreg.lifecycle import normalize_stage
     from jupyreg.watch import post_message, run_command, watch
 
-    # the watcher retries by itself; MLflow's own backoff would hide a restart for minutes
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     stage = normalize_stage(args.stage)
     registry.holder(args.name, stage)  # fail fast on an unknown model
     act = run_command(args.command) if args.command else post_message(args.post, registry)
@@ -309,15 +306,27 @@ def _render(verb: str, result: Any, fmt: str) -> str:
     return describe(result)
 
 
-def _quiet_mlflow() -> None:
-    """MLflow's INFO lines (database migrations...) would drown the CLI's one-line output."""
+def _own_environment(verb: str) -> None:
+    """The CLI is a process of its own, so ``main`` sets its environment (library code never
+    does: a lab server or a kernel runs requests on threads). The defaults a user has not
+    set: MLflow's INFO lines (database migrations...) would drown the CLI's one-line
+    output; MLflow's client reads its HTTP retry settings only from the environment, and its
+    own would retry an unreachable server for minutes (the watcher retries by itself, and
+    MLflow's backoff would hide a restart from it)."""
+    from jupyreg.compat import FAIL_FAST
+
+    if verb == "watch":
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    for name, value in FAIL_FAST.items():
+        os.environ.setdefault(name, value)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_mlflow()
+    _own_environment(args.verb)
     try:
         with front_end("cli"):
             result = _run(args)

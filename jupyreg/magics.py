@@ -7,7 +7,10 @@ Settings are traits of the ``JupyReg`` class: ``%config JupyReg.tracking_uri = "
 from __future__ import annotations
 
 import argparse
+import hashlib
+import pickle
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -21,6 +24,31 @@ from jupyreg.errors import DuplicateVersion, RegistryError, RegistryUnavailable,
 
 if TYPE_CHECKING:
     from jupyreg.panels import Registry
+
+
+@dataclass
+class _Failed:
+    """A registration that failed after its lineage was captured, kept for its retry
+    (``%register NAME --model VAR``): what it was given and the lineage of its cell."""
+
+    model: Any  # the object itself: another object in the variable is another model
+    digest: str | None  # its pickled bytes then: a refit in place changes them
+    lineage: Any
+    options: dict[str, Any]  # metrics, params, data, description, stage, ...
+
+
+def _digest(model: Any) -> str | None:
+    """sha256 of the model's pickled bytes (streamed); None where pickle cannot write it."""
+    digest = hashlib.sha256()
+
+    class _Sink:
+        write = digest.update
+
+    try:
+        pickle.Pickler(_Sink(), protocol=5).dump(model)
+    except Exception:
+        return None
+    return digest.hexdigest()
 
 
 class _HelpShown(Exception):
@@ -71,7 +99,7 @@ class JupyReg(Magics, Configurable):
         Magics.__init__(self, shell=shell)
         shell.configurables.append(self)
         self._registry: Registry | None = None
-        self._kept_lineage: dict[tuple[str, int], Any] = {}
+        self._failed: dict[str, _Failed] = {}  # by model name
 
     @observe("tracking_uri", "registry_uri", "user")
     def _settings_changed(self, change: Any) -> None:
@@ -117,50 +145,80 @@ class JupyReg(Magics, Configurable):
         --model; if the cell raises, nothing is registered. As a line magic, registers an
         existing variable. Captures git commit and diff, notebook, DVC dataset hashes,
         GPU and environment, and shows a summary with every capture warning.
+
+        If writing fails (an unreachable registry), ``%register NAME --model VAR`` retries
+        with the failed cell's lineage, metrics, params, data, description and stage (options
+        given on the retry line replace them), provided VAR still holds that model unchanged;
+        a model fitted again in place is refused once, then registered as it is now.
         """
         try:  # split as a shell would, so --reason "rf model" is rf model, quotes removed
             args = self.register_magic.parser.parse_args(shlex.split(line))
         except (ValueError, UsageError) as exc:  # unbalanced quotes, argparse's errors
             raise UsageError(f"%register: {exc}") from None
         if cell is not None:
+            self._failed.pop(args.name, None)  # the cell trains afresh: nothing to retry
             self._run_cell(cell)
         model = self._variable(args.model, "--model")
-        metrics = self._variable(args.metrics, "--metrics") if args.metrics else None
-        params = self._variable(args.params, "--params") if args.params else None
-        example = (
-            self._variable(args.input_example, "--input-example") if args.input_example else None
-        )
-        key = (args.name, id(model))
+        given = {
+            "metrics": self._variable(args.metrics, "--metrics") if args.metrics else None,
+            "params": self._variable(args.params, "--params") if args.params else None,
+            "input_example": (
+                self._variable(args.input_example, "--input-example")
+                if args.input_example
+                else None
+            ),
+            "data": args.data,
+            "description": args.description,
+            "stage": args.stage,
+            "reason": args.reason,
+            "notebook": args.notebook,
+        }
+        options, lineage = self._retry(args.name, args.model, model, given)
         try:
             version = self.get_registry().register(
                 model,
                 args.name,
-                metrics=metrics,
-                params=params,
-                data=args.data,
-                description=args.description,
-                stage=args.stage,
-                reason=args.reason,
-                notebook=args.notebook,
-                lineage=self._kept_lineage.get(key),
+                **options,
+                lineage=lineage,
                 user_ns=self.shell.user_ns,
                 force=args.force,
-                input_example=example,
             )
         except DuplicateVersion as exc:  # a re-run of an unchanged cell: say so, show it
             print(f"{exc}; add --force to register it anyway")
             return self.get_registry().get(args.name, exc.version)
         except RegistryError as exc:
-            if getattr(exc, "lineage", None) is not None:
-                self._kept_lineage[key] = exc.lineage  # type: ignore[attr-defined]
+            kept = getattr(exc, "lineage", None)
+            if kept is not None:  # written nothing, after capture: keep all for the retry
+                self._failed[args.name] = _Failed(model, _digest(model), kept, options)
             if isinstance(exc, RegistryUnavailable):
                 raise UsageError(
                     f"RegistryUnavailable: {exc}. Nothing was registered; the model is still "
-                    f"in `{args.model}`: run `%register {args.name} --model {args.model}` to retry"
+                    f"in `{args.model}`: run `%register {args.name} --model {args.model}` to retry "
+                    "(with this cell's lineage and metrics)"
                 ) from None
             raise usage_error(exc) from None
-        self._kept_lineage.pop(key, None)
+        self._failed.pop(args.name, None)
         return version
+
+    def _retry(
+        self, name: str, variable: str, model: Any, given: dict[str, Any]
+    ) -> tuple[dict[str, Any], Any]:
+        """The options and lineage to register ``model`` with: a failed registration's
+        (with ``given``'s options on top) when ``model`` is its model, unchanged since."""
+        failed = self._failed.get(name)
+        if failed is None or failed.model is not model:  # another model: its own lineage
+            return given, None
+        if failed.digest is None or _digest(model) != failed.digest:
+            del self._failed[name]
+            raise UsageError(
+                f"%register: `{variable}` changed (fitted again?) since the registration of "
+                f"{name} that failed; its lineage and metrics describe the model as it was, so "
+                "they were dropped and nothing was registered: re-run the %%register cell, "
+                "or run this line again to register the model as it is now, with fresh lineage"
+            )
+        options = {**failed.options, **{k: v for k, v in given.items() if v is not None}}
+        print(f"retrying the registration of {name} with the lineage and metrics of its cell")
+        return options, failed.lineage
 
     @line_magic("registry")
     def registry_magic(self, line: str) -> Any:

@@ -112,8 +112,8 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
             from jupyreg.lineage import capture
 
             lineage = capture(data=data, notebook=notebook, user_ns=user_ns, model=model)
-        prepared = registration.fingerprinted(self._store, model, prepared, lineage, force)
-        try:
+        try:  # the duplicate check reads the registry too: a retry keeps the lineage
+            prepared = registration.fingerprinted(self._store, model, prepared, lineage, force)
             state = registration.log_and_register(self._store, model, prepared, lineage, self.user)
         except RegistryError as exc:
             exc.lineage = lineage  # type: ignore[attr-defined]

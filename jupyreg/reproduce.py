@@ -61,7 +61,6 @@ VERSION_ENV = "JUPYREG_REPRODUCE_VERSION"
 ARTIFACT_DIR = "jupyreg/reproductions"
 Progress = Callable[[int, int], None]
 _LISTED = 8  # package differences named before "and N more"
-_MLFLOW_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _SHOWN_CELLS = 10  # cells previewed before asking, one line each
 
 ALLOWED: dict[str, str] = {
@@ -489,28 +488,18 @@ def _ask(question: str) -> str | None:
 
 
 def _download(store: Store, run_id: str, into: Path) -> dict[str, bytes]:
-    """The version's ``jupyreg/`` run artifacts (diff, transcript, notebook, packages)."""
+    """The version's ``jupyreg/`` run artifacts (diff, transcript, notebook, packages),
+    without MLflow's download progress bar (a tqdm widget in a notebook, which would only
+    interleave with reproduce's own progress; only the environment turns it off, which
+    library code leaves alone)."""
+    from jupyreg.compat import download_run_files
+
     into.mkdir(parents=True)
-    with _quiet_downloads(), store.translated(f"downloading the artifacts of run {run_id}"):
-        if not store.client.list_artifacts(run_id, "jupyreg"):
-            return {}
-        local = Path(store.client.download_artifacts(run_id, "jupyreg", str(into)))
-    return {f"jupyreg/{f.name}": f.read_bytes() for f in local.iterdir() if f.is_file()}
-
-
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """Without MLflow's download progress bar (a tqdm widget in a notebook), which would
-    only interleave with reproduce's own progress."""
-    saved = os.environ.get(_MLFLOW_PROGRESS_BAR)
-    os.environ[_MLFLOW_PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(_MLFLOW_PROGRESS_BAR, None)
-        else:
-            os.environ[_MLFLOW_PROGRESS_BAR] = saved
+    with store.translated(f"downloading the artifacts of run {run_id}"):
+        listed = store.client.list_artifacts(run_id, "jupyreg")
+        files = [f.path for f in listed if not f.is_dir]
+        download_run_files(store.client, run_id, files, into)
+    return {f"jupyreg/{Path(path).name}": (into / path).read_bytes() for path in files}
 
 
 def _program(

@@ -331,10 +331,15 @@ class Store:
                     f"no registry at {uri}: the folder {path.parent} does not exist (nothing "
                     "was created); create it or fix the URI"
                 )
-        if self.registry_uri.startswith(("http://", "https://")):
-            from jupyreg.compat import fail_fast
+        # MLflow's client retries an unreachable server for minutes, configurable only in the
+        # environment, which library code leaves alone (a lab server runs requests on
+        # threads): a first request that does not retry makes it fail in seconds instead
+        for uri in {self.tracking_uri, self.registry_uri}:
+            if uri.startswith(("http://", "https://")):
+                from jupyreg.compat import reach
 
-            fail_fast()
+                with translated("connecting", uri):
+                    reach(uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def translated(self, what: str) -> AbstractContextManager[None]:

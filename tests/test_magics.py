@@ -103,6 +103,61 @@ def test_unreachable_registry_keeps_the_model_for_a_retry(shell, magics, sqlite_
     assert shell.run_line_magic("register", f"{NAME} --model clf").version == 1
 
 
+def _fail_then_reach(shell, sqlite_uri, monkeypatch, line: str) -> None:
+    """``%%register LINE`` over TRAIN against a closed port, then the registry reachable."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    shell.run_line_magic("config", f"JupyReg.tracking_uri = 'http://127.0.0.1:{free_port()}'")
+    with pytest.raises(UsageError, match="RegistryUnavailable.*with this cell's lineage"):
+        shell.run_cell_magic("register", line, TRAIN)
+    shell.run_line_magic("config", f"JupyReg.tracking_uri = {sqlite_uri!r}")
+
+
+def test_a_retry_keeps_the_metrics_and_lineage_of_the_failed_cell(
+    shell, magics, sqlite_uri, monkeypatch, capsys
+) -> None:
+    _fail_then_reach(
+        shell, sqlite_uri, monkeypatch, f"{NAME} --model clf --metrics metrics --description d"
+    )
+    captured_at = magics._failed[NAME].lineage.record["captured_at"]
+    shell.run_cell("metrics = {'val': {'auc': 0.5}}")  # the retry keeps what the cell was given
+    mv = shell.run_line_magic("register", f"{NAME} --model clf")
+    assert "retrying the registration" in capsys.readouterr().out
+    assert mv.metrics == {"val.auc": 0.91, "test.auc": 0.9}
+    assert (mv.description, mv.params["C"]) == ("d", "2.0")
+    assert mv.lineage["captured_at"] == captured_at
+    assert NAME not in magics._failed
+
+
+def test_a_retry_line_replaces_what_it_names(shell, magics, sqlite_uri, monkeypatch) -> None:
+    _fail_then_reach(shell, sqlite_uri, monkeypatch, f"{NAME} --model clf --metrics metrics")
+    shell.run_cell("better = {'val': {'auc': 0.95}}")
+    mv = shell.run_line_magic("register", f"{NAME} --model clf --metrics better")
+    assert mv.metrics == {"val.auc": 0.95}
+
+
+def test_a_model_refit_in_place_does_not_reuse_the_failed_cells_lineage(
+    shell, magics, sqlite_uri, monkeypatch
+) -> None:
+    _fail_then_reach(shell, sqlite_uri, monkeypatch, f"{NAME} --model clf --metrics metrics")
+    captured_at = magics._failed[NAME].lineage.record["captured_at"]
+    shell.run_cell("clf.fit(X[:50], y[:50])")  # same object, fitted again
+    with pytest.raises(UsageError, match=r"`clf` changed \(fitted again\?\).*dropped"):
+        shell.run_line_magic("register", f"{NAME} --model clf")
+    assert registered(sqlite_uri) == []
+    mv = shell.run_line_magic("register", f"{NAME} --model clf")  # as it is now
+    assert mv.version == 1 and mv.metrics == {}
+    assert mv.lineage["captured_at"] != captured_at
+
+
+def test_another_model_in_the_variable_is_registered_as_itself(
+    shell, magics, sqlite_uri, monkeypatch
+) -> None:
+    _fail_then_reach(shell, sqlite_uri, monkeypatch, f"{NAME} --model clf --metrics metrics")
+    shell.run_cell("clf = LogisticRegression(C=3.0).fit(X, y)")
+    mv = shell.run_line_magic("register", f"{NAME} --model clf")
+    assert mv.metrics == {} and mv.params["C"] == "3.0"
+
+
 def test_registry_verbs(shell, magics, sqlite_uri, capsys, monkeypatch) -> None:
     shell.run_cell_magic("register", f"{NAME} --model clf", TRAIN)
     assert shell.run_line_magic("registry", "list")["name"].tolist() == [NAME]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -34,6 +35,16 @@ def test_the_api_gives_up_in_seconds_naming_the_whole_url(closed_port_uri) -> No
     )
     with pytest.raises(RegistryUnavailable, match="connection refused"):
         Registry(closed_port_uri, user="alice").transition("m", 1, "Staging", reason="x")
+
+
+def test_failing_fast_leaves_the_environment_alone(closed_port_uri) -> None:
+    """MLflow's retry settings are the whole process's: the API must not set them."""
+    before = dict(os.environ)
+    started = time.monotonic()
+    with pytest.raises(RegistryUnavailable, match="connection refused"):
+        Registry(closed_port_uri, user="alice").versions("m")
+    assert time.monotonic() - started < 5
+    assert dict(os.environ) == before
 
 
 def test_the_message_keeps_a_password_in_the_uri_out(closed_port_uri) -> None:

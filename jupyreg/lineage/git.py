@@ -1,8 +1,10 @@
 """Git state of the code a model was trained from, read with GitPython.
 
 GitPython is imported on first use only (it costs ~0.1 s), never by ``import jupyreg``.
-Refs, config, commits and trees are read by its object model over its pure-Python object
-database (``GitDB``: no ``git cat-file`` process to start). What only git itself knows
+Refs, config, commits and trees are read by its object model over GitPython's default
+object database (``GitCmdObjectDB``: persistent ``git cat-file`` processes, ended when the
+repo is closed; the pure-Python ``GitDB`` is deprecated by GitPython for security and speed,
+and measured no faster here). What only git itself knows
 (index and worktree against HEAD, untracked files, the diff) comes from two commands at
 most, run by GitPython with ``GIT_OPTIONAL_LOCKS=0`` so capture never takes the index
 lock: ``git status --porcelain=v2`` (git's stable machine format) and ``git diff``.
@@ -58,7 +60,7 @@ def capture_git(cwd: Path, notebook: Path | None = None) -> GitCapture:
             return _unavailable("git: GitPython is not installed; commit not recorded")
         return _unavailable(_NO_EXECUTABLE)
     try:
-        repo = git.Repo(cwd, odbt=git.GitDB, search_parent_directories=True)
+        repo = git.Repo(cwd, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return _unavailable(f"git: {cwd} is not in a git repository; commit not recorded")
     with repo:
@@ -216,7 +218,7 @@ def files_changed_between(
     except ImportError:
         return found
     try:
-        repo = git.Repo(cwd, odbt=git.GitDB, search_parent_directories=True)
+        repo = git.Repo(cwd, search_parent_directories=True)
     except (OSError, ValueError, git.GitError):
         return found
     with repo:

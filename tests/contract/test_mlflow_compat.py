@@ -194,3 +194,46 @@ def test_a_server_writes_run_artifacts_where_its_upload_handler_would(
     assert written.read_text() == "card"
     compat.log_text_on_server((tmp_path / "direct").as_uri(), "other", "docs/card.md")
     assert (tmp_path / "direct" / "docs" / "card.md").read_text() == "other"
+
+
+def test_reach_gives_up_at_once_whatever_the_environment_says(monkeypatch) -> None:
+    """``compat.reach`` passes MLflow's retry settings per call: MLflow's environment
+    (here: retry for hours) is not read, so library code never needs to set it."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "120")
+    started = time.monotonic()
+    with pytest.raises(MlflowException, match="Connection refused|Failed to establish"):
+        compat.reach(f"http://127.0.0.1:{free_port()}")
+    assert time.monotonic() - started < 5
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        compat.reach(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+
+
+def test_download_run_files_writes_each_file_without_a_progress_bar(tmp_path: Path, capfd):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    (tmp_path / "jupyreg").mkdir()
+    for name in ("diff.patch", "cells.json"):
+        (tmp_path / "jupyreg" / name).write_text(name)
+    client.log_artifacts(run_id, str(tmp_path / "jupyreg"), "jupyreg")
+    capfd.readouterr()
+    listed = [f.path for f in client.list_artifacts(run_id, "jupyreg") if not f.is_dir]
+    compat.download_run_files(client, run_id, listed, tmp_path / "out")
+    assert sorted(listed) == ["jupyreg/cells.json", "jupyreg/diff.patch"]
+    assert (tmp_path / "out/jupyreg/diff.patch").read_text() == "diff.patch"
+    assert (tmp_path / "out/jupyreg/cells.json").read_text() == "cells.json"
+    assert "Downloading artifacts" not in capfd.readouterr().err
