@@ -3,6 +3,7 @@ S3-compatible server (moto, over HTTP), and `jupyreg server` replicas."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,10 +11,11 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks._common import credentials as signed_in  # noqa: F401 - shared with tests
-from tests.conftest import BIN, SERVER_ENV, free_port
+from tests.conftest import BIN, SERVER_ENV, free_port, stop_group
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
 ADMIN_PASSWORD = "admin-password-1234"
@@ -22,6 +24,33 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str],
+    cwd: Path,
+    log: Path,
+    ready: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Iterator[subprocess.Popen]:
+    """A process (its own session, output in ``log``) once ``ready`` answers; its whole
+    group is stopped when the block ends."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        wait_until_up(ready, process, log, timeout)
+        yield process
+    finally:
+        stop_group(process)
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:

@@ -37,8 +37,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jupyreg.server.actions import ACTIONS
-from tests.conftest import BIN, SERVER_ENV, free_port, schema_template, stop_group
-from tests.team import ADMIN_PASSWORD, wait_until_up
+from tests.conftest import BIN, SERVER_ENV, free_port, schema_template
+from tests.team import ADMIN_PASSWORD, running, wait_until_up
 from tests.test_serve_hardening import DEEP, serving, signed
 from tests.test_serve_hardening import NAME as SERVED
 
@@ -499,22 +499,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, serve: tuple[str, Path]) -> It
     jupyter_dirs = {
         f"JUPYTER_{kind}_DIR": str(root / kind.lower()) for kind in ("CONFIG", "DATA", "RUNTIME")
     }
-    log = root / "jupyter.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "jupyter"), "server", f"--config={config}"],
-            cwd=root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **jupyter_dirs},
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/jupyreg/api/identity", process, log, timeout=120)
+    command = [str(BIN / "jupyter"), "server", f"--config={config}"]
+    ready = f"{url}/jupyreg/api/identity"
+    with running(command, root, root / "jupyter.log", ready, {**os.environ, **jupyter_dirs}):
         yield url
-    finally:
-        stop_group(process)
 
 
 NOT_OBJECTS = [b"[1, 2]", b'"text"', b"3", b"null", b"[" * 50_000, b'{"name":' * 20_000]

@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from jupyreg import Registry
-from tests.conftest import BIN, free_port, schema_template, stop_group
+from tests.conftest import BIN, free_port, schema_template
+from tests.team import running
 
 pytestmark = pytest.mark.e2e  # a real `jupyreg serve` (stage 2 of `make test`)
 
@@ -51,24 +51,9 @@ def serving(root: Path, *, workers: int = 1) -> Iterator[str]:
     port, log = free_port(), root / "serve.log"
     command = [str(BIN / "jupyreg"), "--tracking-uri", uri, "serve", NAME, "--port", str(port)]
     command += ["--workers", str(workers), "--webhook-secret", SECRET, "--poll-interval", "600"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()[-3000:]) from None
-                time.sleep(0.3)
+    with running(command, root, log, f"{url}/ping"):
         yield url
-    finally:
-        stop_group(process)
 
 
 def signed(

@@ -30,7 +30,13 @@ from typing import Any
 
 import pytest
 
-from tests.attacks_support import PASSWORDS, STATIC_PREFIX, Deployment, credentials
+from tests.attacks_support import (
+    PASSWORDS,
+    STATIC_PREFIX,
+    Deployment,
+    credentials,
+    deployment,
+)
 from tests.chromium import Chromium, Request, ensure_chromium
 
 pytestmark = [pytest.mark.server, pytest.mark.e2e]
@@ -47,22 +53,11 @@ def team(tmp_path_factory: pytest.TempPathFactory, model: Any) -> Iterator[Deplo
     from mlflow import MlflowClient
 
     root = tmp_path_factory.mktemp("everyday")
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.chdir(root)  # nothing of the checkout running the tests is captured
-    deployed = Deployment("sqlite", root, model)
-    try:
-        deployed.start()  # the plain server; the prefixed one is launched meanwhile
-        deployed.add_users()
+    with deployment("sqlite", root, model, seed=False) as deployed:
         with credentials("admin"):
             MlflowClient(deployed.url, deployed.url).create_registered_model(MODEL)
         deployed.grant(MODEL, {"alice": "EDIT", "bob": "MANAGE"})  # `jupyreg users grant`
         yield deployed
-    finally:
-        deployed.stop()
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
 
 
 @contextlib.contextmanager
