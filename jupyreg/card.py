@@ -119,9 +119,10 @@ def _record(registry: Registry, name: str, version: int | str | None) -> Version
         number = registry.holder(name, lifecycle.PRODUCTION)
         if number is None:
             raise NotFound(
-                f"{name} has no version in Production: name one ("
+                f"{name} has no version in Production",
+                hint="name one ("
                 + hint(f"reg.model_card({name!r}, VERSION)", "card", name, "VERSION")
-                + ")"
+                + ")",
             )
         version = number
     return registry.version_record(name, version)

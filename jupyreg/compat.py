@@ -92,13 +92,6 @@ def explicit_model_permission(name: str, username: str) -> str | None:
         return None
 
 
-def grant_model_permission(username: str, name: str, permission: str) -> None:
-    """Set (create or replace) ``username``'s permission on registered model ``name``."""
-    from mlflow.server import auth
-
-    auth.store.grant_user_permission(username, "registered_model", name, permission)
-
-
 def decide_creator_grant(decide: Callable[[str, str], str | None]) -> None:
     """Make basic-auth's grant to a new registered model's creator one write of the
     permission ``decide(username, name)`` returns (None: MLflow's own MANAGE). MANAGE

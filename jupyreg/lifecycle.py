@@ -23,6 +23,7 @@ from jupyreg.errors import (
     InvalidArgument,
     InvalidTransition,
     PolicyViolation,
+    ask_for,
     hint,
 )
 
@@ -79,7 +80,7 @@ MLflow caps at 100,000 characters, so they are refused before anything is writte
 def require_reason(reason: str | None, action: str) -> str:
     text = check_text(reason, f"the reason of {action}")
     if not text:
-        raise InvalidArgument(f"{action} needs a reason: pass reason='why this change'")
+        raise InvalidArgument(f"{action} needs a reason", hint=ask_for("reason"), field="reason")
     return text
 
 
@@ -690,21 +691,22 @@ def check_no_approval_needed(name: str, version: int | None, target: str, policy
         return
     if version is None:
         raise ApprovalRequired(
-            f"registering straight into {target} needs {needed} approval(s): register "
-            "without a stage, then "
+            f"registering straight into {target} needs {needed} approval(s)",
+            hint="register without a stage, then "
             + hint(
                 f"reg.request({name!r}, VERSION, {target!r}, reason=...)",
                 *("request", name, "VERSION", target, "--reason", "TEXT"),
-            )
+            ),
         )
     raise ApprovalRequired(
         f"moving {name} v{version} to {target} needs {needed} approval(s) by someone "
-        "other than the requester: file "
+        "other than the requester",
+        hint="file "
         + hint(
             f"reg.request({name!r}, {version}, {target!r}, reason=...)",
             *("request", name, str(version), target, "--reason", "TEXT"),
         )
-        + " and ask a reviewer to approve"
+        + " and ask a reviewer to approve",
     )
 
 
@@ -904,12 +906,13 @@ def check_deletable(name: str, version: int, stages: Iterable[str]) -> None:
     held = [s for s in dict.fromkeys(stages) if s in (STAGING, PRODUCTION)]
     if held:
         raise InvalidTransition(
-            f"{name} v{version} is in {held[0]} and cannot be deleted: archive it first with "
+            f"{name} v{version} is in {held[0]} and cannot be deleted",
+            hint="archive it first with "
             + hint(
                 f"reg.transition({name!r}, {version}, 'Archived', reason=...)",
                 *("promote", name, str(version), "Archived", "--reason", "TEXT"),
             )
-            + ", then delete it"
+            + ", then delete it",
         )
 
 

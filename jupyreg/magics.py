@@ -175,14 +175,15 @@ class JupyReg(Magics, Configurable):
         }
         options, lineage = self._retry(args.name, args.model, model, given)
         try:
-            version = self.get_registry().register(
-                model,
-                args.name,
-                **options,
-                lineage=lineage,
-                user_ns=self.shell.user_ns,
-                force=args.force,
-            )
+            with front_end("magic"):  # next steps worded as %registry's and the CLI's are
+                version = self.get_registry().register(
+                    model,
+                    args.name,
+                    **options,
+                    lineage=lineage,
+                    user_ns=self.shell.user_ns,
+                    force=args.force,
+                )
         except DuplicateVersion as exc:  # a re-run of an unchanged cell: say so, show it
             print(f"{exc}; add --force to register it anyway")
             return self.get_registry().get(args.name, exc.version)

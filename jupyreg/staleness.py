@@ -91,13 +91,13 @@ def staleness(registry: Registry, name: str, repo_path: str | os.PathLike[str] =
     number = registry.holder(name, lifecycle.PRODUCTION)
     if number is None:
         raise NotFound(
-            f"{name} has no version in Production, so nothing can be stale; "
-            "promote one first ("
+            f"{name} has no version in Production, so nothing can be stale",
+            hint="promote one first ("
             + hint(
                 f"reg.request({name!r}, VERSION, 'Production', reason=...)",
                 *("request", name, "VERSION", "Production", "--reason", "TEXT"),
             )
-            + ")"
+            + ")",
         )
     mv = registry.get(name, number)
     here = Path(os.path.abspath(repo_path))

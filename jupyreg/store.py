@@ -193,30 +193,31 @@ def _engine(uri: str) -> Any:
 def _request_key(request_id: str) -> str:
     if not tags.valid_request_id(request_id):
         raise NotFound(
-            f"no request {request_id!r}: request ids are 8 hex digits; "
-            f"{hint('reg.requests()', 'requests')} lists the pending ones"
+            f"no request {request_id!r} (request ids are 8 hex digits)",
+            hint=f"{hint('reg.requests()', 'requests')} lists the pending ones",
         )
     return tags.request_key(request_id)
 
 
 def _no_such_request(request_id: str) -> NotFound:
     return NotFound(
-        f"no request {request_id!r}: {hint('reg.requests()', 'requests')} lists the pending ones"
+        f"no request {request_id!r}",
+        hint=f"{hint('reg.requests()', 'requests')} lists the pending ones",
     )
 
 
 def _no_such_model(name: str) -> NotFound:
     return NotFound(
-        f"no registered model named {name!r}: {hint('reg.models()', 'list')} "
-        "lists the registered models"
+        f"no registered model named {name!r}",
+        hint=f"{hint('reg.models()', 'list')} lists the registered models",
     )
 
 
 def no_such_version(name: str, version: int, known: Iterable[int]) -> NotFound:
     listed = ", ".join(str(v) for v in sorted(known)) or "none yet"
     return NotFound(
-        f"{name} has no version {version} (versions: {listed}); "
-        f"{hint(f'reg.versions({name!r})', 'versions', name)} lists them"
+        f"{name} has no version {version} (versions: {listed})",
+        hint=f"{hint(f'reg.versions({name!r})', 'versions', name)} lists them",
     )
 
 

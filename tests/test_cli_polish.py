@@ -55,6 +55,16 @@ def test_next_steps_name_the_cli_verb_in_the_cli_and_python_in_the_api(cli, one_
         one_version.get(NAME, 9)
 
 
+def test_an_empty_reason_asks_for_the_flag_in_the_cli_and_the_keyword_in_the_api(
+    cli, one_version
+) -> None:
+    code, _, err = cli("promote", NAME, "1", "Staging", "--reason", " ")
+    assert code == 2 and "needs a reason: pass --reason TEXT" in err and "reason='" not in err
+    with pytest.raises(InvalidArgument, match="needs a reason: pass reason='why this change'") as e:
+        one_version.transition(NAME, 1, "Staging", reason=" ")
+    assert (e.value.code, e.value.field) == ("invalid_argument", "reason")
+
+
 def test_tables_show_missing_values_as_a_dash(cli, one_version) -> None:
     one_version.transition(NAME, 1, "Staging", reason="candidate")
     code, out, _ = cli("history", NAME)

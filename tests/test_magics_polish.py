@@ -79,6 +79,21 @@ def test_an_unchanged_cell_run_again_registers_only_with_force(
         shell.run_line_magic("registry", f"promote {NAME} 9 Staging --reason x")
 
 
+def test_register_words_its_errors_as_registry_does(shell, magics, sqlite_uri) -> None:
+    """``%%register`` runs in the notebook's error context, as ``%registry`` and the CLI
+    run in theirs: next steps name ``%registry`` verbs and ``--reason``, never Python."""
+    shell.run_cell_magic("register", NAME, TRAIN)
+    Registry(sqlite_uri).set_policy(NAME, approvals={"Staging": 1, "Production": 1})
+    with pytest.raises(UsageError, match=f"then `%registry request {NAME} VERSION Staging") as e:
+        shell.run_cell_magic("register", f"{NAME} --stage Staging --reason r --force", TRAIN)
+    assert "reg.request(" not in str(e.value)
+    with pytest.raises(UsageError, match=f"file `%registry request {NAME} 1 Staging"):
+        shell.run_line_magic("registry", f"promote {NAME} 1 Staging --reason r")
+    with pytest.raises(UsageError, match="needs a reason: pass --reason TEXT") as promoted:
+        shell.run_line_magic("registry", f"promote {NAME} 1 Archived --reason ' '")
+    assert "reason='" not in str(promoted.value)
+
+
 def reg_lineage(reg: Registry, version: int):  # type: ignore[no-untyped-def]
     from jupyreg.lineage import Lineage
 

@@ -1,11 +1,11 @@
 """What the sidebar reads beyond the records (records use ``jupyreg.serialize``): errors
-worded for the GUI, and the extra data the sidebar's views show next to a record (a
-pending request's metrics against Production, a version's allowed moves and pending
-requests, the review comments of a history event)."""
+worded for the GUI from their parts (``code``, ``message``, ``field``), and the extra data
+the sidebar's views show next to a record (a pending request's metrics against
+Production, a version's allowed moves and pending requests, the review comments of a
+history event)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,35 +16,28 @@ if TYPE_CHECKING:
     from jupyreg.lifecycle import Request
     from jupyreg.registry import Registry
 
-# Python-call advice in registry messages, and what a sidebar user does instead.
-_GUI_WORDING: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(r"needs a reason: pass reason='why this change'"),
-        "needs a reason: write why in the Reason box",
-    ),
-    (re.compile(r"\s*\((?:run|CLI:)[^)]*\)"), ""),
-    (re.compile(r"\s*\(reg\.\w+\([^()]*\)\)"), ""),
-)
-_PYTHON_CLAUSE = re.compile(r"(?:reg\.\w+\(|\w+=\.\.\.|\w+='|%%?register|Registry\()")
-
-
-def gui_message(message: str) -> str:
-    """``message`` for a person clicking in the sidebar: Python and CLI advice (``pass
-    reason=...``, ``reg.request(...)``) removed or reworded."""
-    text = message.strip()
-    for pattern, replacement in _GUI_WORDING:
-        text = pattern.sub(replacement, text)
-    clauses = [c for c in re.split(r";\s+", text) if not _PYTHON_CLAUSE.search(c)]
-    return "; ".join(clauses) if clauses else text
+# What a sidebar user does about an argument at fault (``RegistryError.field``); the
+# Python API and the CLI word their own (``jupyreg.errors.ask_for``).
+_GUI_FIELD_HINT = {"reason": "write why in the Reason box"}
 
 
 def error_body(error: Exception) -> dict[str, str]:
-    """``message`` worded for the GUI; ``detail`` the registry's own words."""
-    return {
-        "error": type(error).__name__,
-        "message": gui_message(str(error)),
-        "detail": str(error),
-    }
+    """An error as the sidebar shows it: ``code`` (stable, machine-readable), ``message``
+    worded for the GUI from the error's parts (the fact, then the GUI's own next step
+    where the sidebar has one: ``hint``; the Python or CLI next step never shows), ``field``
+    (the argument at fault) and ``detail``, the registry's own words."""
+    code = getattr(error, "code", "error")
+    message = getattr(error, "message", None) or str(error)
+    field = getattr(error, "field", None)
+    body = {"error": type(error).__name__, "code": code, "message": message}
+    gui_hint = _GUI_FIELD_HINT.get(field) if field else None
+    if gui_hint:
+        body["hint"] = gui_hint
+        body["message"] = f"{message}: {gui_hint}"
+    if field:
+        body["field"] = field
+    body["detail"] = str(error)
+    return body
 
 
 def production_of(versions: Iterable[ModelVersion]) -> ModelVersion | None:

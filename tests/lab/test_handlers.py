@@ -177,6 +177,7 @@ async def test_a_body_that_is_not_utf8_is_a_400_not_a_500(seeded, jp_fetch):
         assert response.code == 400
         assert json.loads(response.body) == {
             "error": "InvalidArgument",
+            "code": "invalid_argument",
             "message": "the request body is not JSON",
             "detail": "the request body is not JSON",
         }
@@ -274,15 +275,23 @@ async def test_an_empty_reason_is_refused_in_words_for_the_gui(seeded, api):
     assert "reason='why this change'" in body["detail"]
 
 
-def test_gui_message_drops_python_advice():
-    from jupyreg.lab.serialize import gui_message
-
-    message = (
-        "alice cannot approve their own request r1; file reg.request('m', 1, 'Production', "
-        "reason=...) (CLI: jupyreg request) and ask a reviewer to approve"
+async def test_error_json_carries_the_code_and_words_the_message_from_its_parts(seeded, api):
+    """The sidebar words an error from its ``code`` and parts, never from its text: the
+    Python and CLI next steps (``hint``) stay in ``detail`` only."""
+    status, body = await api("GET", "models", "no-such-model", "versions")
+    assert (status, body["code"]) == (404, "not_found")
+    assert body["message"] == "no registered model named 'no-such-model'"
+    assert "hint" not in body and "reg.models()" in body["detail"]
+    status, body = await api("POST", "requests", "deadbeef", "approve", body={})
+    assert (status, body["code"], body["message"]) == (404, "not_found", "no request 'deadbeef'")
+    status, body = await api(
+        "POST",
+        "requests",
+        body={"name": seeded["name"], "version": 2, "stage": "Staging", "reason": ""},
     )
-    assert gui_message(message) == "alice cannot approve their own request r1"
-    assert gui_message("no such model") == "no such model"
+    assert (status, body["code"], body["field"]) == (400, "invalid_argument", "reason")
+    assert body["hint"] == "write why in the Reason box"
+    assert body["message"].endswith("needs a reason: write why in the Reason box")
 
 
 async def test_the_sidebar_setting_can_choose_another_registry(
