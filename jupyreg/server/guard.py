@@ -95,8 +95,8 @@ def check(
     static_prefix: str = "",
     enabled: frozenset[str] = frozenset(),
     admin: bool = False,
-) -> Refusal | dict | None:
-    """A refusal, or the parameters MLflow's handler will act on (None for a read)."""
+) -> Refusal | dict:
+    """A refusal, or the parameters MLflow's handler will act on ({} for a plain read)."""
     write = read(request, static_prefix, enabled)
     if isinstance(write, Refusal):
         return write
@@ -138,10 +138,8 @@ def read(
     if isinstance(refusal, Refusal):
         return refusal
     assert route is not None
-    if refusal is not None:  # a stand-in: the front end answers it, nothing to read
-        return Write(READ, {}, route.admin)
     kind = route.write
-    if kind is None:
+    if kind is None or refusal is not None:  # a read, or a stand-in its front end answers
         return Write(READ, {}, route.admin)
     strict = kind != routes.OPEN or name in routes.REGISTRY or name == routes.JUPYREG
     body = kind not in _BINARY_BODY and request.method in routes.WRITE_METHODS
