@@ -72,8 +72,8 @@ def _read() -> Any:
 
 
 def _written() -> Any:
-    """The request as the guard reads it: a ``Write``, a ``Refusal``, or None (a read, or
-    no such route)."""
+    """The request as the guard reads it: a ``Write`` (of kind ``READ`` for a read), a
+    ``Refusal``, or None (no such route)."""
     from flask import request
 
     from jupyreg.compat import static_prefix
