@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -47,9 +46,17 @@ print(json.dumps({"flask": flask, "native": sorted(set(native(served.router.rout
 """
 
 
-def _served(tmp_path: Path, static_prefix: str) -> dict[str, list[list[str]]]:
+PREFIX = "/mlflow"
+"""Served under ``--static-prefix``: every rule carries it, and taking it off is part of
+what is checked (the routes without it are the same rules)."""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[list[str]]]:
+    """Every Flask rule and FastAPI route of the installed MLflow's server with jupyreg's
+    app, built once in a fresh interpreter (MLflow's app is a module-level singleton)."""
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), static_prefix],
+        [sys.executable, "-c", SCRIPT, str(tmp_path_factory.mktemp("routes")), PREFIX],
         capture_output=True,
         text=True,
         timeout=180,
@@ -58,25 +65,22 @@ def _served(tmp_path: Path, static_prefix: str) -> dict[str, list[list[str]]]:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("static_prefix", ["", "/mlflow"])
-def test_every_route_of_the_installed_mlflow_is_classified(tmp_path, static_prefix) -> None:
-    served = _served(tmp_path, static_prefix)
+def test_every_route_of_the_installed_mlflow_is_classified(served) -> None:
     flask = served["flask"]
     assert len(flask) > 400  # every API prefix, auth's routes and jupyreg's
-    unclassified = [f"{m} {r}" for m, r in flask if routes.route(m, r, static_prefix) is None]
+    unclassified = [f"{m} {r}" for m, r in flask if routes.route(m, r, PREFIX) is None]
     assert unclassified == [], "classify these in jupyreg/server/routes.py"
     native = served["native"]
     assert any("assistant" in path for _, path in native)
-    unnamed = [f"{m} {p}" for m, p in native if routes.native_feature(p, static_prefix) is None]
+    unnamed = [f"{m} {p}" for m, p in native if routes.native_feature(p, PREFIX) is None]
     assert unnamed == [], "name these routers in jupyreg/server/routes.py NATIVE"
 
 
-def test_what_the_server_serves_by_default(tmp_path) -> None:
+def test_what_the_server_serves_by_default(served) -> None:
     """Tracking, the registry, artifacts, users, webhooks and the UI are served; the
     assistant, the gateway, MCP, jobs, scorers and the rest are not, natively or not."""
-    served = _served(tmp_path, "")
-    features = {routes.native_feature(path) for _, path in served["native"]} | {
-        routes.route(m, r).feature for m, r in served["flask"]
+    features = {routes.native_feature(path, PREFIX) for _, path in served["native"]} | {
+        routes.route(m, r, PREFIX).feature for m, r in served["flask"]
     }
     assert features >= routes.SERVED
     off = features - routes.SERVED
