@@ -134,11 +134,35 @@ def _reads_as(text: str, reserved: str, whole: bool) -> bool:
     return all(char in _readings(seen) for char, seen in zip(reserved, visible, strict=False))
 
 
-@functools.cache
+ASCII_LOOKALIKES = {
+    "0": "o",
+    "1": "l",
+    "f": "s",
+    "l": "1i|",
+    "I": "l",
+    "O": "0",
+    "'": "`",
+    "`": "'",
+    "|": "l",
+}
+"""The single ASCII characters Unicode's confusables list has an ASCII character look like,
+besides itself case-folded: keys are checked on every lifecycle step, almost always in
+plain ASCII, and the library's lookup costs milliseconds per character (pinned to it by
+tests/test_reserved_names.py)."""
+
+
 def _readings(char: str) -> frozenset[str]:
     """What one character can be read as: itself case-folded, and the characters Unicode's
     confusables (UTS #39) list as looking like it, case-folded (``ı``: ``i``, Cyrillic
     ``р``: ``p``, ``1``: ``l``)."""
+    if char.isascii():
+        return frozenset({char.casefold(), *ASCII_LOOKALIKES.get(char, "")})
+    return unicode_readings(char)
+
+
+@functools.cache
+def unicode_readings(char: str) -> frozenset[str]:
+    """``_readings`` as Unicode's confusables list answers it, for any character."""
     from confusable_homoglyphs import confusables  # lazily: a 1 MB table
 
     found = confusables.is_confusable(char, greedy=True) or []

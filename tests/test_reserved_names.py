@@ -82,3 +82,18 @@ def test_registering_with_a_look_alike_jupyreg_tag_writes_nothing(
     with pytest.raises(InvalidArgument, match="'\uff4aupyreg.stage' reads as jupyreg's"):
         alice.register(model, "fraud", tags={"\uff4aupyreg.stage": "Production"})
     assert MlflowClient(sqlite_uri).search_registered_models() == []
+
+
+def test_the_ascii_fast_path_reads_as_unicodes_confusables_list() -> None:
+    """Keys in plain ASCII skip the confusables library: their readings are the table's."""
+    import string
+
+    from jupyreg.tags import ASCII_LOOKALIKES, unicode_readings
+
+    found = {}
+    for char in string.printable.strip():
+        readings = {r for r in unicode_readings(char) if r.isascii() and len(r) == 1}
+        extra = "".join(sorted(readings - {char.casefold()}))
+        if extra:
+            found[char] = extra
+    assert found == {k: "".join(sorted(v)) for k, v in ASCII_LOOKALIKES.items()}
