@@ -467,6 +467,20 @@ def mlflow_auth_server(
 
 
 @contextmanager
+def team_on_sqlite(root: Path) -> Iterator[tuple[str, str]]:
+    """A jupyreg server and MLflow's basic-auth server, each on its own SQLite files."""
+    with (
+        jupyreg_server(
+            f"sqlite:///{root / 'team.db'}", f"sqlite:///{root / 'auth.db'}", root
+        ) as team,
+        mlflow_auth_server(
+            f"sqlite:///{root / 'anchor.db'}", f"sqlite:///{root / 'anchor-auth.db'}", root
+        ) as anchor,
+    ):
+        yield team, anchor
+
+
+@contextmanager
 def credentials(username: str | None, password: str | None = None) -> Iterator[None]:
     """Act as ``username`` towards a basic-auth server (MLflow's client reads
     ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` at each request); None: no credentials.

@@ -14,10 +14,9 @@ Measured as the admin (basic-auth checks the password of every request on both s
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
@@ -33,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
     repeat = c.repeats(args, 30)
     versions = 20 if args.smoke else 500
     c.quiet_mlflow()
-    with c.workdir("guard") as root, _servers(root) as (ours, anchor):
+    with c.workdir("guard") as root, c.team_on_sqlite(root) as (ours, anchor):
         sides = {"jupyreg": _Side(ours, versions), "anchor": _Side(anchor, versions)}
         rows = [
             _row("read: GET registered-models/search", sides, repeat, _Side.search),
@@ -52,19 +51,6 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
         "mlflow server --app-name basic-auth",
     )
     return rows
-
-
-@contextlib.contextmanager
-def _servers(root: Path) -> Iterator[tuple[str, str]]:
-    with (
-        c.jupyreg_server(
-            f"sqlite:///{root / 'team.db'}", f"sqlite:///{root / 'auth.db'}", root
-        ) as team,
-        c.mlflow_auth_server(
-            f"sqlite:///{root / 'anchor.db'}", f"sqlite:///{root / 'anchor-auth.db'}", root
-        ) as anchor,
-    ):
-        yield team, anchor
 
 
 class _Side:

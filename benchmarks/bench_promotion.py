@@ -56,8 +56,7 @@ import contextlib
 import itertools
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import _common as c
@@ -111,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
                 rows += [
                     c.Row(m, None, None, None, note=f"skipped: {why}") for m in _measures(store)
                 ]
-            with _team_on_sqlite(root) as (team, anchor):
+            with c.team_on_sqlite(root) as (team, anchor):
                 bench(TEAM_SQLITE, team, anchor, True, TEAM_NOTE.format(where="machine (SQLite)"))
         else:
             with c.postgres() as backend, c.mlflow_server(backend, root, c.SERVER_ENV) as plain:
@@ -160,20 +159,6 @@ def main(argv: Sequence[str] | None = None) -> list[c.Row]:
 
 def _measures(store: str) -> list[str]:
     return [f"-> Staging, transition ({store})", f"-> Production, request+approve ({store})"]
-
-
-@contextlib.contextmanager
-def _team_on_sqlite(root: Path) -> Iterator[tuple[str, str]]:
-    """A jupyreg server and MLflow's basic-auth server, each on its own SQLite files."""
-    with (
-        c.jupyreg_server(
-            f"sqlite:///{root / 'team.db'}", f"sqlite:///{root / 'auth.db'}", root
-        ) as team,
-        c.mlflow_auth_server(
-            f"sqlite:///{root / 'anchor.db'}", f"sqlite:///{root / 'anchor-auth.db'}", root
-        ) as anchor,
-    ):
-        yield team, anchor
 
 
 class _User:
