@@ -26,7 +26,7 @@ from tests.conftest import register_versions, worker_processes
 
 pytestmark = pytest.mark.slow
 NAME = "crashy"
-KILLS = 100
+KILLS = 50
 VERSIONS = 5
 
 
@@ -117,7 +117,7 @@ def test_kill_9_at_random_points_of_lifecycle_steps_embedded(alice, bob, model, 
     assert Path(sqlite_uri.removeprefix("sqlite:///")).exists()
 
 
-SERVER_KILLS = 10
+SERVER_KILLS = 4
 
 
 @pytest.mark.server
@@ -130,7 +130,7 @@ def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monk
     env = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     backend = postgres.create_database("mlflow")
     auth_db = postgres.create_database("auth")
-    # one worker: the server starts 11 times, and its one client sends one step at a time
+    # one worker: the server starts 5 times, and its one client sends one step at a time
     server = TeamServer(tmp_path, backend, auth_db, str(tmp_path), env, workers=1)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
