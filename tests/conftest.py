@@ -78,7 +78,7 @@ LONGEST_FIRST: dict[str, int] = {
     "test_faults.py::test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step": 135,
     "test_team_server.py": 130,
     "test_team_everyday.py": 80,
-    "test_benchmarks_smoke.py::test_benchmark_scripts_run_and_print_their_ratios": 90,
+    "test_benchmarks_smoke.py::test_benchmark_script_runs_and_prints_its_ratios": 45,
     "test_github_actions.py::test_promote_then_deploy_workflows_run_against_a_registry": 70,
     "test_fuzz.py": 100,
     "test_reproduce.py": 50,

@@ -47,10 +47,10 @@ pytestmark = pytest.mark.server
 MODEL = "fuzzed"
 PASSWORDS = {"admin": ADMIN_PASSWORD, "alice": "alice-password-1"}
 LAB_TOKEN = "fuzz-token"
-EXAMPLES_PER_ROUTE = 70  # x 22 routes: 1,540 bodies, after about 560 explicit ones
-SERVE_EXAMPLES = 150  # x 3 (invocations; webhook unsigned, signed), after 30 explicit
-LAB_EXAMPLES = 40  # x 9 routes, after 36 explicit
-MINIMUM_BODIES = 2_000
+EXAMPLES_PER_ROUTE = 35  # x 22 routes: 770 bodies, after about 560 explicit ones
+SERVE_EXAMPLES = 80  # x 3 (invocations; webhook unsigned, signed), after 30 explicit
+LAB_EXAMPLES = 25  # x 9 routes, after 36 explicit
+MINIMUM_BODIES = 1_500
 
 JUPYREG_FIELDS = ("name", "version", "stage", "reason", "comment", "request_id", "policy")
 ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
