@@ -9,7 +9,10 @@ Builds a temp git+DVC repo with one 512 MB file (``--smoke``: 8 MB, one repetiti
    interpreter (which also imports GitPython and DVC), against ``dvc status`` in the same
    repo (target ratio <= 0.1 warm);
 2. hashing a plain file of the same size with jupyreg's hasher (dvc-data's) against
-   ``md5sum`` (target throughput ratio >= 0.8).
+   ``md5sum`` (target throughput ratio >= 0.8);
+3. ``mlflow.start_run()`` in that repo (a SQLite store, warm process) with jupyreg's
+   run-context provider against the same with ``JUPYREG_CAPTURE=0``: the provider's cost
+   per run (targets <= 50 ms and <= 0.1 x ``dvc status``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
             "dvc status": _time(lambda: _run([DVC, "status", "-q"], repo, env), repeat),
             "hash (jupyreg)": _time(lambda: md5_of_file(plain), repeat),
             "md5sum": _time(lambda: _run(["md5sum", plain], repo, env), repeat),
+            **_start_runs(repo, Path(tmp, "mlflow.db"), repeat),
         }
     _report(results, size, repeat)
     return results
@@ -91,6 +95,31 @@ def _fresh_capture(repo: Path, env: dict[str, str]) -> None:
     _run([sys.executable, "-c", code], repo, {**env, "PYTHONPATH": str(ROOT)})
 
 
+def _start_runs(repo: Path, db: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """``start_run`` + end in ``repo``, with jupyreg's run-context provider and without."""
+    import mlflow
+
+    def run() -> None:
+        with mlflow.start_run():
+            pass
+
+    here, switch = os.getcwd(), os.environ.pop("JUPYREG_CAPTURE", None)
+    os.chdir(repo)
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    try:
+        run()  # creates the store: not timed
+        with_provider = _time(run, repeat)
+        os.environ["JUPYREG_CAPTURE"] = "0"
+        without = _time(run, repeat)
+        return {"start_run, capture on": with_provider, "start_run, capture off": without}
+    finally:
+        os.chdir(here)
+        mlflow.set_tracking_uri(None)
+        os.environ.pop("JUPYREG_CAPTURE", None)
+        if switch is not None:
+            os.environ["JUPYREG_CAPTURE"] = switch
+
+
 def _run(cmd: Sequence[str | Path], cwd: Path, env: dict[str, str]) -> None:
     subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, check=True, capture_output=True)
 
@@ -107,9 +136,9 @@ def _time(fn: Callable[[], object], repeat: int) -> dict[str, float]:
 
 def _report(results: dict[str, dict[str, float]], size: int, repeat: int) -> None:
     print(f"file size {size // MiB} MiB, {repeat} repetition(s); seconds")
-    print(f"{'measure':<24}{'median':>10}{'min':>10}{'max':>10}")
+    print(f"{'measure':<26}{'median':>10}{'min':>10}{'max':>10}")
     for name, figures in results.items():
-        print(f"{name:<24}" + "".join(f"{figures[k]:>10.4f}" for k in ("median", "min", "max")))
+        print(f"{name:<26}" + "".join(f"{figures[k]:>10.4f}" for k in ("median", "min", "max")))
     dvc = results["dvc status"]["median"]
     ratio_warm = results["capture() warm process"]["median"] / dvc
     ratio_fresh = results["capture() fresh python"]["median"] / dvc
@@ -122,6 +151,13 @@ def _report(results: dict[str, dict[str, float]], size: int, repeat: int) -> Non
     print(
         f"hash throughput: jupyreg {ours / MiB:.0f} MiB/s, md5sum {md5sum / MiB:.0f} MiB/s,"
         f" ratio {ours / md5sum:.2f} (target >= 0.8)"
+    )
+    overhead = (
+        results["start_run, capture on"]["median"] - results["start_run, capture off"]["median"]
+    )
+    print(
+        f"run-context provider per start_run: {overhead * 1000:.1f} ms (target <= 50 ms),"
+        f" / dvc status {overhead / dvc:.3f} (target <= 0.1)"
     )
 
 

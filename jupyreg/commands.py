@@ -61,7 +61,11 @@ def add_verbs(verbs: Any, formats: bool) -> None:
         'versions of every model matching a filter, e.g. "test.auc > 0.9 and '
         "stage = 'Production'\" (AND only; metrics, stage, git.dirty, gpu.count, data.N.md5)",
     ).add_argument("expr", nargs="+", help="one argument, or several joined by spaces")
-    sub = read("reproduce", "re-run a version in a fresh kernel and compare its metrics")
+    sub = read(
+        "reproduce",
+        "re-run a version (its notebook, script, `jupyreg run` command or DVC stage) "
+        "sandboxed and compare its metrics",
+    )
     sub.add_argument("name")
     sub.add_argument("version", type=int)
     sub.add_argument("--tolerance", type=float, default=1e-6, help="absolute (default 1e-6)")
@@ -197,6 +201,12 @@ def run_verb(registry: Registry, args: argparse.Namespace) -> Any:
         case "policy":
             return registry.set_policy(args.name, reason=args.reason, **policy_changes(args))
     raise ValueError(f"unknown verb {args.verb!r}")
+
+
+def read_warnings(verb: str, result: Any) -> list[str]:
+    """What a read found amiss beside its records: each listed model whose stage
+    references disagree (``models:/NAME/STAGE`` and ``@alias`` name different versions)."""
+    return [model.split for model in result if model.split] if verb == "list" else []
 
 
 def as_frame(verb: str, result: Any) -> Any:

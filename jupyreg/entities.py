@@ -21,6 +21,9 @@ class RegisteredModel:
     staging: int | None
     description: str = ""
     updated: datetime | None = None
+    split: str | None = None
+    """Set when ``models:/NAME/STAGE`` and ``models:/NAME@alias`` name different versions
+    (a stage changed outside jupyreg): what differs and how to repair it."""
 
 
 @dataclass(frozen=True)

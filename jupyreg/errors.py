@@ -9,6 +9,7 @@ was raised; None when the message says it all) and, for a missing or malformed a
 from __future__ import annotations
 
 import shlex
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -147,6 +148,18 @@ class InvalidSignature(RegistryError):
     """A webhook delivery whose signature, timestamp or delivery id does not check out."""
 
     code = "invalid_signature"
+
+
+class SplitReferences(UserWarning):
+    """``models:/NAME/STAGE`` and ``models:/NAME@alias`` name different versions: a stage
+    was changed outside jupyreg (``check --repair`` brings them back in step)."""
+
+
+def warn_split(message: str | None) -> None:
+    """Warn (``SplitReferences``) with ``message``, if any, at the caller's caller: the
+    user's line that read the model."""
+    if message:
+        warnings.warn(SplitReferences(message), stacklevel=3)
 
 
 REFUSALS = (

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, tags
 from jupyreg.entities import ModelVersion, RegisteredModel
+from jupyreg.errors import warn_split
 from jupyreg.lifecycle import PolicyChange, Request, TransitionEvent
 
 if TYPE_CHECKING:
@@ -23,7 +24,16 @@ METRIC_PREFIX = "metrics."
 MODEL_COLUMNS = ["name", "latest_version", "production", "staging", "description", "updated"]
 VERSION_COLUMNS = ["version", "stage", "aliases", "created", "author", "run_id"]
 LINEAGE_COLUMNS = ["git_commit", "git_dirty", "data", "gpu", "reproduced"]
-HISTORY_COLUMNS = ["at", "version", "from_stage", "to_stage", "author", "reason", "request_id"]
+HISTORY_COLUMNS = [
+    "at",
+    "version",
+    "from_stage",
+    "to_stage",
+    "author",
+    "reason",
+    "request_id",
+    "repaired_by",
+]
 REQUEST_COLUMNS = [
     "id",
     "name",
@@ -124,6 +134,7 @@ def history_frame(events: Sequence[TransitionEvent]) -> pd.DataFrame:
             "author": e.author,
             "reason": e.reason,
             "request_id": e.request_id,
+            "repaired_by": e.repaired_by,
         }
         for e in events
     ]
@@ -172,8 +183,12 @@ class DataFrameViews:
         return search_frame(search_records(self._store, expr))
 
     def models(self) -> pd.DataFrame:
-        """One row per registered model: latest version and current stage holders."""
-        return models_frame(self.model_records())
+        """One row per registered model: latest version and current stage holders; a
+        ``SplitReferences`` warning for each whose stage references disagree."""
+        records = self.model_records()
+        for record in records:
+            warn_split(record.split)
+        return models_frame(records)
 
     def versions(self, name: str) -> pd.DataFrame:
         """One row per version: stage, aliases, created, author, ``metrics.*``, lineage."""

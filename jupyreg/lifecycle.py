@@ -494,6 +494,9 @@ class TransitionEvent:
     reason: str
     at: str
     request_id: str | None = None
+    repaired_by: str | None = None
+    """Who ran the ``check --repair`` that recorded a move made outside jupyreg (whose
+    ``author`` is then the outside user, not the repairer); None for every other event."""
 
     @classmethod
     def new(
@@ -505,6 +508,7 @@ class TransitionEvent:
         author: str,
         reason: str,
         request_id: str | None = None,
+        repaired_by: str | None = None,
     ) -> TransitionEvent:
         moment = now()
         return cls(
@@ -517,6 +521,7 @@ class TransitionEvent:
             reason,
             iso(moment),
             request_id,
+            repaired_by,
         )
 
 
@@ -803,10 +808,28 @@ class Reconciliation:
     """The policy in force that no recorded change set; a repair records it as adopted."""
 
 
+OUTSIDE_USER = "unknown"
+"""Who made a move outside jupyreg: MLflow records no user of a stage change (its
+``transition_model_version_stage`` sets only the stage and ``last_updated_timestamp``; a
+version's ``user_id`` is never set by MLflow's own stores, and would name its creator)."""
+
+
 def adopted_reason(from_stage: str, to_stage: str) -> str:
     return (
-        "adopted by check --repair: stage was set outside jupyreg "
-        f"(MLflow's stage {from_stage} -> {to_stage})"
+        f"adopted a move made outside jupyreg (by {OUTSIDE_USER}): "
+        f"MLflow's stage {from_stage} -> {to_stage}"
+    )
+
+
+def adopted_event(
+    name: str, version: int, from_stage: str, to_stage: str, repairer: str
+) -> TransitionEvent:
+    """The history event ``check --repair`` records for a stage MLflow's own API set: its
+    author is whoever made the move (unknown to MLflow), ``repaired_by`` the repairer."""
+    author = f"{OUTSIDE_USER} (outside jupyreg)"
+    reason = adopted_reason(from_stage, to_stage)
+    return TransitionEvent.new(
+        name, version, from_stage, to_stage, author, reason, repaired_by=repairer
     )
 
 
@@ -874,6 +897,50 @@ def reconcile(facts: Iterable[VersionFacts], aliases: Mapping[str, int]) -> Reco
                 )
             )
     return Reconciliation(tuple(findings), adopted, stage_tags, legacy, tuple(moves), keep, truth)
+
+
+def split_references(
+    name: str, newest: Iterable[VersionFacts], aliases: Mapping[str, int]
+) -> str | None:
+    """Whether ``models:/NAME/STAGE`` and ``models:/NAME@alias`` name different versions
+    (a stage or an alias changed outside jupyreg): a message naming both references and
+    the repair, else None. ``newest``: the newest version in each of MLflow's stages (the
+    one ``models:/NAME/STAGE`` loads), ``aliases``: the model's; both are what a model
+    listing already reads, so this judges the two references only, leaving the rest of
+    the model to ``reconcile``. Production is exclusive: its references must agree.
+    Staging's may name two versions that are both in Staging, by MLflow's stage and the
+    stage tag alike."""
+    known = {fact.version: fact for fact in newest}
+    split = []
+    for stage in (PRODUCTION, STAGING):
+        alias = STAGE_ALIASES[stage]
+        by_stage = max((v for v, f in known.items() if f.legacy_stage == stage), default=None)
+        by_alias = aliases.get(alias)
+        if by_stage == by_alias or _both_held(stage, (by_stage, by_alias), known):
+            continue
+        split.append(
+            f"models:/{name}/{stage} is {_named(by_stage)} but "
+            f"models:/{name}@{alias} is {_named(by_alias)}"
+        )
+    if not split:
+        return None
+    repair = hint(f"reg.check({name!r}, repair=True)", "check", name, "--repair")
+    return f"{name}: {', and '.join(split)} (a stage was changed outside jupyreg); run {repair}"
+
+
+def _both_held(
+    stage: str, versions: tuple[int | None, ...], known: Mapping[int, VersionFacts]
+) -> bool:
+    """Whether every one of ``versions`` holds the non-exclusive ``stage`` by MLflow's stage
+    and the stage tag (a version the read did not see is taken at its alias's word)."""
+    if stage == PRODUCTION or None in versions:
+        return False
+    facts = [known[v] for v in versions if v in known]
+    return all(f.legacy_stage == stage and f.stage_tag == stage for f in facts)
+
+
+def _named(version: int | None) -> str:
+    return "no version" if version is None else f"v{version}"
 
 
 def lost_versions(

@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Unicode, observe
 from traitlets.config import Configurable
 
-from jupyreg.commands import add_verbs, as_frame, describe, run_verb
+from jupyreg.commands import add_verbs, as_frame, describe, read_warnings, run_verb
 from jupyreg.errors import DuplicateVersion, RegistryError, RegistryUnavailable, front_end
 
 if TYPE_CHECKING:
@@ -258,6 +258,8 @@ class JupyReg(Magics, Configurable):
             from IPython.display import Markdown
 
             return Markdown(result)
+        for warning in read_warnings(args.verb, result):
+            print(f"warning: {warning}")
         return as_frame(args.verb, result)
 
     def _run_cell(self, cell: str) -> None:

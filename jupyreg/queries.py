@@ -19,22 +19,11 @@ class Queries:
         self.store = store
 
     def models(self) -> list[RegisteredModel]:
-        found = []
-        for model in self.store.registered_models():
-            aliases = {a: int(v) for a, v in (model.aliases or {}).items()}
-            found.append(
-                RegisteredModel(
-                    name=model.name,
-                    latest_version=max(
-                        (int(v.version) for v in model.latest_versions or ()), default=None
-                    ),
-                    production=aliases.get(lifecycle.STAGE_ALIASES[lifecycle.PRODUCTION]),
-                    staging=aliases.get(lifecycle.STAGE_ALIASES[lifecycle.STAGING]),
-                    description=model.description or "",
-                    updated=timestamp(model.last_updated_timestamp),
-                )
-            )
-        return found
+        return [model_record(model) for model in self.store.registered_models()]
+
+    def model(self, name: str) -> RegisteredModel:
+        """One registered model, as ``models`` lists it; NotFound for an unknown name."""
+        return model_record(self.store.registered_model(name))
 
     def versions(self, name: str, wanted: Iterable[int | str] | None = None) -> list[ModelVersion]:
         """Versions of a model (all, or those ``wanted``), oldest first."""
@@ -214,6 +203,22 @@ def _moment(when: datetime | str) -> datetime:
 
 def timestamp(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
+
+
+def model_record(model: Any) -> RegisteredModel:
+    """An MLflow registered model as callers see it. Its newest version in each MLflow
+    stage (which MLflow reads with it) tells whether its stage references are split."""
+    aliases = {a: int(v) for a, v in (model.aliases or {}).items()}
+    newest = [VersionState.of(mv) for mv in model.latest_versions or ()]
+    return RegisteredModel(
+        name=model.name,
+        latest_version=max((s.version for s in newest), default=None),
+        production=aliases.get(lifecycle.STAGE_ALIASES[lifecycle.PRODUCTION]),
+        staging=aliases.get(lifecycle.STAGE_ALIASES[lifecycle.STAGING]),
+        description=model.description or "",
+        updated=timestamp(model.last_updated_timestamp),
+        split=lifecycle.split_references(model.name, [s.facts() for s in newest], aliases),
+    )
 
 
 def model_version(state: VersionState, run: Any, aliases: Mapping[str, int]) -> ModelVersion:

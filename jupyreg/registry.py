@@ -18,7 +18,7 @@ from jupyreg import lifecycle, registration, reproduce, settings
 from jupyreg.admin import TeamAdmin
 from jupyreg.backend import Authorise, Backend, LocalBackend, open_backend
 from jupyreg.entities import ModelVersion
-from jupyreg.errors import InvalidArgument, NotFound, RegistryError
+from jupyreg.errors import InvalidArgument, NotFound, RegistryError, warn_split
 from jupyreg.frames import DataFrameViews
 from jupyreg.identity import resolve_user
 from jupyreg.lifecycle import Policy, Request
@@ -131,7 +131,10 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         version: int | str | None = None,
         alias: str | None = None,
     ) -> Any:
-        """The MLflow pyfunc model of a version chosen by version, alias or stage."""
+        """The MLflow pyfunc model of a version chosen by version, alias or stage; a
+        ``SplitReferences`` warning when the model's stage references disagree (a stage
+        changed outside jupyreg: ``models:/NAME/Production`` may load another version)."""
+        warn_split(self._queries.model(name).split)
         if version is not None:
             number = self._store.version(name, version_number(version)).version
         elif alias is not None:

@@ -26,6 +26,7 @@ def model_json(model: RegisteredModel) -> dict[str, Any]:
         "staging": model.staging,
         "description": model.description,
         "updated": _iso(model.updated),
+        "split": model.split,
     }
 
 
@@ -84,6 +85,7 @@ def event_json(event: TransitionEvent) -> dict[str, Any]:
         "reason": event.reason,
         "at": event.at,
         "request_id": event.request_id,
+        "repaired_by": event.repaired_by,
     }
 
 

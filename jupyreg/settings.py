@@ -17,6 +17,12 @@ from typing import Any
 
 from jupyreg.errors import InvalidArgument
 
+CAPTURE_ENV = "JUPYREG_CAPTURE"
+"""``0`` turns off the lineage every MLflow run gets (jupyreg's run-context provider)."""
+DATA_ENV = "JUPYREG_DATA"
+"""The datasets a run records (paths, ``os.pathsep``-separated), else ``[tool.jupyreg]
+data``, else every output DVC tracks."""
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 """MLflow's own default (pinned to MLflow by a contract test)."""
 
@@ -70,18 +76,26 @@ def resolve(
 
 
 def project_settings(start: str | Path | None = None) -> dict[str, Any]:
-    """The ``[tool.jupyreg]`` table of the project's pyproject.toml: the nearest one at or
-    above ``start`` (the current directory by default), as packaging tools find it."""
+    """The ``[tool.jupyreg]`` table of the project's pyproject.toml (``project_file``)."""
+    candidate = project_file(start)
+    if candidate is None:
+        return {}
+    try:
+        data = tomllib.loads(candidate.read_text())
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"cannot read {candidate}: {exc}") from None
+    return dict(data.get("tool", {}).get("jupyreg", {}))
+
+
+def project_file(start: str | Path | None = None) -> Path | None:
+    """The project's pyproject.toml: the nearest one at or above ``start`` (the current
+    directory by default), as packaging tools find it."""
     here = Path(start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
-            try:
-                data = tomllib.loads(candidate.read_text())
-            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
-                raise InvalidArgument(f"cannot read {candidate}: {exc}") from None
-            return dict(data.get("tool", {}).get("jupyreg", {}))
-    return {}
+            return candidate
+    return None
 
 
 def artifact_location(configured: str | None, tracking_uri: str) -> str | None:

@@ -380,7 +380,8 @@ class Store:
                     filter_string=query, max_results=_SEARCH_PAGE, page_token=token
                 )
             )
-        return sorted((VersionState.of(mv) for mv in found), key=lambda s: (s.name, s.version))
+        states = self.with_run_lineage([VersionState.of(mv) for mv in found])
+        return sorted(states, key=lambda s: (s.name, s.version))
 
     def model_versions(self, name: str) -> dict[int, VersionState]:
         """All versions of an existing model; NotFound if the model does not exist."""
@@ -442,7 +443,46 @@ class Store:
             raise _no_such_model(name) from None
         if found is None:
             return None
-        return replace(found, versions=[VersionState.of(mv) for mv in found.versions])
+        return replace(
+            found, versions=self.with_run_lineage([VersionState.of(mv) for mv in found.versions])
+        )
+
+    def with_run_lineage(self, states: list[VersionState]) -> list[VersionState]:
+        """``states``, where a version has no lineage of its own (one registered by plain
+        MLflow), with the lineage its run recorded (jupyreg's run-context provider) and that
+        run's id: found through the run, else through the logged model (MLflow 3's
+        ``log_model(registered_model_name=)`` records no run id). One batched run read, none
+        if every version has its lineage."""
+        plain = [s for s in states if tags.LINEAGE_TAG not in s.tags and (s.run_id or s.model_id)]
+        if not plain:
+            return states
+        run_of = {id(s): s.run_id or self._source_run(s.model_id) for s in plain}
+        runs = self.runs([r for r in run_of.values() if r])
+        for state in plain:
+            run = runs.get(run_of[id(state)] or "")
+            if run is not None:
+                state.run_id = run.info.run_id  # its metrics and params are the version's
+                state.tags = tags.run_lineage(run.data.tags) | state.tags
+        return states
+
+    def freeze_run_lineage(self, name: str, version: int) -> None:
+        """Write the lineage of a version's run onto the version, where it has none of its
+        own (one registered by plain MLflow): what the gates judge is then frozen at
+        registration, as for jupyreg's own registrations, whatever the run's tags become."""
+        with self.translated(f"{name} v{version}"):
+            mv = self.client.get_model_version(name, str(version))
+        if tags.LINEAGE_TAG in (mv.tags or {}):
+            return
+        run_id = mv.run_id or self._source_run(getattr(mv, "model_id", None))
+        run = self.runs([run_id] if run_id else []).get(run_id or "")
+        lineage = tags.run_lineage(run.data.tags) if run is not None else {}
+        with self.batch():
+            for key, value in lineage.items():
+                self.set_version_tag(name, version, key, value)
+
+    def _source_run(self, model_id: str | None) -> str | None:
+        logged = self.logged_model(model_id) if model_id else None
+        return getattr(logged, "source_run_id", None) or None
 
     def aliases(self, name: str) -> dict[str, int]:
         model = self.registered_model(name)

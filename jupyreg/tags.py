@@ -72,6 +72,15 @@ REGISTERED_MODEL_RUN_TAG = "jupyreg.registered_model"
 """Run tag naming the registered model a run was logged for."""
 MAX_TAG_LENGTH = 100_000
 """MLflow's limit for a model-version tag value."""
+RUN_TAG_LENGTH = 8_000
+"""MLflow's limit for a run tag value."""
+CAPTURE_WARNING_TAG = "jupyreg.capture.warning"
+"""Run tag: why the run-context provider recorded no lineage (the run itself went on)."""
+DIFF_PREFIX = "jupyreg.git.diff."
+"""Run tags ``jupyreg.git.diff.<n>``: the uncommitted diff in pieces, for a run started by
+plain MLflow (the run-context provider runs before the run exists: no artifact yet)."""
+DIFF_PIECES = 32
+"""At most this many pieces (256 kB): a longer diff is recorded by its sha256 only."""
 
 LIFECYCLE_TAGS = (STAGE_TAG, AUTHOR_TAG, LINEAGE_TAG, STEP_TAG)
 _DATA_FIELD = re.compile(r"^data\.(\d+)\.(path|md5|recorded_md5|stale|dvc)$")
@@ -173,13 +182,14 @@ def unicode_readings(char: str) -> frozenset[str]:
 # lineage ---------------------------------------------------------------------------
 
 
-def lineage_tags(record: Mapping[str, Any]) -> dict[str, str]:
+def lineage_tags(record: Mapping[str, Any], limit: int = MAX_TAG_LENGTH) -> dict[str, str]:
     """Flat ``jupyreg.*`` tags of a lineage record (unknown values left out), plus the
-    whole record as compact JSON under ``jupyreg.lineage``."""
+    whole record as compact JSON under ``jupyreg.lineage``; no value longer than ``limit``."""
     git = record.get("git") or {}
     notebook = record.get("notebook") or {}
     hardware = record.get("hardware") or {}
     environment = record.get("environment") or {}
+    entry = record.get("entry") or {}
     names = sorted({gpu.get("name") for gpu in hardware.get("gpus") or [] if gpu.get("name")})
     fields: dict[str, Any] = {
         "git.commit": git.get("commit"),
@@ -191,15 +201,57 @@ def lineage_tags(record: Mapping[str, Any]) -> dict[str, str]:
         "notebook.path": notebook.get("path"),
         "notebook.sha256": notebook.get("sha256"),
         "gpu.count": hardware.get("gpu_count"),
+        "gpu.machine_count": hardware.get("machine_gpu_count"),
         "gpu.name": ", ".join(names) or None,
         "python": environment.get("python"),
+        "entry.kind": entry.get("kind"),
+        "entry.path": entry.get("path"),
+        "entry.argv": _dumps(entry["argv"]) if entry.get("argv") else None,
+        "entry.stage": entry.get("stage"),
     }
-    for n, entry in enumerate(record.get("data") or []):
+    for n, dataset in enumerate(record.get("data") or []):
         for key in ("path", "md5", "recorded_md5", "stale", "dvc"):
-            fields[f"data.{n}.{key}"] = entry.get(key)
-    flat = {PREFIX + key: _tag_text(value) for key, value in fields.items() if value is not None}
-    flat[LINEAGE_TAG] = compact_json(record)
+            fields[f"data.{n}.{key}"] = dataset.get(key)
+    flat = {
+        PREFIX + key: _tag_text(value)[:limit] for key, value in fields.items() if value is not None
+    }
+    flat[LINEAGE_TAG] = compact_json(record, limit)
     return flat
+
+
+def run_lineage(run_tags: Mapping[str, str]) -> dict[str, str]:
+    """The lineage tags among a run's tags (what the run-context provider wrote), as a
+    version carries them; empty when the run has no lineage record."""
+    if LINEAGE_TAG not in run_tags:
+        return {}
+    fields = {key: key[len(PREFIX) :] for key in run_tags if key.startswith(PREFIX)}
+    return {
+        key: run_tags[key]
+        for key, field in fields.items()
+        if key in (LINEAGE_TAG, CAPTURE_WARNING_TAG)
+        or field in LINEAGE_FIELDS
+        or _DATA_FIELD.match(field)
+    }
+
+
+def diff_tags(diff: bytes | None) -> dict[str, str]:
+    """The uncommitted diff as run tags of ``RUN_TAG_LENGTH`` characters at most; none for
+    no diff, or one too long (its sha256 stays in ``jupyreg.git.diff_sha256``)."""
+    if not diff:
+        return {}
+    text = diff.decode("utf-8", errors="replace")
+    pieces = [text[i : i + RUN_TAG_LENGTH] for i in range(0, len(text), RUN_TAG_LENGTH)]
+    if len(pieces) > DIFF_PIECES:
+        return {}
+    return {f"{DIFF_PREFIX}{n}": piece for n, piece in enumerate(pieces)}
+
+
+def diff_from_tags(run_tags: Mapping[str, str]) -> bytes | None:
+    """The diff ``diff_tags`` kept in a run's tags; None where there is none."""
+    pieces = []
+    while (piece := run_tags.get(f"{DIFF_PREFIX}{len(pieces)}")) is not None:
+        pieces.append(piece)
+    return "".join(pieces).encode() if pieces else None
 
 
 LINEAGE_FIELDS = (
@@ -212,8 +264,13 @@ LINEAGE_FIELDS = (
     "notebook.path",
     "notebook.sha256",
     "gpu.count",
+    "gpu.machine_count",
     "gpu.name",
     "python",
+    "entry.kind",
+    "entry.path",
+    "entry.argv",
+    "entry.stage",
 )
 """The flat lineage fields ``lineage_tags`` writes besides ``data.<n>.*``."""
 _SEARCH_TAGS = {"stage": STAGE_TAG, "author": AUTHOR_TAG}
@@ -360,6 +417,8 @@ def event_key(event: TransitionEvent) -> str:
 
 
 def event_value(event: TransitionEvent) -> str:
+    """The event's JSON; ``repaired_by`` only on a move adopted by check --repair."""
+    repaired = {"repaired_by": event.repaired_by} if event.repaired_by is not None else {}
     return json.dumps(
         {
             "from": event.from_stage,
@@ -368,6 +427,7 @@ def event_value(event: TransitionEvent) -> str:
             "reason": event.reason,
             "at": event.at,
             "request_id": event.request_id,
+            **repaired,
         }
     )
 
@@ -384,6 +444,7 @@ def event_from_tag(name: str, version: int, key: str, value: str) -> TransitionE
         reason=raw["reason"],
         at=raw["at"],
         request_id=raw.get("request_id"),
+        repaired_by=raw.get("repaired_by"),
     )
 
 

@@ -64,10 +64,13 @@ def test_lineage_benchmark_runs_on_a_small_file(capsys) -> None:
         "dvc status",
         "hash (jupyreg)",
         "md5sum",
+        "start_run, capture on",
+        "start_run, capture off",
     }
     assert all(0 < r["min"] <= r["median"] <= r["max"] for r in results.values())
     out = capsys.readouterr().out
     assert "capture / dvc status" in out and "hash throughput" in out
+    assert "run-context provider per start_run" in out
 
 
 def test_panels_benchmark_runs_on_a_few_embedded_versions(capsys) -> None:

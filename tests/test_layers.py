@@ -13,7 +13,7 @@ LAYERS = [
         "front end",
         (
             "cli", "commands", "magics", "panels", "lab", "widgets", "server", "demo", "watch",
-            "serving", "alerts",
+            "serving", "alerts", "runcontext", "__main__",
         ),
     ),
     ("facade", ("registry",)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -90,6 +91,7 @@ def test_only_the_requester_cancels() -> None:
 def test_entities_round_trip_through_tags() -> None:
     event = TransitionEvent.new("m", 2, "Staging", "Production", "bob", "ok", "abcd1234")
     assert tags.event_from_tag("m", 2, tags.event_key(event), tags.event_value(event)) == event
+    assert "repaired_by" not in json.loads(tags.event_value(event))  # only on adopted moves
     request = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "ok", Policy())
     key = tags.request_key(request.id)
     assert tags.request_from_tag("m", 2, key, tags.request_value(request)) == request
@@ -223,7 +225,13 @@ def test_reconcile_adopts_mlflows_stage_changed_after_jupyreg_moved_it() -> None
     )
     assert plan.adopted == {1: ("Production", "Archived"), 2: ("Staging", "Production")}
     assert plan.stages == {1: "Archived", 2: "Production"} and not plan.moves
-    assert "outside jupyreg" in lifecycle.adopted_reason("Staging", "Production")
+    adopted = lifecycle.adopted_event("m", 2, "Staging", "Production", "carol")
+    assert (adopted.author, adopted.repaired_by) == ("unknown (outside jupyreg)", "carol")
+    assert adopted.reason == (
+        "adopted a move made outside jupyreg (by unknown): MLflow's stage Staging -> Production"
+    )
+    value = tags.event_value(adopted)
+    assert tags.event_from_tag("m", 2, tags.event_key(adopted), value) == adopted
 
 
 def test_a_step_fixes_its_event_ids_so_applying_twice_writes_each_once() -> None:

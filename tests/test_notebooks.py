@@ -150,6 +150,10 @@ def test_trust(tmp_path, monkeypatch) -> None:
     assert "model-index:" in out  # the card's YAML front matter
     assert "1 commit touching code since training" in out
     assert "data changed: data/train.csv" in out
+    # issue 25: a plain-MLflow script's version carries the same lineage
+    assert "entry.kind  script" in out and "entry.path  train_script.py" in out
+    assert 'entry.argv  ["train_script.py","--note","nightly"]' in out
+    assert "git.dirty   false" in out
     assert_left_nothing_behind(tmp_path, "05-trust.ipynb")
 
 

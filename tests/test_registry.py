@@ -352,8 +352,12 @@ def test_check_finds_and_repairs_out_of_band_changes(alice, bob, model, sqlite_u
     alice.check(NAME, repair=True)
     assert alice.check(NAME).empty
     assert client.get_registered_model(NAME).aliases == {"production": 1, "staging": 3}
-    assert alice.history(NAME, 3)["reason"].tolist() == [
-        "adopted by check --repair: stage was set outside jupyreg (MLflow's stage None -> Staging)"
+    adopted = alice.history(NAME, 3)
+    assert adopted["reason"].tolist() == [
+        "adopted a move made outside jupyreg (by unknown): MLflow's stage None -> Staging"
+    ]
+    assert adopted[["author", "repaired_by"]].values.tolist() == [
+        ["unknown (outside jupyreg)", "alice"]
     ]
 
 

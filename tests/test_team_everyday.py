@@ -378,6 +378,32 @@ MLFLOW_FALLBACKS = {
 }
 
 
+def test_a_plain_mlflow_version_keeps_its_runs_lineage_frozen(team: Deployment, model: Any) -> None:
+    """Issue 25: the run-context provider's lineage of a run, registered by plain MLflow on
+    the team server, is written onto the version at registration; a later change to the
+    run's tags changes nothing the gates judge."""
+    import mlflow
+
+    from jupyreg import Registry
+
+    with plain_mlflow(team.url, "alice") as client:
+        mlflow.set_experiment("everyday-plain")
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="everyday-plain",
+                pip_requirements=REQUIREMENTS,
+            )  # fmt: skip
+        version = client.get_model_version("everyday-plain", info.registered_model_version)
+        recorded = client.get_run(run.info.run_id).data.tags
+        assert version.tags["jupyreg.lineage"] == recorded["jupyreg.lineage"]
+        assert version.tags["jupyreg.entry.kind"] == recorded["jupyreg.entry.kind"]
+        client.set_tag(run.info.run_id, "jupyreg.git.commit", "0" * 40)  # her run: allowed
+        with credentials("alice"):
+            frozen = Registry(team.url).get("everyday-plain", version.version)
+    assert frozen.lineage_fields.get("git.commit") == recorded.get("jupyreg.git.commit")
+    assert frozen.lineage == json.loads(recorded["jupyreg.lineage"])
+
+
 def chromium_or_skip() -> str:
     """Debian's Chromium, installed if missing; skip only where it cannot be (never in CI)."""
     found = ensure_chromium()

@@ -260,8 +260,7 @@ class LocalBackend(Backend):
         MLflow stages brought in line, changed registration records, an unrecorded policy,
         versions deleted while they held a stage."""
         for number, (before, after) in plan.adopted.items():
-            reason = lifecycle.adopted_reason(before, after)
-            self._write_event(TransitionEvent.new(name, number, before, after, self.user, reason))
+            self._write_event(lifecycle.adopted_event(name, number, before, after, self.user))
         for number, stage in plan.stage_tags.items():
             self.store.set_version_tag(name, number, tags.STAGE_TAG, stage)
         for number, stage in plan.legacy_stages.items():

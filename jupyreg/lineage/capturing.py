@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyreg.lineage.data import DataCapture, capture_data
+from jupyreg.lineage.entry import NOTEBOOK, SCRIPT, Entry, detect_entry
 from jupyreg.lineage.environment import EnvironmentCapture, capture_environment
 from jupyreg.lineage.git import GitCapture, capture_git
 from jupyreg.lineage.hardware import HardwareCapture, capture_hardware
-from jupyreg.lineage.notebook import NotebookCapture, capture_notebook
+from jupyreg.lineage.notebook import UNKNOWN_NOTEBOOK, NotebookCapture, capture_notebook
 from jupyreg.lineage.record import Lineage
 from jupyreg.lineage.scrub import Scrubber, redact_detected
 from jupyreg.lineage.transcript import capture_transcript
@@ -65,14 +66,21 @@ def capture(
         EnvironmentCapture({}, [], []),
         warnings,
     )
+    nb.info["path"] = _notebook_path(nb, git.root)
+    entry = _safely(
+        "entry",
+        lambda: detect_entry(git.root, here, notebook_path=nb.info["path"]),
+        Entry(SCRIPT, None, (), None),
+        warnings,
+    )
+    if entry.kind != NOTEBOOK:  # a script or a pipeline has no notebook: nothing is missing
+        nb.warnings = [w for w in nb.warnings if w != UNKNOWN_NOTEBOOK]
     for part in (nb, git, datasets, hardware):
         warnings.extend(part.warnings)
     transcript = _safely(
         "transcript", lambda: capture_transcript(user_ns, here, git.root), None, warnings
     )
 
-    if nb.path is not None and git.root is not None:
-        nb.info["path"] = _relative_or_absolute(nb.path, git.root)
     scrubber = Scrubber.from_environ()
     artifacts = _scrubbed_artifacts(
         {
@@ -88,6 +96,7 @@ def capture(
         {
             "git": git.info,
             "notebook": nb.info,
+            "entry": entry.info(),
             "data": datasets.entries,
             "hardware": hardware.info,
             "environment": environment.info,
@@ -147,6 +156,13 @@ def _directory(cwd: str | os.PathLike[str] | None, warnings: list[str]) -> Path:
     except OSError as exc:  # the working directory was deleted under the kernel
         warnings.append(f"capture: no working directory ({exc.strerror or exc})")
         return Path(os.sep)
+
+
+def _notebook_path(nb: NotebookCapture, root: Path | None) -> str | None:
+    """The notebook's path as recorded: relative to the repository root where it lies in it."""
+    if nb.path is None or root is None:
+        return nb.info["path"]
+    return _relative_or_absolute(nb.path, root)
 
 
 def _relative_or_absolute(path: Path, root: Path) -> str:

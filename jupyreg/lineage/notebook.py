@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 _API_TIMEOUT_S = 0.5
-_UNKNOWN = "notebook: path unknown; pass --notebook (or notebook=...) to record it"
+UNKNOWN_NOTEBOOK = "notebook: path unknown; pass --notebook (or notebook=...) to record it"
 
 
 @dataclass
@@ -41,7 +41,7 @@ def capture_notebook(
     located = _locate(explicit, cwd, user_ns, warnings)
     if located is None:
         info = {"path": None, "sha256": None, "source": None}
-        return NotebookCapture(None, info, [*warnings, _UNKNOWN])
+        return NotebookCapture(None, info, [*warnings, UNKNOWN_NOTEBOOK])
     path, source = located
     info: dict[str, Any] = {"path": str(path), "sha256": None, "source": source}
     try:

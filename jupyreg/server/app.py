@@ -125,6 +125,33 @@ def _guard() -> Any:
     return None
 
 
+def _freeze_run_lineage(response: Any) -> Any:
+    """After MLflow created a model version (a plain MLflow client's registration, whose
+    run jupyreg's run-context provider recorded): that lineage is written onto the version,
+    frozen at registration as jupyreg's own are. The version stands if this fails: its
+    lineage is then read from its run."""
+    from flask import current_app, request
+
+    rule = request.url_rule.rule if request.url_rule is not None else ""
+    if (
+        request.method != "POST"
+        or not rule.endswith(_CREATE_VERSION)
+        or response.status_code != 200
+    ):
+        return response
+    created = (response.get_json(silent=True) or {}).get("model_version") or {}
+    try:
+        from jupyreg.server.state import ServerState
+
+        ServerState().store.freeze_run_lineage(created["name"], int(created["version"]))
+    except Exception as exc:  # never the registration: it is made and answered
+        current_app.logger.warning("jupyreg: lineage of %s not frozen: %s", created, exc)
+    return response
+
+
+_CREATE_VERSION = "/mlflow/model-versions/create"
+
+
 def _refused(refusal: Any) -> Any:
     from flask import jsonify
 
@@ -210,6 +237,7 @@ def create_app(app: Any = None) -> Any:
     ]
     authorise_routes(routes, _authenticated)
     flask_app.before_request(_guard)
+    flask_app.after_request(_freeze_run_lineage)
     flask_app.teardown_request(_release)
     for prefix in prefixes:
         flask_app.add_url_rule(prefix + INFO_ROUTE, f"jupyreg_info{prefix}", _info, methods=["GET"])

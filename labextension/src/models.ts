@@ -67,6 +67,7 @@ class ModelRow {
   private readonly header: HTMLButtonElement;
   private readonly meta: HTMLElement;
   private readonly staleSlot: HTMLElement;
+  private readonly splitLine: HTMLElement;
   private readonly versions: VersionsView;
   private readonly history: HTMLDetailsElement;
   private readonly historyList: HTMLElement;
@@ -89,6 +90,8 @@ class ModelRow {
       this.staleSlot
     );
     this.header.addEventListener('click', () => void this.toggle());
+    this.splitLine = h('div', { class: 'jp-jupyreg-split', role: 'alert' });
+    this.splitLine.hidden = true;
     this.versions = new VersionsView(name, actions);
     this.historyList = h('ol', { class: 'jp-jupyreg-history-list' });
     this.history = h(
@@ -114,6 +117,7 @@ class ModelRow {
       'div',
       { class: 'jp-jupyreg-model', 'data-model': name },
       this.header,
+      this.splitLine,
       body
     );
   }
@@ -136,6 +140,8 @@ class ModelRow {
       ...holders
     ].join(' · ');
     this.staleSlot.replaceChildren(...(stale ? [stale] : []));
+    this.splitLine.textContent = model.split ?? '';
+    this.splitLine.hidden = !model.split;
     this.header.title = model.description || model.name;
     this.staleness = model.staleness ?? null;
     this.versions.setStaleness(this.staleness);
@@ -190,6 +196,9 @@ class ModelRow {
 }
 
 function historyItem(event: IHistoryEvent): HTMLElement {
+  const author = event.repaired_by
+    ? trans.__('%1 (recorded by %2)', event.author, event.repaired_by)
+    : event.author;
   return h(
     'li',
     {
@@ -205,7 +214,7 @@ function historyItem(event: IHistoryEvent): HTMLElement {
     h(
       'div',
       { class: 'jp-jupyreg-request-meta' },
-      `${event.author}, ${shortTime(event.at)}`
+      `${author}, ${shortTime(event.at)}`
     ),
     h('div', { class: 'jp-jupyreg-history-reason' }, event.reason),
     ...(event.comments ?? []).map(c =>

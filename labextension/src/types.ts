@@ -25,6 +25,9 @@ export interface IRegisteredModel {
   updated: string | null;
   /** null without a Production version. */
   staleness?: IStaleness | null;
+  /** Set when models:/NAME/STAGE and models:/NAME@alias name different versions (a
+   * stage changed outside jupyreg): which, and how to repair it. */
+  split?: string | null;
 }
 
 /** The latest reproduction's outcome (jupyreg reproduce); null when never run. */
@@ -97,6 +100,8 @@ export interface IHistoryEvent {
   reason: string;
   at: string;
   request_id: string | null;
+  /** Who ran the check --repair that recorded a move made outside jupyreg. */
+  repaired_by?: string | null;
   comments?: IReviewComment[];
 }
 

@@ -24,6 +24,7 @@ def test_record_shape_and_defaults(git_repo: Path, monkeypatch: pytest.MonkeyPat
     assert list(record) == [
         "git",
         "notebook",
+        "entry",
         "data",
         "hardware",
         "environment",
@@ -31,6 +32,8 @@ def test_record_shape_and_defaults(git_repo: Path, monkeypatch: pytest.MonkeyPat
         "captured_at",
     ]
     assert record["git"]["commit"] is not None  # cwd defaults to the working directory
+    assert record["entry"]["kind"] == "script"  # pytest's process: no kernel, no notebook
+    assert not any(w.startswith("notebook:") for w in record["warnings"])
     assert datetime.fromisoformat(record["captured_at"]).tzinfo is not None
     assert lineage.warnings == tuple(record["warnings"])
 

@@ -49,8 +49,15 @@ def test_jpy_session_name(git_repo: Path, monkeypatch: pytest.MonkeyPatch, absol
     assert (info["path"], info["source"]) == ("train.ipynb", "JPY_SESSION_NAME")
 
 
-def test_unknown_notebook_is_a_warning(tmp_path: Path) -> None:
+def test_unknown_notebook_is_a_warning_in_a_kernel_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = capture(cwd=tmp_path, data=[])  # pytest: a script, which has no notebook
+    assert script.record["entry"]["kind"] == "script"
+    assert not any(w.startswith("notebook:") for w in script.warnings)
+    monkeypatch.setattr("jupyreg.lineage.entry.in_kernel", lambda: True)
     lineage = capture(cwd=tmp_path, data=[])
+    assert lineage.record["entry"]["kind"] == "notebook"
     assert lineage.record["notebook"] == {"path": None, "sha256": None, "source": None}
     assert "notebook: path unknown; pass --notebook (or notebook=...) to record it" in (
         lineage.warnings
