@@ -169,6 +169,10 @@ def ratio_line(row: Row) -> str:
 
 
 def parser(doc: str | None, default_repeat: int) -> argparse.ArgumentParser:
+    """A script's arguments. Making it also sets the script's process up: the anchors are
+    plain MLflow as MLflow ships it, so jupyreg's run-context provider (which every
+    ``mlflow.start_run`` here would call) is off."""
+    os.environ.setdefault("JUPYREG_CAPTURE", "0")
     first = (doc or "").strip().splitlines()[0] if doc else None
     p = argparse.ArgumentParser(description=first)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")

@@ -12,11 +12,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jupyreg.commands import add_verbs, describe, run_verb
+from jupyreg.commands import add_verbs, describe, read_warnings, run_verb
 from jupyreg.entities import PERMISSIONS
 from jupyreg.errors import REFUSALS, RegistryError, RegistryUnavailable, front_end
 from jupyreg.server.routes import OPTIONAL
@@ -42,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     add_verbs(verbs, formats=True)
+    about = (
+        "run COMMAND (after --) with this terminal; the MLflow runs it starts record it as "
+        "their entry point (entry.kind command, its argv), so `reproduce` can run it again"
+    )
+    sub = verbs.add_parser("run", help=about, description=about)
+    sub.add_argument("command", nargs="+", metavar="COMMAND", help="the command and its arguments")
     sub = verbs.add_parser("watch", help="run a command or post a message when a stage changes")
     sub.add_argument("name")
     sub.add_argument("--stage", default="Production")
@@ -324,8 +332,51 @@ def _own_environment(verb: str) -> None:
     logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
 
 
+def run_command(command: Sequence[str]) -> int:
+    """``jupyreg run -- COMMAND ...``: COMMAND as a child process with this one's stdio and
+    environment, plus ``JUPYREG_ENTRY_ARGV`` (its argv, JSON) telling the MLflow runs it
+    starts what their entry point is; it opens no run itself (nor imports MLflow). Returns
+    the child's exit status as a shell would: 127 not found, 126 not executable, 128+N
+    killed by signal N. SIGTERM, and a Ctrl-C the terminal did not send the child itself,
+    are passed on to it."""
+    from jupyreg.lineage.entry import ENTRY_ARGV_ENV
+
+    argv = list(command)
+    env = os.environ | {ENTRY_ARGV_ENV: json.dumps(argv)}
+    try:
+        child = subprocess.Popen(argv, env=env)
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError)
+        reason = "command not found" if missing and os.sep not in argv[0] else exc.strerror
+        print(f"jupyreg: run: {argv[0]}: {reason}", file=sys.stderr)
+        return 127 if missing else 126
+
+    def forward(signum: int, _frame: Any) -> None:
+        if signum != signal.SIGINT or not _terminal_sent_it():
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - code if code < 0 else code
+
+
+def _terminal_sent_it() -> bool:
+    """Whether a Ctrl-C reached the child already: the terminal sends it to its foreground
+    process group, which the child shares with this process."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "run":  # the command's environment is the caller's, untouched
+        return run_command(args.command)
     _own_environment(args.verb)
     try:
         with front_end("cli"):
@@ -341,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if result is not None:
         print(_render(args.verb, result, getattr(args, "format", "text")))
+        for warning in read_warnings(args.verb, result):
+            print(f"jupyreg: warning: {warning}", file=sys.stderr)
     if args.verb == "check" and (result["kind"] == "disagreement").any() and not args.repair:
         return EXIT_REFUSED  # stale Production is a warning
     if args.verb == "reproduce" and not result.ok:

@@ -7,18 +7,24 @@
    (the run artifact ``jupyreg/git.diff``) applied.
 2. The recorded datasets materialised there by DVC (``checkout`` from the repository's
    cache, else ``fetch`` from its remote first), then checked against the recorded md5.
-3. The kernel's transcript (``jupyreg/transcript.json``; the notebook snapshot where a
-   version has none) run cell by cell in a fresh kernel (nbclient), in the directory it
-   ran in, with ``JUPYREG_REPRODUCE`` set: there ``register`` appends what it would have
-   registered to that file and registers nothing (``record_instead``), and no lifecycle
-   step runs. The kernel is the registrant's code run by the reproducer, so it gets none
-   of the reproducer's credentials: its environment is built from ``ALLOWED`` (never a
+3. The version's entry run again, in the directory it ran in, with ``JUPYREG_REPRODUCE``
+   set: there ``register`` appends what it would have registered to that file and
+   registers nothing (``record_instead``), and no lifecycle step runs.
+   - A notebook: the kernel's transcript (``jupyreg/transcript.json``; the notebook
+     snapshot where a version has none) run cell by cell in a fresh kernel (nbclient).
+   - A script or a command of ``jupyreg run``: the recorded argv replayed as a child
+     process (``python`` being this interpreter); a DVC stage: ``dvc repro --force
+     --single-item STAGE``. Their own MLflow runs land in the throwaway registry (with
+     jupyreg's capture off), and the run they registered the model from (else the last
+     they started) gives the reproduced metrics.
+   The code is the registrant's, run by the reproducer, so it gets none of the
+   reproducer's credentials: its environment is built from ``ALLOWED`` (never a
    secret-named variable) and what the caller passes, with an empty ``HOME`` (where
    ``~/.mlflow/credentials``, ``~/.netrc``, ``~/.aws`` ... live) and a throwaway MLflow
    registry; ``network=False`` starts it in a new, empty network namespace.
 4. Recorded and reproduced metrics compared within an absolute tolerance, environments
    (Python, packages, GPU) compared, and the outcome kept on the version
-   (``jupyreg.reproduction.<id>``) with the executed notebook as a run artifact.
+   (``jupyreg.reproduction.<id>``), a notebook's executed copy as a run artifact.
 
 The sandbox is the environment and the network, not the file system: the kernel runs as
 the reproducer's OS user and can read what that user can by absolute path. Reproduce code
@@ -32,6 +38,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import site
 import subprocess
@@ -46,6 +53,8 @@ from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, tags
 from jupyreg.errors import InvalidArgument, NotReproducible, RegistryError, hint
+from jupyreg.lineage.entry import COMMAND, DVC_STAGE, SCRIPT
+from jupyreg.settings import CAPTURE_ENV
 
 if TYPE_CHECKING:
     import git
@@ -62,6 +71,8 @@ ARTIFACT_DIR = "jupyreg/reproductions"
 Progress = Callable[[int, int], None]
 _LISTED = 8  # package differences named before "and N more"
 _SHOWN_CELLS = 10  # cells previewed before asking, one line each
+_LOG_TAIL = 20  # lines of a failing replay's output named in the warnings
+_PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
 ALLOWED: dict[str, str] = {
     "PATH": "finds the programs the code starts (git, dvc, a compiler)",
@@ -196,17 +207,8 @@ def record_instead(registration: Registration) -> ModelVersion:
     environment) to ``$JUPYREG_REPRODUCE`` and register nothing. The version being
     reproduced is returned, with the reproduced metrics, for the cell to show."""
     from jupyreg.entities import ModelVersion
-    from jupyreg.lineage.environment import installed_packages
-    from jupyreg.lineage.hardware import read_gpus
 
-    gpus, _ = read_gpus()
-    record = {
-        "name": registration.name,
-        "metrics": registration.metrics,
-        "python": platform.python_version(),
-        "packages": installed_packages(),
-        "gpu": _gpu(gpus),
-    }
+    record = {"name": registration.name, "metrics": registration.metrics, **_this_environment()}
     with open(os.environ[REPRODUCE_ENV], "a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
     return ModelVersion(
@@ -218,6 +220,19 @@ def record_instead(registration: Registration) -> ModelVersion:
         params=dict(registration.params),
         warnings=("reproduction: nothing was registered; these metrics are compared",),
     )
+
+
+def _this_environment() -> dict[str, Any]:
+    """This process's Python, packages and GPU, as a reproduction's record has them."""
+    from jupyreg.lineage.environment import installed_packages
+    from jupyreg.lineage.hardware import read_gpus
+
+    gpus, _ = read_gpus()
+    return {
+        "python": platform.python_version(),
+        "packages": installed_packages(),
+        "gpu": _gpu(gpus),
+    }
 
 
 def refuse_lifecycle() -> None:
@@ -266,17 +281,25 @@ def reproduce(
     with tempfile.TemporaryDirectory(prefix="jupyreg-reproduce-") as tmp:
         scratch = Path(tmp)
         artifacts = _download(store, mv.run_id, scratch / "artifacts")
-        cells, where, from_transcript = _program(mv, artifacts, warnings)
+        program = _program(mv, artifacts, warnings)
         records, executed = scratch / "records.jsonl", scratch / "executed.ipynb"
         child = _sandbox(scratch, passed, launcher, records, mv.version)
-        plan = _plan(mv, commit, cells, where, from_transcript, child.description)
+        plan = _plan(mv, commit, program, child.description)
         _confirm(mv, plan, ask)
+        diff = _recorded_diff(store, mv, artifacts)
         with _worktree(mv, here, commit, scratch / "tree") as (tree, root):
-            _apply_diff(mv, artifacts, tree, commit, warnings)
-            _materialise(mv, here, root, tree, where, warnings)
-            run = _Run(cells, tree / where, records, from_transcript, executed, child)
-            _execute(mv, run, progress, warnings)
+            _apply_diff(mv, diff, tree, commit, warnings)
+            _materialise(mv, here, root, tree, program.where, warnings)
+            if program.argv:
+                _replay(mv, program, tree / program.where, child, scratch / "replay.log", warnings)
+            else:
+                run = _Run(
+                    program.cells, tree / program.where, records, program.whole, executed, child
+                )
+                _execute(mv, run, progress, warnings)
         found = _record_of(records, mv.name)
+        if found is None and program.argv:
+            found = _replayed(child, mv.name, warnings)
         recorded = tags.recorded_metrics(mv.tags) or dict(mv.metrics)
         reproduced = dict((found or {}).get("metrics") or {})
         deltas, ok = _compare(recorded, reproduced, tolerance, warnings)
@@ -285,7 +308,9 @@ def reproduce(
             warnings.append(f"the run registered nothing as {mv.name}: no metrics to compare")
         environment = _environment_changes(mv, artifacts, found) if found else []
         reproduction_id = lifecycle.sortable_id(lifecycle.now())
-        uri = _keep_notebook(store, mv, executed, reproduction_id, warnings)
+        uri = (
+            None if program.argv else _keep_notebook(store, mv, executed, reproduction_id, warnings)
+        )
     result = Reproduction(
         ok=ok,
         recorded=recorded,
@@ -300,7 +325,7 @@ def reproduce(
         id=reproduction_id,
         sandbox=child.description,
     )
-    kept = _keep_outcome(registry, result, from_transcript)
+    kept = _keep_outcome(registry, result, program.ran)
     return replace(result, id=kept) if kept else result
 
 
@@ -408,30 +433,36 @@ def _sandbox(
     return _Sandbox(env, launcher, scratch / "k", description)
 
 
-def _plan(
-    mv: ModelVersion,
-    commit: str,
-    cells: list[str],
-    where: str,
-    from_transcript: bool,
-    sandbox: str,
-) -> str:
+def _plan(mv: ModelVersion, commit: str, program: _Program, sandbox: str) -> str:
     """What will run, said before it runs: whose code, at which commit, from which entry."""
     from jupyreg.lineage.capturing import NOTEBOOK_ARTIFACT, TRANSCRIPT_ARTIFACT
 
     git = mv.lineage.get("git") or {}
+    entry = mv.lineage.get("entry") or {}
     when = f" on {mv.created:%Y-%m-%d %H:%M}" if mv.created else ""
-    notebook = (mv.lineage.get("notebook") or {}).get("path") or "(no notebook recorded)"
-    source = "the kernel's transcript" if from_transcript else "the notebook snapshot"
-    artifact = TRANSCRIPT_ARTIFACT if from_transcript else NOTEBOOK_ARTIFACT
+    place = (
+        "the root" if program.where == "." else program.where
+    ) + " of a worktree at that commit"
     lines = [
         f"reproduce {mv.name} v{mv.version} runs code that {mv.author or 'an unknown author'} "
         f"registered{when}, as you:",
         f"  commit   {commit[:12]}"
         + (" with its recorded uncommitted diff" if git.get("dirty") else ""),
-        f"  entry    {notebook}: {source}, {len(cells)} cell(s), run in "
-        + ("the root" if where == "." else where)
-        + " of a worktree at that commit",
+    ]
+    if program.argv:
+        what = entry.get("stage") or entry.get("path") or "(no path recorded)"
+        lines += [
+            f"  entry    {program.ran} {what}, run in {place}",
+            f"  runs     {shlex.join(program.argv)}",
+            f"  sandbox  {sandbox}",
+        ]
+        return "\n".join(lines)
+    notebook = (mv.lineage.get("notebook") or {}).get("path") or "(no notebook recorded)"
+    source = "the kernel's transcript" if program.whole else "the notebook snapshot"
+    artifact = TRANSCRIPT_ARTIFACT if program.whole else NOTEBOOK_ARTIFACT
+    cells = program.cells
+    lines += [
+        f"  entry    {notebook}: {source}, {len(cells)} cell(s), run in {place}",
         f"  sandbox  {sandbox}",
     ]
     for number, cell in enumerate(cells[:_SHOWN_CELLS], 1):
@@ -502,14 +533,32 @@ def _download(store: Store, run_id: str, into: Path) -> dict[str, bytes]:
     return {f"jupyreg/{Path(path).name}": (into / path).read_bytes() for path in files}
 
 
-def _program(
-    mv: ModelVersion, artifacts: dict[str, bytes], warnings: list[str]
-) -> tuple[list[str], str, bool]:
-    """The cells to run, the directory (from the git root) to run them in, and whether
-    they are the kernel's transcript (else the notebook snapshot)."""
+@dataclass(frozen=True)
+class _Program:
+    """What reproduce runs, in ``where`` (a directory from the git root): a notebook's
+    ``cells``, else the command ``argv``."""
+
+    ran: str
+    """What the outcome says ran: transcript, notebook, or the entry kind of a command."""
+    where: str
+    cells: list[str] = field(default_factory=list)
+    argv: tuple[str, ...] = ()
+
+    @property
+    def whole(self) -> bool:
+        """Run every cell (a transcript), else up to the first registering the model."""
+        return self.ran == "transcript"
+
+
+def _program(mv: ModelVersion, artifacts: dict[str, bytes], warnings: list[str]) -> _Program:
+    """What to run: the recorded command of a script, a ``jupyreg run`` command or a DVC
+    stage; else the kernel's transcript, else the notebook snapshot."""
     from jupyreg.lineage.capturing import NOTEBOOK_ARTIFACT, TRANSCRIPT_ARTIFACT
     from jupyreg.lineage.transcript import read_transcript
 
+    entry = mv.lineage.get("entry") or {}
+    if entry.get("kind") in (SCRIPT, COMMAND, DVC_STAGE):
+        return _command(mv, entry, warnings)
     notebook_path = (mv.lineage.get("notebook") or {}).get("path")
     notebook_dir = Path(notebook_path).parent.as_posix() if notebook_path else "."
     if TRANSCRIPT_ARTIFACT in artifacts:
@@ -519,7 +568,7 @@ def _program(
                 "transcript: the kernel ran outside the git repository; run from "
                 f"{notebook_dir} of the worktree"
             )
-        return cells, where or notebook_dir, True
+        return _Program("transcript", where or notebook_dir, cells)
     if NOTEBOOK_ARTIFACT in artifacts:
         import nbformat
 
@@ -528,12 +577,42 @@ def _program(
             "transcript: none was recorded (registered before jupyreg kept one): the "
             f"notebook snapshot {notebook_path} ran up to its first cell registering {mv.name}"
         )
-        return [c.source for c in nb.cells if c.cell_type == "code"], notebook_dir, False
+        cells = [c.source for c in nb.cells if c.cell_type == "code"]
+        return _Program("notebook", notebook_dir, cells)
     raise NotReproducible(
         f"{mv.name} v{mv.version} recorded neither the kernel's transcript nor a notebook "
         "snapshot, so what produced it is unknown: register it again from a notebook "
         "(%%register) to reproduce it"
     )
+
+
+def _command(mv: ModelVersion, entry: dict[str, Any], warnings: list[str]) -> _Program:
+    """The command replaying a script (``python`` + its argv), a ``jupyreg run`` command
+    (its argv, ``python`` being this interpreter) or a DVC stage (``dvc repro``)."""
+    kind, argv = entry["kind"], [str(a) for a in entry.get("argv") or []]
+    if kind == DVC_STAGE:
+        if not entry.get("stage"):
+            raise NotReproducible(f"{mv.name} v{mv.version} recorded no DVC stage to reproduce")
+        where = Path(str(entry.get("path") or "dvc.yaml")).parent.as_posix()
+        dvc = (sys.executable, "-m", "dvc", "repro", "--force", "--single-item")
+        return _Program(kind, where, argv=(*dvc, str(entry["stage"])))
+    if not argv or argv[0] in ("", "-c", "-"):
+        raise NotReproducible(
+            f"{mv.name} v{mv.version} was trained by code given inline ({kind} argv "
+            f"{argv!r}), so there is no command to run again: train it from a file"
+        )
+    where = str(entry.get("cwd") or ".")
+    if os.path.isabs(where):
+        warnings.append(f"entry: it ran outside the git repository ({where}); ran in its root")
+        where = "."
+    path = str(entry.get("path") or "")
+    if kind == SCRIPT and os.path.isabs(argv[0]) and path and not os.path.isabs(path):
+        argv[0] = os.path.relpath(path, where)  # `python -m`: the worktree's file, not ours
+    if kind == SCRIPT and argv[0].endswith(".py"):
+        argv = [sys.executable, *argv]
+    elif kind == COMMAND and _PYTHON.fullmatch(argv[0]):
+        argv[0] = sys.executable
+    return _Program(kind, where, argv=tuple(argv))
 
 
 @contextmanager
@@ -573,15 +652,25 @@ def _git_reason(exc: git.GitCommandError) -> str:
     return lines[-1].strip().removeprefix("stderr: ").strip("'") if lines else "git failed"
 
 
+def _recorded_diff(store: Store, mv: ModelVersion, artifacts: dict[str, bytes]) -> bytes | None:
+    """The uncommitted diff: the run artifact ``jupyreg/git.diff`` (jupyreg's registration),
+    else the run's ``jupyreg.git.diff.<n>`` tags (a run of any code, through the run-context
+    provider); None where the tree was clean."""
+    from jupyreg.lineage.capturing import DIFF_ARTIFACT
+
+    diff = artifacts.get(DIFF_ARTIFACT)
+    if diff is not None or not (mv.lineage.get("git") or {}).get("dirty"):
+        return diff
+    run = store.runs([str(mv.run_id)]).get(str(mv.run_id))
+    return tags.diff_from_tags(run.data.tags) if run is not None else None
+
+
 def _apply_diff(
-    mv: ModelVersion, artifacts: dict[str, bytes], tree: Path, commit: str, warnings: list[str]
+    mv: ModelVersion, diff: bytes | None, tree: Path, commit: str, warnings: list[str]
 ) -> None:
     import git
 
-    from jupyreg.lineage.capturing import DIFF_ARTIFACT
-
     recorded = mv.lineage.get("git") or {}
-    diff = artifacts.get(DIFF_ARTIFACT)
     if recorded.get("untracked"):
         warnings.append(
             f"git: {recorded['untracked']} untracked file(s) were not part of the recorded "
@@ -597,8 +686,8 @@ def _apply_diff(
         git.Git(tree).apply("--binary", "--whitespace=nowarn", str(patch))
     except git.GitCommandError as exc:
         raise NotReproducible(
-            f"{mv.name} v{mv.version}'s recorded uncommitted diff (jupyreg/git.diff) does not "
-            f"apply on {commit[:12]} ({_git_reason(exc)})"
+            f"{mv.name} v{mv.version}'s recorded uncommitted diff does not apply on "
+            f"{commit[:12]} ({_git_reason(exc)})"
         ) from None
 
 
@@ -732,6 +821,69 @@ def _execute(mv: ModelVersion, run: _Run, progress: Progress | None, warnings: l
     nbformat.write(nb, run.executed)
 
 
+def _replay(
+    mv: ModelVersion,
+    program: _Program,
+    cwd: Path,
+    sandbox: _Sandbox,
+    log: Path,
+    warnings: list[str],
+) -> None:
+    """Run the recorded command in ``cwd`` in the sandbox, its output kept in ``log`` (stdout
+    may be JSON); a failing one is named in the warnings with the end of its output. Its
+    MLflow runs land in the sandbox's throwaway registry, without jupyreg's capture, and
+    ``python`` on its PATH is this interpreter (a DVC stage's command runs in a shell)."""
+    path = os.pathsep.join(
+        p for p in (os.path.dirname(sys.executable), sandbox.env.get("PATH")) if p
+    )
+    env = sandbox.env | {CAPTURE_ENV: "0", "PATH": path}
+    print(f"reproducing {mv.name} v{mv.version}: {shlex.join(program.argv)}", file=sys.stderr)
+    cwd.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        try:
+            code = subprocess.call(
+                [*sandbox.launcher, *program.argv],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise NotReproducible(
+                f"{mv.name} v{mv.version}: {program.argv[0]} could not be started ({exc})"
+            ) from None
+    if code != 0:
+        tail = log.read_text(errors="replace").splitlines()[-_LOG_TAIL:]
+        warnings.append(f"the command exited with {code}: " + "\n".join(tail))
+
+
+def _replayed(sandbox: _Sandbox, name: str, warnings: list[str]) -> dict[str, Any] | None:
+    """What a replay reproduced, read from the sandbox's throwaway registry: the metrics of
+    the run it registered ``name`` from, else of the last run it started, with this
+    environment (the replay ran this interpreter); None where it started no run."""
+    from jupyreg.store import Store, sqlite_path
+
+    uri = sandbox.env["MLFLOW_TRACKING_URI"]
+    database = sqlite_path(uri)
+    if database is None or not database.exists():
+        return None
+    throwaway = Store(uri, uri)
+    runs = throwaway.runs_where("")
+    if not runs:
+        return None
+    registered = [v.run_id for v in throwaway.versions(name) if v.run_id in runs]
+    if registered:
+        run = runs[registered[-1]]
+    else:
+        run = max(runs.values(), key=lambda r: r.info.start_time or 0)
+        warnings.append(
+            f"the run registered no {name}: compared the metrics of the last of its "
+            f"{len(runs)} MLflow run(s)"
+        )
+    return {"name": name, "metrics": dict(run.data.metrics), **_this_environment()}
+
+
 def _offline_kernel(sandbox: _Sandbox) -> dict[str, Any]:
     """NotebookClient's options for a kernel started under ``sandbox.launcher``: it talks
     over unix sockets, as no TCP port is reachable from its empty network namespace."""
@@ -851,7 +1003,7 @@ def _keep_notebook(
     return f"runs:/{mv.run_id}/{ARTIFACT_DIR}/{named.name}"
 
 
-def _keep_outcome(registry: Registry, result: Reproduction, from_transcript: bool) -> str | None:
+def _keep_outcome(registry: Registry, result: Reproduction, ran: str) -> str | None:
     """The reproduction kept on the version (stamped with who kept it, and when, where it
     is written: by a jupyreg server, the authenticated user); its id, or None and a
     warning where it could not be kept."""
@@ -864,7 +1016,7 @@ def _keep_outcome(registry: Registry, result: Reproduction, from_transcript: boo
         "environment": result.environment,
         "warnings": result.warnings,
         "notebook_uri": result.notebook_uri,
-        "ran": "transcript" if from_transcript else "notebook",
+        "ran": ran,
         "sandbox": result.sandbox,
     }
     try:

@@ -56,6 +56,7 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_notebook_polish.py": ("e2e",),  # %%register cells in one kernel (nbclient)
     "test_reproduce.py": ("e2e",),  # kernels register versions, then re-run them
     "test_reproduce_sandbox.py": ("e2e",),  # the same, with the re-run's environment probed
+    "test_reproduce_scripts.py": ("e2e",),  # scripts, `jupyreg run`, dvc repro: re-run
     "test_serve.py": ("e2e",),  # a `jupyreg serve` process under load, uvicorn, alerts
     "test_serve_hardening.py": ("e2e",),  # a `jupyreg serve` with two workers, replays
     "test_server.py": ("server", "e2e"),
