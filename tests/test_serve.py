@@ -110,13 +110,29 @@ def _register(reg: Registry, features: int, c: float, auc: float) -> int:
     ).version
 
 
+def _start_serving(
+    uri: str, root: Path, log: Path, receiver: Receiver
+) -> tuple[subprocess.Popen, int]:
+    """``jupyreg serve`` of NAME on a free port, its output in ``log``."""
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "jupyreg"), "--tracking-uri", uri, "serve", NAME]
+            + ["--port", str(port), "--poll-interval", str(POLL), "--alert-url", receiver.url],
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process, port
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("serve")
     shutil.copyfile(schema_template(), root / "mlflow.db")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     receiver = Receiver()
-    port = free_port()
     log = root / "serve.log"
     before = os.getcwd()
     os.chdir(root)  # the registry's artifacts (./mlruns) live beside it
@@ -125,15 +141,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         first = _register(alice, 3, 1.0, 0.80)
         alice.transition(NAME, first, "Staging", reason="candidate")
         bob.approve(alice.request(NAME, first, "Production", reason="first").id)
-        with open(log, "wb") as out:  # the server starts while the other versions register
-            process = subprocess.Popen(
-                [str(BIN / "jupyreg"), "--tracking-uri", uri, "serve", NAME]
-                + ["--port", str(port), "--poll-interval", str(POLL), "--alert-url", receiver.url],
-                cwd=root,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # the server starts while the other versions register
+        process, port = _start_serving(uri, root, log, receiver)
         good = [_register(alice, 3, 1.0 / (i + 2), 0.81 + i / 100) for i in range(3)]
         broken = _register(alice, 3, 0.1, 0.9)
         model_dir = Path(alice._store.client.get_model_version_download_uri(NAME, str(broken)))
@@ -144,17 +153,24 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             alice.transition(NAME, version, "Staging", reason="candidate")
     finally:
         os.chdir(before)
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while True:
+    for _ in range(3):  # a port free when chosen may be taken before the server binds it
+        url = f"http://127.0.0.1:{port}"
         try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(log.read_text()[-3000:]) from None
-            time.sleep(0.3)
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/ping", timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        process.kill()
+                        raise RuntimeError(log.read_text()[-3000:]) from None
+                    time.sleep(0.3)
+            break
+        except RuntimeError as exc:
+            if "Address already in use" not in str(exc):
+                raise
+            process, port = _start_serving(uri, root, log, receiver)
     yield Service(url, port, uri, root, log, receiver, alice, bob, broken, incompatible)
     stop_group(process)
     receiver.server.shutdown()
