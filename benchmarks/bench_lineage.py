@@ -100,14 +100,16 @@ def _start_runs(repo: Path, db: Path, repeat: int) -> dict[str, dict[str, float]
     import mlflow
 
     def run() -> None:
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment):
             pass
 
     here, switch = os.getcwd(), os.environ.pop("JUPYREG_CAPTURE", None)
     os.chdir(repo)
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     try:
-        run()  # creates the store: not timed
+        # its own experiment: the process may have set another store's as the active one
+        experiment = mlflow.MlflowClient().create_experiment("bench-start-run")
+        run()  # warms the store: not timed
         with_provider = _time(run, repeat)
         os.environ["JUPYREG_CAPTURE"] = "0"
         without = _time(run, repeat)
