@@ -125,6 +125,13 @@ def add_verbs(verbs: Any, formats: bool) -> None:
         default=[],
         help="approvals needed to enter STAGE (repeatable)",
     )
+    change.add_argument(
+        "--approvers",
+        action="append",
+        metavar="STAGE=WHO[,WHO]",
+        default=[],
+        help="who alone may decide moves into STAGE: users and group:NAME (repeatable)",
+    )
     for flag in (
         "allow-self-approval",
         "require-clean-git",
@@ -252,6 +259,16 @@ def policy_changes(args: argparse.Namespace) -> dict[str, Any]:
                 raise InvalidArgument(f"--approvals {item!r}: use STAGE=N, e.g. Production=2")
             approvals[stage] = int(count)
         changes["approvals"] = approvals
+    if args.approvers:
+        approvers: dict[str, list[str]] = {}
+        for item in args.approvers:
+            stage, _, who = item.partition("=")
+            if not who.strip():
+                raise InvalidArgument(
+                    f"--approvers {item!r}: use STAGE=WHO[,WHO], e.g. Production=group:risk"
+                )
+            approvers.setdefault(stage, []).extend(w.strip() for w in who.split(","))
+        changes["approvers"] = approvers
     for key in (
         "allow_self_approval",
         "require_clean_git",

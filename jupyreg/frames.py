@@ -33,6 +33,7 @@ HISTORY_COLUMNS = [
     "reason",
     "request_id",
     "repaired_by",
+    "attestation",
 ]
 REQUEST_COLUMNS = [
     "id",
@@ -135,6 +136,7 @@ def history_frame(events: Sequence[TransitionEvent]) -> pd.DataFrame:
             "reason": e.reason,
             "request_id": e.request_id,
             "repaired_by": e.repaired_by,
+            "attestation": dict(e.attestation) if e.attestation else None,
         }
         for e in events
     ]

@@ -140,6 +140,28 @@ def parse_threshold(text: str) -> tuple[str, str, float]:
     return match.group(1).strip(), match.group(2), bound
 
 
+GROUP_PREFIX = "group:"
+"""An approvers entry naming a group (``group:risk``) rather than one user."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who takes a step: the user, the groups a team server's admins put them in, and the
+    workload attestation (a verified OIDC token's claims) that names them, if any."""
+
+    name: str
+    groups: frozenset[str] = frozenset()
+    attestation: Mapping[str, str] | None = None
+
+    def is_one_of(self, entries: Iterable[str]) -> bool:
+        """Whether an approvers list (user names and ``group:NAME``) includes this actor."""
+        return any(
+            entry == self.name
+            or (entry.startswith(GROUP_PREFIX) and entry[len(GROUP_PREFIX) :] in self.groups)
+            for entry in entries
+        )
+
+
 @dataclass(frozen=True)
 class PolicyChange:
     """One change of a model's policy: who set which policy, why, when; never rewritten."""
@@ -177,9 +199,24 @@ class Policy:
     not_worse_than_production: tuple[str, ...] = ()
     require_compatible_schema: bool = False
     require_reproduced: bool = False
+    approvers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per stage, who alone may approve, reject or apply a move into it: user names and
+    ``group:NAME`` (groups are kept by a team server's admins); a stage not named: anyone
+    the server's permissions let."""
 
     def approvals_for(self, stage: str) -> int:
         return int(self.approvals.get(stage, 0))
+
+    def check_approver(self, stage: str, actor: Actor, action: str) -> None:
+        """Refuse ``actor`` ``action`` (e.g. "approve v3's move to Production") when the
+        policy names who may decide moves into ``stage`` and ``actor`` is not one of them."""
+        allowed = self.approvers.get(stage)
+        if allowed and not actor.is_one_of(allowed):
+            groups = f" (in {', '.join(sorted(actor.groups))})" if actor.groups else ""
+            raise PolicyViolation(
+                f"{actor.name}{groups} may not {action}: the policy's {stage} approvers are "
+                f"{', '.join(allowed)}"
+            )
 
     def gates(self, target: str) -> bool:
         """Whether any gate applies to a move into ``target``."""
@@ -196,6 +233,7 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
         raw["approvals"] = dict(self.approvals)
+        raw["approvers"] = {stage: list(who) for stage, who in self.approvers.items()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()}
 
     @classmethod
@@ -219,6 +257,8 @@ class Policy:
         for key, value in raw.items():
             if key == "approvals":
                 values[key] = _policy_approvals(value)
+            elif key == "approvers":
+                values[key] = _policy_approvers(value)
             elif key == "exclusive":
                 values[key] = _policy_exclusive(value)
             elif key == "gated_stages":
@@ -390,6 +430,27 @@ def _policy_approvals(value: Any) -> dict[str, int]:
     return approvals
 
 
+def _policy_approvers(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(
+            "policy setting approvers must map stages to lists of users and groups, e.g. "
+            f'{{"Production": ["group:risk"]}}, not {_shown(value)}'
+        )
+    approvers: dict[str, tuple[str, ...]] = {}
+    for stage, entries in value.items():
+        canonical = _policy_stage("approvers", stage)
+        if canonical in approvers:
+            raise InvalidArgument(f"policy setting approvers names {canonical} twice")
+        who = tuple(dict.fromkeys(e.strip() for e in _policy_list("approvers", entries)))
+        if not who or any(not e or e == GROUP_PREFIX for e in who):
+            raise InvalidArgument(
+                f"policy setting approvers: {canonical} needs users or group:NAME entries, "
+                "none of them empty"
+            )
+        approvers[canonical] = who
+    return approvers
+
+
 def _policy_exclusive(value: Any) -> tuple[str, ...]:
     """Stages with one holder at a time: Production always (its alias names one version),
     Staging when the policy says so."""
@@ -497,6 +558,9 @@ class TransitionEvent:
     repaired_by: str | None = None
     """Who ran the ``check --repair`` that recorded a move made outside jupyreg (whose
     ``author`` is then the outside user, not the repairer); None for every other event."""
+    attestation: Mapping[str, str] | None = None
+    """The verified workload identity that named ``author`` (issuer, subject, repository,
+    workflow, run_url, ref, environment); None when the author signed in as themselves."""
 
     @classmethod
     def new(
@@ -530,6 +594,7 @@ class Approval:
     by: str
     at: str
     comment: str = ""
+    attestation: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -561,30 +626,31 @@ class Request:
             created_at=iso(now()),
         )
 
-    def with_approval(self, approver: str, comment: str, policy: Policy) -> Request:
+    def with_approval(self, approver: Actor, comment: str, policy: Policy) -> Request:
         """The request after ``approver`` approves it; approved once enough distinct people did."""
         self._check_decidable(approver, policy, "approve")
-        if any(a.by == approver for a in self.approvals):
+        if any(a.by == approver.name for a in self.approvals):
             raise PolicyViolation(
-                f"{approver} has already approved request {self.id}; "
+                f"{approver.name} has already approved request {self.id}; "
                 "another reviewer must approve it"
             )
-        approvals = (*self.approvals, Approval(approver, iso(now()), comment))
+        approval = Approval(approver.name, iso(now()), comment, approver.attestation)
+        approvals = (*self.approvals, approval)
         if len(approvals) < max(1, policy.approvals_for(self.to_stage)):
             return replace(self, approvals=approvals)
         return replace(
             self,
             approvals=approvals,
             status=APPROVED,
-            decided_by=approver,
+            decided_by=approver.name,
             comment=comment,
             decided_at=iso(now()),
         )
 
-    def rejected(self, reviewer: str, comment: str, policy: Policy) -> Request:
+    def rejected(self, reviewer: Actor, comment: str, policy: Policy) -> Request:
         self._check_decidable(reviewer, policy, "reject")
         return replace(
-            self, status=REJECTED, decided_by=reviewer, comment=comment, decided_at=iso(now())
+            self, status=REJECTED, decided_by=reviewer.name, comment=comment, decided_at=iso(now())
         )
 
     def cancelled(self, user: str) -> Request:
@@ -604,11 +670,20 @@ class Request:
                 + "; file a new request to try again"
             )
 
-    def _check_decidable(self, reviewer: str, policy: Policy, verb: str) -> None:
+    def _check_decidable(self, reviewer: Actor, policy: Policy, verb: str) -> None:
         self._check_pending()
-        if verb == "approve" and reviewer == self.requested_by and not policy.allow_self_approval:
+        policy.check_approver(
+            self.to_stage,
+            reviewer,
+            f"{verb} request {self.id} (v{self.version} to {self.to_stage})",
+        )
+        if (
+            verb == "approve"
+            and reviewer.name == self.requested_by
+            and not policy.allow_self_approval
+        ):
             raise PolicyViolation(
-                f"{reviewer} cannot approve their own request {self.id}: "
+                f"{reviewer.name} cannot approve their own request {self.id}: "
                 "someone other than the requester must approve it"
             )
 
@@ -731,7 +806,7 @@ def check_new_request(
 DECISIONS = ("approve", "reject", "cancel")
 
 
-def decide(request: Request, verb: str, user: str, comment: str, policy: Policy) -> Request:
+def decide(request: Request, verb: str, user: Actor, comment: str, policy: Policy) -> Request:
     """The request after ``user`` approves, rejects or cancels it. Approving a request that
     is already approved answers it as it is (a retried approval changes nothing)."""
     comment = check_text(comment, "the comment")
@@ -742,7 +817,7 @@ def decide(request: Request, verb: str, user: str, comment: str, policy: Policy)
     if verb == "reject":
         return request.rejected(user, comment, policy)
     if verb == "cancel":
-        return request.cancelled(user)
+        return request.cancelled(user.name)
     raise InvalidArgument(f"unknown decision {verb!r}: use one of {', '.join(DECISIONS)}")
 
 
@@ -1005,18 +1080,30 @@ class Step:
     held: Mapping[int, str] = field(default_factory=dict)
     """The Staging and Production holders once the step is applied: ``check`` reports one
     that disappears without its history kept."""
+    attestation: Mapping[str, str] | None = None
+    """What vouched for ``author`` (``Actor.attestation``): each event of the step keeps it."""
 
     @classmethod
     def new(
         cls,
         name: str,
-        author: str,
+        author: Actor,
         moves: Iterable[Move],
         preferred: int | None = None,
         request: Request | None = None,
     ) -> Step:
+        """A step by ``author`` (an ``Actor``: its attestation goes with the step)."""
         moment = now()
-        return cls(sortable_id(moment), name, author, iso(moment), tuple(moves), preferred, request)
+        return cls(
+            sortable_id(moment),
+            name,
+            author.name,
+            iso(moment),
+            tuple(moves),
+            preferred,
+            request,
+            attestation=author.attestation,
+        )
 
     def events(self) -> list[TransitionEvent]:
         """One history event per move, with ids fixed by the step (so applying it twice
@@ -1033,6 +1120,7 @@ class Step:
                 move.reason,
                 self.at,
                 settled if move.version == self.preferred else None,
+                attestation=self.attestation,
             )
             for index, move in enumerate(self.moves)
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle, registration, reproduce, settings
@@ -50,11 +50,16 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         store_class: type[Store] = Store,
         authorise: Authorise | None = None,
         publish_cards: bool = True,
+        groups: Iterable[str] = (),
+        attestation: Mapping[str, str] | None = None,
     ) -> None:
+        """``groups`` and ``attestation``: a team server's, for the user it acts for (the
+        groups its admins keep, the verified OIDC claims that named the user)."""
         resolved = settings.resolve(tracking_uri, registry_uri, user)
         self.tracking_uri = resolved.tracking_uri
         self.registry_uri = resolved.registry_uri
         self.user = resolve_user(resolved.user, self.registry_uri)
+        self._actor = lifecycle.Actor(self.user, frozenset(groups), attestation)
         self._default_policy = resolved.default_policy
         self._store = store_class(
             self.tracking_uri, self.registry_uri, artifact_location=resolved.artifact_location
@@ -70,7 +75,7 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
     def _backend(self) -> Backend:
         """Chosen on first use, once; a failure to choose is raised, not remembered."""
         reproduce.refuse_lifecycle()
-        return open_backend(self._store, self.user, self._default_policy, self._authorise)
+        return open_backend(self._store, self._actor, self._default_policy, self._authorise)
 
     # registering -------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ def event_json(event: TransitionEvent) -> dict[str, Any]:
         "at": event.at,
         "request_id": event.request_id,
         "repaired_by": event.repaired_by,
+        "attestation": dict(event.attestation) if event.attestation else None,
     }
 
 
@@ -99,7 +100,10 @@ def request_json(request: Request) -> dict[str, Any]:
         "requested_by": request.requested_by,
         "reason": request.reason,
         "created_at": request.created_at,
-        "approvals": [{"by": a.by, "at": a.at, "comment": a.comment} for a in request.approvals],
+        "approvals": [
+            {"by": a.by, "at": a.at, "comment": a.comment, "attestation": a.attestation}
+            for a in request.approvals
+        ],
         "decided_by": request.decided_by,
         "comment": request.comment,
         "decided_at": request.decided_at,

@@ -417,8 +417,11 @@ def event_key(event: TransitionEvent) -> str:
 
 
 def event_value(event: TransitionEvent) -> str:
-    """The event's JSON; ``repaired_by`` only on a move adopted by check --repair."""
+    """The event's JSON; ``repaired_by`` only on a move adopted by check --repair,
+    ``attestation`` only on a move by an attested workload identity."""
     repaired = {"repaired_by": event.repaired_by} if event.repaired_by is not None else {}
+    if event.attestation is not None:
+        repaired["attestation"] = dict(event.attestation)
     return json.dumps(
         {
             "from": event.from_stage,
@@ -445,6 +448,7 @@ def event_from_tag(name: str, version: int, key: str, value: str) -> TransitionE
         at=raw["at"],
         request_id=raw.get("request_id"),
         repaired_by=raw.get("repaired_by"),
+        attestation=raw.get("attestation"),
     )
 
 
@@ -468,6 +472,9 @@ def request_value(request: Request) -> str:
     raw = asdict(request)
     del raw["id"], raw["name"], raw["version"]
     raw["to"] = raw.pop("to_stage")
+    for approval in raw["approvals"]:  # an attestation only where one vouched
+        if approval["attestation"] is None:
+            del approval["attestation"]
     return json.dumps(raw)
 
 
@@ -734,6 +741,7 @@ def step_value(step: Step) -> str:
             "moves": [[m.version, m.from_stage, m.to_stage, m.reason] for m in step.moves],
             "latest": step.latest,
             "held": {str(v): stage for v, stage in sorted(step.held.items())},
+            **({"attestation": dict(step.attestation)} if step.attestation else {}),
             "request": None
             if request is None
             else {"id": request.id, "version": request.version, "value": request_value(request)},
@@ -762,6 +770,7 @@ def step_from_tag(name: str, value: str | None) -> Step | None:
         done=bool(raw.get("done")),
         latest=raw.get("latest"),
         held={int(v): stage for v, stage in (raw.get("held") or {}).items()},
+        attestation=raw.get("attestation"),
         request=None
         if request is None
         else request_from_tag(

@@ -9,7 +9,7 @@ import pytest
 
 from jupyreg import lifecycle, serialize, tags
 from jupyreg.errors import ApprovalRequired, InvalidArgument, InvalidTransition, PolicyViolation
-from jupyreg.lifecycle import Policy, Request, TransitionEvent
+from jupyreg.lifecycle import Actor, Policy, Request, TransitionEvent
 
 
 @pytest.mark.parametrize("text", ["production", "PRODUCTION", " Production ", "pRoDuCtIoN"])
@@ -62,23 +62,30 @@ def test_empty_reason_is_refused() -> None:
 def test_self_approval_is_refused_by_default_and_allowed_by_policy() -> None:
     request = Request.new("m", 1, "Production", "alice", "why")
     with pytest.raises(PolicyViolation, match="own request"):
-        request.with_approval("alice", "", Policy())
-    assert request.with_approval("alice", "", Policy(allow_self_approval=True)).status == "approved"
+        request.with_approval(Actor("alice"), "", Policy())
+    assert (
+        request.with_approval(Actor("alice"), "", Policy(allow_self_approval=True)).status
+        == "approved"
+    )
 
 
 def test_approvals_count_distinct_approvers() -> None:
     policy = Policy(approvals={"Production": 2})
-    request = Request.new("m", 1, "Production", "alice", "why").with_approval("bob", "", policy)
+    request = Request.new("m", 1, "Production", "alice", "why").with_approval(
+        Actor("bob"), "", policy
+    )
     assert request.status == "pending"
     with pytest.raises(PolicyViolation, match="already approved"):
-        request.with_approval("bob", "", policy)
-    assert request.with_approval("carol", "", policy).status == "approved"
+        request.with_approval(Actor("bob"), "", policy)
+    assert request.with_approval(Actor("carol"), "", policy).status == "approved"
 
 
 def test_decided_request_cannot_be_decided_again() -> None:
-    rejected = Request.new("m", 1, "Production", "alice", "why").rejected("bob", "no", Policy())
+    rejected = Request.new("m", 1, "Production", "alice", "why").rejected(
+        Actor("bob"), "no", Policy()
+    )
     with pytest.raises(PolicyViolation, match="already rejected by bob"):
-        rejected.with_approval("carol", "", Policy())
+        rejected.with_approval(Actor("carol"), "", Policy())
 
 
 def test_only_the_requester_cancels() -> None:
@@ -92,7 +99,9 @@ def test_entities_round_trip_through_tags() -> None:
     event = TransitionEvent.new("m", 2, "Staging", "Production", "bob", "ok", "abcd1234")
     assert tags.event_from_tag("m", 2, tags.event_key(event), tags.event_value(event)) == event
     assert "repaired_by" not in json.loads(tags.event_value(event))  # only on adopted moves
-    request = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "ok", Policy())
+    request = Request.new("m", 2, "Production", "alice", "why").with_approval(
+        Actor("bob"), "ok", Policy()
+    )
     key = tags.request_key(request.id)
     assert tags.request_from_tag("m", 2, key, tags.request_value(request)) == request
     assert serialize.request_from_json(serialize.request_json(request)) == request
@@ -144,17 +153,17 @@ def test_a_second_pending_request_for_the_same_move_is_refused() -> None:
     pending = Request.new("m", 2, "Production", "alice", "why")
     with pytest.raises(PolicyViolation, match=f"request {pending.id} .* already pending"):
         lifecycle.check_new_request("m", 2, "Staging", "Production", [pending])
-    rejected = pending.rejected("bob", "no", Policy())
+    rejected = pending.rejected(Actor("bob"), "no", Policy())
     lifecycle.check_new_request("m", 2, "Staging", "Production", [rejected])
 
 
 def test_decide_dispatches_and_refuses_unknown_verbs() -> None:
     request = Request.new("m", 2, "Production", "alice", "why")
-    assert lifecycle.decide(request, "approve", "bob", "ok", Policy()).status == "approved"
-    assert lifecycle.decide(request, "reject", "bob", "no", Policy()).status == "rejected"
-    assert lifecycle.decide(request, "cancel", "alice", "", Policy()).status == "cancelled"
+    assert lifecycle.decide(request, "approve", Actor("bob"), "ok", Policy()).status == "approved"
+    assert lifecycle.decide(request, "reject", Actor("bob"), "no", Policy()).status == "rejected"
+    assert lifecycle.decide(request, "cancel", Actor("alice"), "", Policy()).status == "cancelled"
     with pytest.raises(InvalidArgument, match="unknown decision"):
-        lifecycle.decide(request, "bless", "bob", "", Policy())
+        lifecycle.decide(request, "bless", Actor("bob"), "", Policy())
 
 
 def test_production_changes_need_manage_and_the_rest_edit() -> None:
@@ -235,11 +244,13 @@ def test_reconcile_adopts_mlflows_stage_changed_after_jupyreg_moved_it() -> None
 
 
 def test_a_step_fixes_its_event_ids_so_applying_twice_writes_each_once() -> None:
-    request = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "", Policy())
+    request = Request.new("m", 2, "Production", "alice", "why").with_approval(
+        Actor("bob"), "", Policy()
+    )
     moves = lifecycle.plan_transition(
         "m", 2, "Production", {1: "Production", 2: "Staging"}, Policy(), "why"
     )
-    step = lifecycle.Step.new("m", "bob", moves, preferred=2, request=request)
+    step = lifecycle.Step.new("m", Actor("bob"), moves, preferred=2, request=request)
     first, second = step.events()
     assert first.id < second.id and step.events() == [first, second]
     assert (first.version, first.to_stage, first.request_id) == (1, "Archived", None)
@@ -252,19 +263,62 @@ def test_a_step_fixes_its_event_ids_so_applying_twice_writes_each_once() -> None
 def test_a_step_too_large_for_a_tag_is_refused_before_anything_is_written() -> None:
     moves = [lifecycle.Move(v, "None", "Staging", "x" * 5_000) for v in range(1, 25)]
     with pytest.raises(InvalidArgument, match="more than the 100,000 MLflow keeps"):
-        tags.step_value(lifecycle.Step.new("m", "bob", moves))
+        tags.step_value(lifecycle.Step.new("m", Actor("bob"), moves))
 
 
 def test_long_comments_and_reasons_are_refused_with_their_length() -> None:
     request = Request.new("m", 2, "Production", "alice", "why")
     with pytest.raises(InvalidArgument, match="the comment has 60,000 characters"):
-        lifecycle.decide(request, "approve", "bob", "x" * 60_000, Policy())
+        lifecycle.decide(request, "approve", Actor("bob"), "x" * 60_000, Policy())
     with pytest.raises(InvalidArgument, match="must be text, not int"):
         lifecycle.require_reason(5, "a stage change")  # type: ignore[arg-type]
 
 
 def test_reapproving_an_approved_request_answers_it_unchanged() -> None:
-    approved = Request.new("m", 2, "Production", "alice", "why").with_approval("bob", "", Policy())
-    assert lifecycle.decide(approved, "approve", "carol", "late", Policy()) is approved
+    approved = Request.new("m", 2, "Production", "alice", "why").with_approval(
+        Actor("bob"), "", Policy()
+    )
+    assert lifecycle.decide(approved, "approve", Actor("carol"), "late", Policy()) is approved
     with pytest.raises(PolicyViolation, match="already approved"):
-        lifecycle.decide(approved, "reject", "carol", "", Policy())
+        lifecycle.decide(approved, "reject", Actor("carol"), "", Policy())
+
+
+def test_approvers_per_stage_decide_who_may_approve_reject_or_apply() -> None:
+    policy = Policy.from_mapping({"approvers": {"production": ["group:risk", "dana"]}})
+    assert policy.to_dict()["approvers"] == {"Production": ["group:risk", "dana"]}
+    assert Policy.from_mapping(policy.to_dict()) == policy
+    request = Request.new("m", 2, "Production", "alice", "why")
+    risk_lead = Actor("bob", frozenset({"risk"}))
+    assert request.with_approval(risk_lead, "", policy).decided_by == "bob"
+    assert request.with_approval(Actor("dana"), "", policy).status == "approved"
+    with pytest.raises(
+        PolicyViolation, match=r"carol \(in ml\) may not approve .*group:risk, dana"
+    ):
+        request.with_approval(Actor("carol", frozenset({"ml"})), "", policy)
+    with pytest.raises(PolicyViolation, match="may not reject"):
+        request.rejected(Actor("carol"), "no", policy)
+    staging = Request.new("m", 2, "Staging", "alice", "why")  # a stage not named: anyone
+    assert staging.with_approval(Actor("carol"), "", policy).status == "approved"
+
+
+@pytest.mark.parametrize(
+    "approvers",
+    [["group:risk"], {"Production": []}, {"Production": ["group:"]}, {"Nowhere": ["bob"]}],
+)
+def test_malformed_approvers_are_refused_naming_the_setting(approvers: object) -> None:
+    with pytest.raises(InvalidArgument, match="policy setting approvers"):
+        Policy.from_mapping({"approvers": approvers})
+
+
+def test_an_attested_approval_keeps_its_attestation_through_tags() -> None:
+    attestation = {"issuer": "https://token.actions.githubusercontent.com", "subject": "repo:o/r"}
+    request = Request.new("m", 2, "Production", "alice", "why")
+    approved = request.with_approval(Actor("bob", attestation=attestation), "ok", Policy())
+    key = tags.request_key(approved.id)
+    assert tags.request_from_tag("m", 2, key, tags.request_value(approved)) == approved
+    moves = lifecycle.plan_transition("m", 2, "Production", {2: "Staging"}, Policy(), "why")
+    step = lifecycle.Step.new("m", Actor("bob", attestation=attestation), moves, request=approved)
+    assert tags.step_from_tag("m", tags.step_value(step)) == step
+    (event,) = step.events()
+    assert event.attestation == attestation
+    assert tags.event_from_tag("m", 2, tags.event_key(event), tags.event_value(event)) == event

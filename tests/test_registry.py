@@ -519,7 +519,7 @@ def test_a_step_left_half_done_is_finished_forward_by_the_next_call(
     moves = lifecycle.plan_transition(
         NAME, 2, "Production", stages, alice.policy(NAME), "approved elsewhere"
     )
-    step = lifecycle.Step.new(NAME, "bob", moves, preferred=2).on(stages)
+    step = lifecycle.Step.new(NAME, lifecycle.Actor("bob"), moves, preferred=2).on(stages)
     client = MlflowClient(sqlite_uri, sqlite_uri)  # what the killed client had written:
     client.set_registered_model_tag(NAME, tags.STEP_TAG, tags.step_value(step))
     first = step.events()[0]  # v1's archiving event, nothing else

@@ -18,6 +18,7 @@ from typing import Any
 from jupyreg.backend.base import Backend
 from jupyreg.backend.local import Authorise, LocalBackend
 from jupyreg.backend.remote import discover
+from jupyreg.lifecycle import Actor
 from jupyreg.store import Store
 
 __all__ = ["Authorise", "Backend", "LocalBackend", "open_backend"]
@@ -25,7 +26,7 @@ __all__ = ["Authorise", "Backend", "LocalBackend", "open_backend"]
 
 def open_backend(
     store: Store,
-    user: str,
+    actor: Actor,
     default_policy: Callable[[], Mapping[str, Any]],
     authorise: Authorise | None = None,
 ) -> Backend:
@@ -33,4 +34,4 @@ def open_backend(
     remote = discover(store)
     if remote is not None:
         return remote
-    return LocalBackend(store, user, default_policy, authorise)
+    return LocalBackend(store, actor, default_policy, authorise)

@@ -19,7 +19,7 @@ from jupyreg import lifecycle, tags
 from jupyreg.backend.base import Backend, findings
 from jupyreg.entities import ModelVersion
 from jupyreg.errors import NotFound, PolicyViolation
-from jupyreg.lifecycle import Policy, PolicyChange, Request, Step, TransitionEvent
+from jupyreg.lifecycle import Actor, Policy, PolicyChange, Request, Step, TransitionEvent
 from jupyreg.queries import Queries
 from jupyreg.store import Store, VersionState, version_in
 
@@ -58,12 +58,13 @@ class LocalBackend(Backend):
     def __init__(
         self,
         store: Store,
-        user: str,
+        actor: Actor,
         default_policy: Callable[[], Mapping[str, Any]],
         authorise: Authorise | None = None,
     ) -> None:
         super().__init__(store)
-        self.user = user
+        self.actor = actor
+        self.user = actor.name
         self.default_policy = default_policy
         self.authorise = authorise
 
@@ -98,7 +99,8 @@ class LocalBackend(Backend):
             moves = lifecycle.plan_transition(name, version, target, model.stages(), policy, reason)
             self._check_gates(model, version, target, policy)
             lifecycle.check_no_approval_needed(name, version, target, policy)
-            return Step.new(name, self.user, moves, preferred=version)
+            policy.check_approver(target, self.actor, f"move v{version} of {name} to {target}")
+            return Step.new(name, self.actor, moves, preferred=version)
 
         self._step(name, plan)
         return Queries(self.store).get(name, version)
@@ -124,7 +126,7 @@ class LocalBackend(Backend):
             if verb == "approve":
                 self._authorise(name, holder.version, holder.stage, pending.to_stage)
             policy = self._policy_of(model.tags)
-            decided = lifecycle.decide(pending, verb, self.user, comment, policy)
+            decided = lifecycle.decide(pending, verb, self.actor, comment, policy)
             if decided == pending:
                 return None  # already settled this way: nothing to write
             if decided.status != lifecycle.APPROVED:
@@ -134,7 +136,7 @@ class LocalBackend(Backend):
                 name, holder.version, decided.to_stage, model.stages(), policy, decided.reason
             )
             self._check_gates(model, holder.version, decided.to_stage, policy)
-            return Step.new(name, self.user, moves, preferred=holder.version, request=decided)
+            return Step.new(name, self.actor, moves, preferred=holder.version, request=decided)
 
         self._step(name, plan)
         assert decided is not None
@@ -151,7 +153,7 @@ class LocalBackend(Backend):
             events = [e for s in model.versions.values() for e in s.events()]
             previous, moves = lifecycle.plan_rollback(name, model.stages(), events, reason)
             restored.append(previous)
-            return Step.new(name, self.user, moves, preferred=previous)
+            return Step.new(name, self.actor, moves, preferred=previous)
 
         self._step(name, plan)
         return Queries(self.store).get(name, restored[0])
@@ -250,7 +252,7 @@ class LocalBackend(Backend):
             self._record_findings(name, plan)
         model = self._read(name)
         if plan.moves:
-            step = Step.new(name, self.user, plan.moves, preferred=plan.keep).on(model.stages())
+            step = Step.new(name, self.actor, plan.moves, preferred=plan.keep).on(model.stages())
             self._record_and_apply(step, model)
             model = self._read(name)
         self._point_aliases(model, plan.stages, None)

@@ -143,7 +143,7 @@ class PromotionController:
 
     def _pending(self, request: lifecycle.Request, policy: lifecycle.Policy) -> PendingRequest:
         try:
-            request.with_approval(self.user, "", policy)
+            request.with_approval(lifecycle.Actor(self.user), "", policy)
         except PolicyViolation as exc:
             blocked: str | None = str(exc)
         else:
