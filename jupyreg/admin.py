@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from jupyreg.backend import Backend
+from jupyreg.backend.remote import RemoteBackend
 from jupyreg.entities import PERMISSIONS
 from jupyreg.errors import InvalidArgument
 from jupyreg.lineage.scrub import scrub_url
@@ -59,9 +61,55 @@ def _user_admin(store: Store, what: str) -> Iterator[Any]:
 
 
 class TeamAdmin:
-    """``Registry``'s team-server administration: users, permissions and webhooks."""
+    """``Registry``'s team-server administration: users, permissions, identity links,
+    groups and webhooks."""
 
     _store: Store
+    _backend: Backend
+
+    def link_identity(
+        self,
+        username: str,
+        issuer: str,
+        claim: str,
+        value: str,
+        requires: Mapping[str, str] | None = None,
+    ) -> None:
+        """Let OIDC tokens from ``issuer`` whose ``claim`` is ``value`` (and that carry each
+        of ``requires``, e.g. ``{"repository": "org/repo"}``) act as ``username`` (admins)."""
+        self._team_server("linking an identity").call(
+            "identities",
+            op="link",
+            user=username,
+            issuer=issuer,
+            claim=claim,
+            value=value,
+            requires=dict(requires or {}),
+        )
+
+    def identity_links(self) -> list[dict[str, Any]]:
+        """Every identity link: username, issuer, claim, value, requires (admins)."""
+        return self._team_server("listing identity links").call("identities")["links"]
+
+    def change_group(self, group: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """Add and remove members of ``group``, which policies name as ``group:NAME`` (admins)."""
+        server = self._team_server("changing a group")
+        for op, users in (("add", add), ("remove", remove)):
+            if users:
+                server.call("groups", op=op, group=group, users=list(users))
+
+    def groups(self) -> dict[str, list[str]]:
+        """Every group of the team server and its members."""
+        return self._team_server("listing groups").call("groups")["groups"]
+
+    def _team_server(self, what: str) -> RemoteBackend:
+        backend = self._backend
+        if not isinstance(backend, RemoteBackend):
+            raise InvalidArgument(
+                f"{what}: identity links and groups live on a jupyreg server, not "
+                f"{scrub_url(self._store.registry_uri)}"
+            )
+        return backend
 
     def add_user(self, username: str, password: str) -> None:
         """Create a user on the tracking server (needs an admin's credentials)."""

@@ -169,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
         "can run code on the host, call out, keep secrets or configure the server): "
         + ", ".join(sorted(OPTIONAL)),
     )
+    sub.add_argument(
+        "--trust-oidc-issuer",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="accept workload identity tokens (X-Jupyreg-Oidc-Token) from this OIDC issuer, "
+        "e.g. https://token.actions.githubusercontent.com (repeatable)",
+    )
+    sub.add_argument(
+        "--oidc-audience",
+        default="jupyreg",
+        help="the audience those tokens must be for (default: jupyreg)",
+    )
     users = verbs.add_parser(
         "users",
         help="manage users of a jupyreg server (as an admin: MLFLOW_TRACKING_USERNAME / _PASSWORD)",
@@ -185,6 +198,30 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("username")
     grant.add_argument("model")
     grant.add_argument("permission", type=str.upper, choices=PERMISSIONS)
+    link = user_verbs.add_parser(
+        "link-identity",
+        help="let workload tokens (e.g. GitHub Actions') whose CLAIM is VALUE act as USER",
+    )
+    link.add_argument("username")
+    link.add_argument("--issuer", required=True, help="the OIDC issuer's URL")
+    link.add_argument("--claim", required=True, metavar="NAME=VALUE", help="e.g. actor=octocat")
+    link.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="CLAIM=VALUE",
+        help="also require this claim (repository, ref, environment, workflow; repeatable)",
+    )
+    user_verbs.add_parser("identities", help="list the identity links")
+    groups = verbs.add_parser(
+        "groups", help="groups a policy's approvers name as group:NAME (changes: admins)"
+    )
+    group_verbs = groups.add_subparsers(dest="groups_verb", required=True)
+    for name, about in (("add", "add users to a group"), ("remove", "remove users from it")):
+        change = group_verbs.add_parser(name, help=about)
+        change.add_argument("group")
+        change.add_argument("users", nargs="+", metavar="USER")
+    group_verbs.add_parser("list", help="every group and its members")
     sub = verbs.add_parser("demo", help="run the end-to-end demo in a fresh directory")
     sub.add_argument("--dir", help="where to keep the demo registry (default: a temp dir)")
     return parser
@@ -212,12 +249,16 @@ def _run(args: argparse.Namespace) -> Any:
             creator_permission=args.creator_permission,
             static_prefix=args.static_prefix,
             mlflow_features=args.enable_mlflow_feature,
+            oidc_issuers=args.trust_oidc_issuer,
+            oidc_audience=args.oidc_audience,
         )
     from jupyreg.registry import Registry
 
     registry = Registry(args.tracking_uri, args.registry_uri, user=args.user)
     if args.verb == "users":
         return _users(registry, args)
+    if args.verb == "groups":
+        return _groups(registry, args)
     if args.verb == "watch":
         return _watch(registry, args)
     if args.verb == "serve":
@@ -240,9 +281,34 @@ def _users(registry: Any, args: argparse.Namespace) -> None:
     if args.users_verb == "add":
         registry.add_user(args.username, args.password)
         print(f"created user {args.username}")
+    elif args.users_verb == "link-identity":
+        claim, value = _claim(args.claim, "--claim")
+        requires = dict(_claim(item, "--require") for item in args.require)
+        registry.link_identity(args.username, args.issuer, claim, value, requires)
+        print(f"tokens from {args.issuer} with {claim}={value} act as {args.username}")
+    elif args.users_verb == "identities":
+        for link in registry.identity_links():
+            required = "".join(f" {k}={v}" for k, v in link["requires"].items())
+            print(f"{link['username']}: {link['issuer']} {link['claim']}={link['value']}{required}")
     else:
         registry.grant(args.username, args.model, args.permission)
         print(f"{args.username} has {args.permission} on {args.model} and its experiment")
+
+
+def _claim(item: str, flag: str) -> tuple[str, str]:
+    from jupyreg.errors import InvalidArgument
+
+    name, _, value = item.partition("=")
+    if not name.strip() or not value.strip():
+        raise InvalidArgument(f"{flag} {item!r}: use NAME=VALUE, e.g. actor=octocat")
+    return name.strip(), value.strip()
+
+
+def _groups(registry: Any, args: argparse.Namespace) -> None:
+    if args.groups_verb in ("add", "remove"):
+        registry.change_group(args.group, **{args.groups_verb: args.users})
+    for group, members in registry.groups().items():
+        print(f"group:{group}: {', '.join(members)}")
 
 
 def _watch(registry: Any, args: argparse.Namespace) -> None:

@@ -138,6 +138,22 @@ def authenticate_once_per_request() -> None:
     auth.authenticate_request = authenticate
 
 
+def act_as(username: str) -> None:
+    """For the rest of the request, basic-auth's permission lookups (``model_permission``,
+    ``sender_is_admin``) answer for ``username``: the user a verified workload identity is
+    linked to, not the service account that relayed its token."""
+    from flask import g
+    from werkzeug.datastructures import Authorization
+
+    g.jupyreg_authentication = Authorization("basic", {"username": username})
+
+
+def user_exists(username: str) -> bool:
+    from mlflow.server import auth
+
+    return bool(auth.store.has_user(username))
+
+
 def sender_is_admin() -> bool:
     from mlflow.server import auth
 

@@ -60,6 +60,7 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         self.registry_uri = resolved.registry_uri
         self.user = resolve_user(resolved.user, self.registry_uri)
         self._actor = lifecycle.Actor(self.user, frozenset(groups), attestation)
+        self._claimed = user or os.environ.get("JUPYREG_USER")
         self._default_policy = resolved.default_policy
         self._store = store_class(
             self.tracking_uri, self.registry_uri, artifact_location=resolved.artifact_location
@@ -75,7 +76,9 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
     def _backend(self) -> Backend:
         """Chosen on first use, once; a failure to choose is raised, not remembered."""
         reproduce.refuse_lifecycle()
-        return open_backend(self._store, self._actor, self._default_policy, self._authorise)
+        return open_backend(
+            self._store, self._actor, self._default_policy, self._authorise, self._claimed
+        )
 
     # registering -------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_server.py": ("server", "e2e"),
     "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
     "test_team_everyday.py": ("server", "e2e"),  # jupyreg servers, Chromium on MLflow's UI
+    "test_oidc.py": ("server", "e2e"),  # a jupyreg server trusting a loopback OIDC issuer
 }
 
 

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks._common import credentials as signed_in  # noqa: F401 - shared with tests
@@ -175,9 +175,11 @@ class TeamServer:
         artifacts: str,
         env: dict[str, str],
         workers: int = 2,
+        options: Sequence[str] = (),
     ) -> None:
+        """``options``: more arguments of ``jupyreg server``."""
         self.root, self.backend, self.auth_db, self.artifacts = root, backend, auth_db, artifacts
-        self.env, self.workers = env, workers
+        self.env, self.workers, self.options = env, workers, list(options)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -203,6 +205,7 @@ class TeamServer:
                     str(self.workers),
                     "--auth-cache-seconds",
                     "60",
+                    *self.options,
                 ],
                 cwd=self.root,
                 stdout=log,

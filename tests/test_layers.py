@@ -21,7 +21,7 @@ LAYERS = [
         "services",
         (
             "backend", "queries", "frames", "registration", "admin", "webhooks", "serialize",
-            "store", "compat", "flavors", "metrics", "settings", "identity",
+            "store", "compat", "flavors", "metrics", "settings", "identity", "workload",
             "card", "staleness", "search", "reproduce",
         ),
     ),

@@ -18,6 +18,7 @@ from typing import Any
 from jupyreg.backend.base import Backend
 from jupyreg.backend.local import Authorise, LocalBackend
 from jupyreg.backend.remote import discover
+from jupyreg.identity import check_claimed_user
 from jupyreg.lifecycle import Actor
 from jupyreg.store import Store
 
@@ -29,9 +30,13 @@ def open_backend(
     actor: Actor,
     default_policy: Callable[[], Mapping[str, Any]],
     authorise: Authorise | None = None,
+    claimed: str | None = None,
 ) -> Backend:
-    """The jupyreg server's endpoints when the registry is one, else local rules."""
+    """The jupyreg server's endpoints when the registry is one (refused when ``claimed``, the
+    user the caller says it acts for, is not whom the server authenticates and nothing
+    attests it), else local rules."""
     remote = discover(store)
     if remote is not None:
+        check_claimed_user(claimed, store.registry_uri)
         return remote
     return LocalBackend(store, actor, default_policy, authorise)

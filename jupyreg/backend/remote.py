@@ -61,6 +61,10 @@ class RemoteBackend(Backend):
     def repair(self, name: str | None) -> list[dict[str, Any]]:
         return self._post("repair", name=name)["problems"]
 
+    def call(self, action: str, **payload: Any) -> dict[str, Any]:
+        """The server's endpoint ``action`` (its administration: identities, groups)."""
+        return self._post(action, **payload)
+
     def _post(self, action: str, **payload: Any) -> dict[str, Any]:
         """One request per step. A busy server's 503 (or 429) is retried after the
         Retry-After it sends (jittered, so that clients refused together do not come back

@@ -26,8 +26,14 @@ APPROVERS_ENV = "JUPYREG_APPROVERS"
 Permission = Callable[[str], Any]  # model name -> MLflow Permission of the current user
 
 
-def server_registry(user: str, authorise: Authorise | None = None) -> Registry:
+def server_registry(
+    user: str,
+    authorise: Authorise | None = None,
+    attestation: Mapping[str, str] | None = None,
+) -> Registry:
+    """The server's own registry acting for ``user``, in the groups its admins keep."""
     from jupyreg.compat import server_store_uris
+    from jupyreg.server import identities
     from jupyreg.server.events import FiringStore
 
     backend, registry = server_store_uris(default="sqlite:///mlflow.db")
@@ -37,6 +43,8 @@ def server_registry(user: str, authorise: Authorise | None = None) -> Registry:
         user=user,
         store_class=FiringStore,
         authorise=authorise,
+        groups=identities.groups_of(identities.server_uri(), user),
+        attestation=attestation,
     )
 
 
@@ -161,12 +169,18 @@ class Actions:
     (NotFound) and a body that is not a JSON object (InvalidArgument); each action checks
     its fields' types and bounds before anything is read or written."""
 
-    def __init__(self, user: str, is_admin: bool, permission: Permission) -> None:
+    def __init__(
+        self,
+        user: str,
+        is_admin: bool,
+        permission: Permission,
+        attestation: Mapping[str, str] | None = None,
+    ) -> None:
         self.user = user
         self.is_admin = is_admin
         self.permission = functools.cache(permission)  # asked before a step takes the
         # model's lock, answered from here under it (MLflow's check re-hashes the password)
-        self.registry = server_registry(user, self._authorise_move)
+        self.registry = server_registry(user, self._authorise_move, attestation)
 
     def run(self, action: str, body: Any) -> dict[str, Any]:
         """The endpoint ``action`` (one of ``ACTIONS``) on a request's decoded JSON body."""
@@ -270,6 +284,55 @@ class Actions:
         record = _reproduction(_field(body, "record"))
         return {"id": self.registry.keep_reproduction(name, _field(body, "version"), record)}
 
+    def identities(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Identity links (admins): ``op`` list (default), link or unlink."""
+        from jupyreg.compat import user_exists
+        from jupyreg.server import identities
+
+        self._require_admin("managing identity links")
+        uri, op = identities.server_uri(), body.get("op", "list")
+        if op == "link":
+            user = _text_field("user", body.get("user"), identities.MAX_FIELD)
+            if not user_exists(user):
+                raise NotFound(f"no user {user!r} on this server: add it with jupyreg users add")
+            requires = body.get("requires") or {}
+            if not isinstance(requires, Mapping):
+                raise InvalidArgument(f"field 'requires' must be an object, not {_kind(requires)}")
+            identities.link(
+                uri, user, body.get("issuer"), body.get("claim"), body.get("value"), requires
+            )
+        elif op == "unlink":
+            identities.unlink(
+                uri,
+                _text_field("issuer", body.get("issuer"), identities.MAX_FIELD),
+                _text_field("claim", body.get("claim"), identities.MAX_FIELD),
+                _text_field("value", body.get("value"), identities.MAX_FIELD),
+            )
+        elif op != "list":
+            raise InvalidArgument(f"field 'op' must be list, link or unlink, not {str(op)[:20]!r}")
+        return {"links": identities.links(uri)}
+
+    def groups(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Groups and their members: anyone signed in lists them (a policy names them);
+        admins add or remove members (``op`` add / remove, ``group``, ``users``)."""
+        from jupyreg.server import identities
+
+        uri, op = identities.server_uri(), body.get("op", "list")
+        if op in ("add", "remove"):
+            self._require_admin("changing groups")
+            users = body.get("users")
+            if not isinstance(users, list) or not users:
+                raise InvalidArgument("field 'users' must be a non-empty list of user names")
+            group = body.get("group")
+            identities.change_group(uri, group, **{op: users})
+        elif op != "list":
+            raise InvalidArgument(f"field 'op' must be list, add or remove, not {str(op)[:20]!r}")
+        return {"groups": identities.groups(uri)}
+
+    def _require_admin(self, action: str) -> None:
+        if not self.is_admin:
+            raise PermissionDenied(f"{action} needs an admin; {self.user} is not one")
+
 
 def _reproduction(value: Any) -> dict[str, Any]:
     """A reproduction's record: a JSON object with a true/false ``ok``, small enough for
@@ -293,5 +356,5 @@ def _approvers() -> set[str]:
 
 ACTIONS = (
     *("transition", "request", "approve", "reject", "cancel", "rollback", "policy", "repair"),
-    "reproduction",
+    *("reproduction", "identities", "groups"),
 )

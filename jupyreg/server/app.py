@@ -186,15 +186,53 @@ def _info() -> Any:
     return jsonify({"app": "jupyreg", "version": jupyreg.__version__, "user": _username()})
 
 
+def _attest() -> Any:
+    """Once basic-auth has authenticated the caller: a request that carries an OIDC token
+    (``X-Jupyreg-Oidc-Token``) has it verified and mapped to a registry user, or is refused
+    (401: not a valid token; 403: valid, but linked to no one here) before anything is
+    read or written. The token is not kept, logged or echoed."""
+    from flask import g, request
+
+    from jupyreg.compat import user_exists
+    from jupyreg.server import identities, oidc
+
+    token = request.headers.get(oidc.TOKEN_HEADER)
+    if token is None or request.authorization is None:
+        return None  # no credentials: basic-auth has refused it already
+    try:
+        claims = oidc.verify(token.strip())
+        user = identities.linked_user(identities.server_uri(), claims)
+        if not user_exists(user):
+            raise oidc.TokenRefused(f"the token is linked to {user}, who is not a user here", 403)
+    except oidc.TokenRefused as exc:
+        return _token_refused(exc)
+    g.jupyreg_attested = (user, oidc.attestation(claims, request.authorization.username))
+    return None
+
+
+def _token_refused(exc: Any) -> Any:
+    from flask import jsonify
+
+    code = "UNAUTHENTICATED" if exc.status == 401 else "PERMISSION_DENIED"
+    response = jsonify({"error_code": code, "message": str(exc)})
+    response.status_code = exc.status
+    return response
+
+
 def _act(action: str) -> Any:
+    """One lifecycle endpoint, as the authenticated user or, for an attested request, as
+    the user its workload identity is linked to (with that user's permissions)."""
     from flask import g, jsonify
 
-    from jupyreg.compat import model_permission, sender_is_admin
+    from jupyreg.compat import act_as, model_permission, sender_is_admin
     from jupyreg.server.actions import Actions
 
     body = {k: v for k, v in g.get("jupyreg_params", {}).items() if k != "action"}
+    user, attestation = g.get("jupyreg_attested") or (_username(), None)
+    if attestation is not None:
+        act_as(user)
     try:
-        actions = Actions(_username(), sender_is_admin(), model_permission)
+        actions = Actions(user, sender_is_admin(), model_permission, attestation)
         return jsonify(actions.run(action, body))
     except RegistryError as exc:
         return _error(exc)
@@ -236,6 +274,7 @@ def create_app(app: Any = None) -> Any:
         for action in ACTIONS
     ]
     authorise_routes(routes, _authenticated)
+    flask_app.before_request(_attest)
     flask_app.before_request(_guard)
     flask_app.after_request(_freeze_run_lineage)
     flask_app.teardown_request(_release)

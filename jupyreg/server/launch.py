@@ -9,6 +9,7 @@ import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
+from jupyreg.server import oidc
 from jupyreg.server.actions import APPROVERS_ENV
 from jupyreg.server.roles import CREATOR_PERMISSION_ENV
 from jupyreg.server.routes import ENABLED_ENV, OPTIONAL
@@ -63,10 +64,13 @@ def server_environment(
     auth_cache_seconds: int = 0,
     creator_permission: str = "EDIT",
     mlflow_features: list[str] | None = None,
+    oidc_issuers: list[str] | None = None,
+    oidc_audience: str | None = None,
 ) -> dict[str, str]:
     """The server's environment: a stable Flask secret (shared by its workers), an auth
-    config naming the users database, the approvers list, what a creator gets and the
-    optional MLflow features it serves (none unless named)."""
+    config naming the users database, the approvers list, what a creator gets, the
+    optional MLflow features it serves (none unless named) and the OIDC issuers it trusts."""
+    issuers = [oidc.check_issuer(url) for url in oidc_issuers or ()]
     unknown = sorted(set(mlflow_features or ()) - OPTIONAL.keys())
     if unknown:
         known = ", ".join(sorted(OPTIONAL))
@@ -90,6 +94,8 @@ def server_environment(
     if approvers:
         env[APPROVERS_ENV] = ",".join(approvers)
     env[CREATOR_PERMISSION_ENV] = creator_permission
+    env[oidc.ISSUERS_ENV] = ",".join(issuers)
+    env[oidc.AUDIENCE_ENV] = oidc_audience or oidc.DEFAULT_AUDIENCE
     return env
 
 
@@ -138,6 +144,8 @@ def run_server(
     creator_permission: str = "EDIT",
     static_prefix: str | None = None,
     mlflow_features: list[str] | None = None,
+    oidc_issuers: list[str] | None = None,
+    oidc_audience: str | None = None,
 ) -> None:
     """Prepare the databases once, then run MLflow's ``mlflow server`` command in this
     process (it forwards signals to its uvicorn workers): migrations and interrupted
@@ -157,6 +165,8 @@ def run_server(
         auth_cache_seconds,
         creator_permission,
         mlflow_features,
+        oidc_issuers,
+        oidc_audience,
     )
     try:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
@@ -169,13 +179,16 @@ def run_server(
 
 
 def prepare_databases(backend_store_uri: str, auth_database_uri: str | None) -> None:
-    """MLflow's schemas current, and every step a crash interrupted finished. Failures are
-    jupyreg's one-line errors (the CLI prints them), not MLflow's or SQLAlchemy's tracebacks."""
+    """MLflow's schemas current, jupyreg's identity tables beside its users, and every step
+    a crash interrupted finished. Failures are jupyreg's one-line errors (the CLI prints
+    them), not MLflow's or SQLAlchemy's tracebacks."""
     from jupyreg.compat import default_auth_database_uri, migrate_server_stores
     from jupyreg.registry import Registry
+    from jupyreg.server.identities import create_tables
     from jupyreg.store import translated
 
     auth = auth_database_uri or default_auth_database_uri()
     with translated("preparing the server's databases", backend_store_uri):
         migrate_server_stores(backend_store_uri, auth)
+        create_tables(auth)
     Registry(backend_store_uri, user="jupyreg server").finish_steps()
