@@ -18,7 +18,7 @@ from jupyreg import lifecycle, registration, reproduce, settings
 from jupyreg.admin import TeamAdmin
 from jupyreg.backend import Authorise, Backend, LocalBackend, open_backend
 from jupyreg.entities import ModelVersion
-from jupyreg.errors import InvalidArgument, NotFound, RegistryError, warn_split
+from jupyreg.errors import InvalidArgument, NotFound, PolicyViolation, RegistryError, warn_split
 from jupyreg.frames import DataFrameViews
 from jupyreg.identity import resolve_user
 from jupyreg.lifecycle import Policy, Request
@@ -261,6 +261,17 @@ class Registry(TypedReads, DataFrameViews, TeamAdmin):
         place that enforces it (``[tool.jupyreg.policy]`` of this project, or of a jupyreg
         server's), else one approval by someone else for Production."""
         return self._backend.policy(name)
+
+    def approval_blocker(self, request: Request, policy: Policy | None = None) -> str | None:
+        """Why this registry's user may not approve ``request``, in the lifecycle's words
+        (the stage's approvers, the two-person rule, a decided request); None when they
+        may. A front end shows the inbox from it; permissions are judged when one acts."""
+        actor = lifecycle.Actor(self.user, self._backend.groups_of(self.user))
+        try:
+            request.with_approval(actor, "", policy or self.policy(request.name))
+        except PolicyViolation as exc:
+            return str(exc)
+        return None
 
     def set_policy(
         self,

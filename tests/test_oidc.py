@@ -6,6 +6,7 @@ nothing written; approver groups decide who may approve."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -282,14 +283,13 @@ def test_the_token_is_never_stored_or_logged(team: Team, pending, monkeypatch) -
         assert signature not in path.read_bytes(), path
 
 
-def test_inside_github_actions_the_client_fetches_the_jobs_token(team: Team, monkeypatch):
-    """What jupyreg's request-header provider does in a job with `id-token: write`: ask
-    GitHub's token endpoint for the audience, with the job's request token, once."""
-    asked: list[tuple[str, str]] = []
-    token = team.issuer.token("octocat")
+@contextlib.contextmanager
+def github_token_endpoint(token: str, asked: list) -> Iterator[dict[str, str]]:  # noqa: ANN001
+    """GitHub's job token endpoint on loopback: the variables GitHub sets in a job with
+    ``permissions: id-token: write``; each request's path and bearer go to ``asked``."""
 
     class GitHub(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             asked.append((self.path, self.headers["Authorization"]))
             self.send_response(200)
             self.end_headers()
@@ -301,19 +301,60 @@ def test_inside_github_actions_the_client_fetches_the_jobs_token(team: Team, mon
     github = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GitHub)
     threading.Thread(target=github.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{github.server_port}/token?api-version=2.0"
-        script = (
-            "from mlflow.tracking.request_header.registry import resolve_request_headers as r;"
-            "import sys; h = [r()['X-Jupyreg-Oidc-Token'] for _ in range(3)];"
-            "sys.stdout.write(h[0] if len(set(h)) == 1 else 'changed')"
-        )
-        env = {**os.environ, "ACTIONS_ID_TOKEN_REQUEST_URL": url}
-        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "job-request-token"
-        env.pop("JUPYREG_OIDC_TOKEN", None)
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
-        )
-        assert done.stdout == token, done.stderr
-        assert asked == [("/token?api-version=2.0&audience=jupyreg", "Bearer job-request-token")]
+        yield {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"http://127.0.0.1:{github.server_port}/token?v=2",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "job-request-token",
+        }
     finally:
         github.shutdown()
+
+
+def test_inside_github_actions_the_client_fetches_the_jobs_token(team: Team) -> None:
+    """What jupyreg's request-header provider does in a job with `id-token: write`: ask
+    GitHub's token endpoint for the audience, with the job's request token, once."""
+    asked: list[tuple[str, str]] = []
+    token = team.issuer.token("octocat")
+    script = (
+        "from mlflow.tracking.request_header.registry import resolve_request_headers as r;"
+        "import sys; h = [r()['X-Jupyreg-Oidc-Token'] for _ in range(3)];"
+        "sys.stdout.write(h[0] if len(set(h)) == 1 else 'changed')"
+    )
+    with github_token_endpoint(token, asked) as job:
+        env = {k: v for k, v in os.environ.items() if k != "JUPYREG_OIDC_TOKEN"}
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env={**env, **job},
+            timeout=120,
+        )
+    assert done.stdout == token, done.stderr
+    assert asked == [("/token?v=2&audience=jupyreg", "Bearer job-request-token")]
+
+
+def test_the_promote_workflow_approves_as_the_person_who_ran_it(
+    team: Team, pending, monkeypatch, workdir
+) -> None:  # noqa: ANN001
+    """examples/ci/github-actions/promote.yml's steps, with its job's environment, the CI
+    service account's secrets and GitHub's token endpoint: history names bob, attested."""
+    from tests.test_github_actions import run_job
+
+    context = {
+        "secrets.MLFLOW_TRACKING_URI": team.url,
+        "secrets.MLFLOW_TRACKING_USERNAME": "ci-bot",
+        "secrets.MLFLOW_TRACKING_PASSWORD": PASSWORDS["ci-bot"],
+        "inputs.model": NAME,
+        "inputs.request_id": pending,
+        "inputs.comment": "approved in GitHub Actions",
+    }
+    team.login(monkeypatch, "alice")  # no JUPYREG_OIDC_TOKEN: the job's token is fetched
+    with github_token_endpoint(team.issuer.token("octocat"), []) as job:
+        for variable, value in job.items():
+            monkeypatch.setenv(variable, value)
+        (shown,) = run_job("promote.yml", "show", context, workdir)
+        (approved,) = run_job("promote.yml", "approve", context, workdir)
+    assert pending in shown
+    assert "is approved (by bob)" in approved
+    history = json.loads(approved[approved.index("[") : approved.rindex("]") + 1])
+    assert history[-1]["author"] == "bob"
+    assert history[-1]["attestation"]["run_url"].endswith(f"/{REPOSITORY}/actions/runs/4242")

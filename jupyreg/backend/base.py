@@ -55,6 +55,11 @@ class Backend(abc.ABC):
         """Keep a reproduction's outcome on the version, stamped with who kept it and when
         by whoever writes it (a server stamps the authenticated user); returns its id."""
 
+    @abc.abstractmethod
+    def groups_of(self, user: str) -> frozenset[str]:
+        """The groups ``user`` is in, where the lifecycle is enforced (a policy's
+        ``group:NAME`` approvers)."""
+
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version. Here MLflow's own deletion: a jupyreg server's guard refuses a
         held version and keeps the history first; ``LocalBackend`` does both itself."""

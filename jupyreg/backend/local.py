@@ -68,6 +68,11 @@ class LocalBackend(Backend):
         self.default_policy = default_policy
         self.authorise = authorise
 
+    def groups_of(self, user: str) -> frozenset[str]:
+        """Groups are a team server's: its own registry acts in the caller's (``Actor``);
+        an embedded registry has none."""
+        return self.actor.groups if user == self.actor.name else frozenset()
+
     # policy ------------------------------------------------------------------------
 
     def policy(self, name: str) -> Policy:

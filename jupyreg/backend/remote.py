@@ -61,6 +61,10 @@ class RemoteBackend(Backend):
     def repair(self, name: str | None) -> list[dict[str, Any]]:
         return self._post("repair", name=name)["problems"]
 
+    def groups_of(self, user: str) -> frozenset[str]:
+        groups = self._post("groups")["groups"]
+        return frozenset(group for group, members in groups.items() if user in members)
+
     def call(self, action: str, **payload: Any) -> dict[str, Any]:
         """The server's endpoint ``action`` (its administration: identities, groups)."""
         return self._post(action, **payload)

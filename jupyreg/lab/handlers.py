@@ -166,13 +166,15 @@ class RequestsHandler(RegistryHandler):
         status = self.get_query_argument("status", "pending")
         wanted = None if status == "all" else status
         review = self.get_query_argument("review", "1") != "0"
-        requests, versions = await self.call(
+        requests, versions, blocked = await self.call(
             lambda registry: _requests_for_review(registry, name, wanted, review)
         )
         self.reply(
             {
                 "requests": [
-                    request_review(r, versions[r["name"]]) if review else r
+                    {**request_review(r, versions[r["name"]]), "blocked": blocked.get(r["id"])}
+                    if review
+                    else r
                     for r in to_json(requests)
                 ]
             }
@@ -204,12 +206,19 @@ class DecisionHandler(RegistryHandler):
 
 def _requests_for_review(
     registry: Registry, name: str | None, status: str | None, review: bool
-) -> tuple[list[Any], dict[str, list[Any]]]:
-    """The requests, and the versions of each model they concern (one batched read per
-    model) for their metrics against Production."""
+) -> tuple[list[Any], dict[str, list[Any]], dict[str, str | None]]:
+    """The requests, the versions of each model they concern (one batched read per
+    model) for their metrics against Production, and why the reader may not approve each
+    pending one (None: they may), as the lifecycle says."""
     requests = registry.request_records(name, status)
     names = sorted({r.name for r in requests}) if review else []
-    return requests, {n: registry.version_records(n) for n in names}
+    policies = {n: registry.policy(n) for n in names}
+    blocked = {
+        r.id: registry.approval_blocker(r, policies[r.name])
+        for r in requests
+        if review and r.status == "pending"
+    }
+    return requests, {n: registry.version_records(n) for n in names}, blocked
 
 
 STALENESS_TTL_S = 30.0

@@ -50,15 +50,19 @@ def server_uri() -> str:
 
 @functools.cache
 def _engine(uri: str) -> Any:
+    """The users database, with jupyreg's tables made on first use in this process (kept
+    when they exist), whoever started the server."""
     import sqlalchemy as sa
 
-    return sa.create_engine(uri, pool_pre_ping=True)
+    engine = sa.create_engine(uri, pool_pre_ping=True)
+    metadata, _, _ = _tables()
+    metadata.create_all(engine)
+    return engine
 
 
 def create_tables(uri: str) -> None:
     """jupyreg's tables in the users database at ``uri`` (kept when they exist)."""
-    metadata, _, _ = _tables()
-    metadata.create_all(_engine(uri))
+    _engine(uri)
 
 
 def _text(value: Any, what: str) -> str:

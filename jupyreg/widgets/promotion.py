@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from jupyreg import lifecycle
-from jupyreg.errors import PolicyViolation, RegistryError
+from jupyreg.errors import RegistryError
 from jupyreg.widgets.markup import one_line
 from jupyreg.widgets.numbers import Delta, metric_deltas
 
@@ -142,12 +142,7 @@ class PromotionController:
         return True
 
     def _pending(self, request: lifecycle.Request, policy: lifecycle.Policy) -> PendingRequest:
-        try:
-            request.with_approval(lifecycle.Actor(self.user), "", policy)
-        except PolicyViolation as exc:
-            blocked: str | None = str(exc)
-        else:
-            blocked = None
+        blocked = self.registry.approval_blocker(request, policy)
         production = self.production
         metrics = self.metrics.get(request.version, {})
         baseline = self.metrics.get(production, {}) if production is not None else {}

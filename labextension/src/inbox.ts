@@ -64,8 +64,10 @@ export class InboxView {
       return card.node;
     });
     placeInOrder(this.list, inServerOrder);
-    this.badge.textContent = String(requests.length);
-    this.badge.dataset.count = String(requests.length);
+    // the count is of what the reader may decide; the others say who may
+    const decidable = requests.filter(r => !r.blocked).length;
+    this.badge.textContent = String(decidable);
+    this.badge.dataset.count = String(decidable);
     if (requests.length === 0) {
       this.list.replaceChildren(
         h(
@@ -88,6 +90,7 @@ class RequestCard {
   private readonly comparison: HTMLElement;
   private readonly error: HTMLElement;
   private readonly compareButton: HTMLButtonElement;
+  private readonly blocked: HTMLElement;
   private shown = '';
 
   constructor(
@@ -123,6 +126,7 @@ class RequestCard {
     this.comparison = h('div', { class: 'jp-jupyreg-comparison' });
     this.comparison.hidden = true;
     this.error = inlineError();
+    this.blocked = h('div', { class: 'jp-jupyreg-request-blocker' });
     this.node = h(
       'div',
       { class: 'jp-jupyreg-request', 'data-request-id': request.id },
@@ -140,6 +144,7 @@ class RequestCard {
       h('div', { class: 'jp-jupyreg-request-reason' }, request.reason),
       this.metrics,
       this.comparison,
+      this.blocked,
       this.comment,
       this.error,
       h(
@@ -154,6 +159,13 @@ class RequestCard {
 
   update(request: IPromotionRequest): void {
     this.request = request;
+    // a request the reader may not decide shows who may instead of the decision controls
+    const blocked = request.blocked ?? '';
+    this.node.classList.toggle('jp-jupyreg-request-blocked', blocked !== '');
+    this.blocked.textContent = blocked;
+    this.blocked.hidden = blocked === '';
+    this.comment.hidden = blocked !== '';
+    this.buttons.forEach(b => (b.hidden = blocked !== ''));
     // A poll that brings nothing new leaves the table's DOM alone (selections, hovers).
     const shown = JSON.stringify(request);
     if (shown !== this.shown) {

@@ -217,6 +217,7 @@ function historyItem(event: IHistoryEvent): HTMLElement {
       `${author}, ${shortTime(event.at)}`
     ),
     h('div', { class: 'jp-jupyreg-history-reason' }, event.reason),
+    ...attested(event),
     ...(event.comments ?? []).map(c =>
       h(
         'div',
@@ -226,4 +227,30 @@ function historyItem(event: IHistoryEvent): HTMLElement {
       )
     )
   );
+}
+
+/** The CI run that vouched for the author, linked, and the account that relayed it. */
+function attested(event: IHistoryEvent): HTMLElement[] {
+  const attestation = event.attestation;
+  if (!attestation) {
+    return [];
+  }
+  const where = attestation.run_url
+    ? h(
+        'a',
+        { href: attestation.run_url, target: '_blank', rel: 'noopener' },
+        attestation.workflow ?? attestation.run_url
+      )
+    : (attestation.repository ?? attestation.issuer);
+  return [
+    h(
+      'div',
+      { class: 'jp-jupyreg-history-attestation' },
+      trans.__('attested by '),
+      where,
+      attestation.relayed_by
+        ? trans.__(' (relayed by %1)', attestation.relayed_by)
+        : ''
+    )
+  ];
 }

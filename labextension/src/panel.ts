@@ -205,7 +205,7 @@ export class RegistryPanel extends Widget implements IRegistryActions {
       ]);
       this.inbox.update(requests);
       this.models.update(models);
-      this.showPending(requests.length);
+      this.showPending(requests.filter(r => !r.blocked).length);
       await this.models.refreshExpanded();
       if (epoch === this.messageEpoch) {
         this.showStatus('', false); // shown before this load began: stale now

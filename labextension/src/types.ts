@@ -88,6 +88,8 @@ export interface IPromotionRequest {
   metrics?: Record<string, number>;
   production?: { version: number; metrics: Record<string, number> } | null;
   deltas?: Record<string, IDelta>;
+  /** Why the reader may not approve it (the lifecycle's words: who may); null: they may. */
+  blocked?: string | null;
 }
 
 export interface IHistoryEvent {
@@ -102,6 +104,8 @@ export interface IHistoryEvent {
   request_id: string | null;
   /** Who ran the check --repair that recorded a move made outside jupyreg. */
   repaired_by?: string | null;
+  /** The verified workload identity (e.g. a GitHub Actions run) that named the author. */
+  attestation?: Record<string, string> | null;
   comments?: IReviewComment[];
 }
 

@@ -3,7 +3,8 @@
 fraud-detector: v1 (Staging) with alice's pending Production request, and v2 (None).
 churn-model (issue 17's views): v1 in Production (val.auc 0.92655, approved by bob with a
 comment), v2 Archived, v3 in Staging (val.auc 0.92741) with alice's pending Production
-request, v4 newest (None). A model with a long name. The server acts as bob
+request, v4 newest (None). A model with a long name. credit-risk v1 (Staging) with alice's
+Production request that only dana may approve. The server acts as bob
 (jupyter_server_test_config.py), so bob can approve in the UI.
 """
 
@@ -23,6 +24,7 @@ from jupyreg import Registry, tags
 NAME = "fraud-detector"
 CHURN = "churn-model"
 LONG_NAME = "customer-lifetime-value-regressor-experimental"
+CREDIT = "credit-risk"
 
 
 def git(*args: str) -> None:
@@ -74,6 +76,12 @@ alice.transition(CHURN, 3, "Staging", reason="auc up")
 candidate = alice.request(CHURN, 3, "Production", reason="val AUC up on the same data")
 
 alice.register(LogisticRegression().fit(x, y), LONG_NAME, metrics={"val": {"rmse": 12.5}}, data=[])
+
+# a request bob may not decide: Production approvers are dana alone (issue 26)
+alice.register(LogisticRegression().fit(x, y), CREDIT, metrics={"val": {"auc": 0.88}}, data=[])
+alice.transition(CREDIT, 1, "Staging", reason="first candidate")
+alice.set_policy(CREDIT, approvers={"Production": ["dana"]}, reason="dana signs credit models")
+alice.request(CREDIT, 1, "Production", reason="ready for credit decisions")
 
 client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
 for version, ok in ((1, True), (3, False)):

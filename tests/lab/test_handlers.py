@@ -359,3 +359,18 @@ async def test_a_registry_uri_never_creates_or_touches_a_file(seeded, api, tmp_p
         assert message in body["message"]
     assert sorted(p.name for p in place.iterdir()) == ["notes.txt", "other.sqlite"]
     assert other.read_bytes() == before
+
+
+async def test_the_inbox_says_who_may_decide_a_request_its_reader_may_not(seeded, alice, api):
+    """The lab acts as bob: once Production's approvers are dana alone, bob's inbox keeps
+    alice's request with the lifecycle's reason instead of the decision controls."""
+    status, body = await api("GET", "requests")
+    assert body["requests"][0]["blocked"] is None
+    alice.set_policy(seeded["name"], approvers={"Production": ["dana"]}, reason="dana signs")
+    status, body = await api("GET", "requests")
+    [pending] = body["requests"]
+    assert status == 200
+    assert "bob may not approve" in pending["blocked"]
+    assert "Production approvers are dana" in pending["blocked"]
+    status, body = await api("POST", "requests", seeded["request_id"], "approve", body={})
+    assert status == 409 and "approvers are dana" in body["detail"]

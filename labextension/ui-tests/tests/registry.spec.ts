@@ -55,6 +55,29 @@ test('the sidebar lists the seeded model and its versions', async ({
   await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar-models.png') });
 });
 
+test('a request the reader may not approve says who may, without controls', async ({
+  page
+}) => {
+  // seed.py: credit-risk's Production approvers are dana alone; the server acts as bob
+  const panel = await openRegistry(page);
+  const card = panel
+    .locator('.jp-jupyreg-request')
+    .filter({ hasText: 'credit-risk v1' });
+  await expect(card).toHaveClass(/jp-jupyreg-request-blocked/, {
+    timeout: 30_000
+  });
+  await expect(card.locator('.jp-jupyreg-request-blocker')).toContainText(
+    'Production approvers are dana'
+  );
+  await expect(card.getByRole('button', { name: 'Approve' })).toBeHidden();
+  await expect(card.locator('.jp-jupyreg-comment')).toBeHidden();
+  // the badge counts what bob may decide: fraud-detector's and churn-model's requests
+  await expect(panel.locator('.jp-jupyreg-count-badge')).toHaveText('2');
+  await card.screenshot({
+    path: path.join(SCREENSHOTS, 'inbox-approvers.png')
+  });
+});
+
 test('approving the pending request moves v1 to Production', async ({
   page,
   request
