@@ -76,6 +76,8 @@ class Clause:
         """This clause in ``search_model_versions`` syntax, where MLflow can judge it."""
         if self.op not in _TEXT_OPS or not self._text_exact():
             return None
+        if self.kind == "tag" and tags.is_lineage_tag(self.key):
+            return None  # a plain-MLflow version not frozen has it on its run, not its tags
         if self.kind == "tag":
             return f"tags.`{self.key}` {self.op} {quote(self._text())}"
         if self.kind == "attribute" and self.key != "version":

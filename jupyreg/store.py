@@ -272,6 +272,9 @@ class VersionState:
     user_id: str | None
     legacy_stage: str
     model_id: str | None = None  # MLflow's logged model, where the registry records it
+    lineage_from_run: bool = False
+    """The lineage in ``tags`` is its run's, read now (a plain-MLflow version not frozen):
+    what the run's tags say, which anyone who may log to the run can change."""
 
     @classmethod
     def of(cls, mv: Any) -> VersionState:
@@ -462,7 +465,13 @@ class Store:
             run = runs.get(run_of[id(state)] or "")
             if run is not None:
                 state.run_id = run.info.run_id  # its metrics and params are the version's
-                state.tags = tags.run_lineage(run.data.tags) | state.tags
+                lineage = tags.run_lineage(run.data.tags)
+                if lineage:  # the model's requirements where its files are at hand
+                    pins = self._logged_requirements(state.name, state.version, local_only=True)
+                    record = lineage[tags.LINEAGE_TAG]
+                    lineage[tags.LINEAGE_TAG] = tags.with_requirements(record, pins)
+                state.tags = lineage | state.tags
+                state.lineage_from_run = bool(lineage)
         return states
 
     def freeze_run_lineage(self, name: str, version: int) -> None:
@@ -476,9 +485,43 @@ class Store:
         run_id = mv.run_id or self._source_run(getattr(mv, "model_id", None))
         run = self.runs([run_id] if run_id else []).get(run_id or "")
         lineage = tags.run_lineage(run.data.tags) if run is not None else {}
+        if not lineage:
+            return
+        requirements = self._logged_requirements(name, version)
+        lineage[tags.LINEAGE_TAG] = tags.with_requirements(lineage[tags.LINEAGE_TAG], requirements)
         with self.batch():
             for key, value in lineage.items():
                 self.set_version_tag(name, version, key, value)
+
+    def _logged_requirements(self, name: str, version: int, local_only: bool = False) -> list[str]:
+        """The pinned requirements MLflow logged with the version's model
+        (``requirements.txt``: the run started before the model existed, so its lineage
+        has none); read in place where the files are on this machine, else downloaded
+        (``local_only``: not). Empty where the file cannot be read."""
+        import tempfile
+
+        from mlflow.artifacts import download_artifacts
+
+        try:
+            with self.translated(f"requirements of {name} v{version}"):
+                location = self.client.get_model_version_download_uri(name, str(version))
+            local = _local_path(location)
+            if local is not None:
+                lines = (Path(local) / "requirements.txt").read_text().splitlines()
+            elif local_only:
+                return []
+            else:
+                with tempfile.TemporaryDirectory() as into:
+                    path = download_artifacts(
+                        artifact_uri=f"{location.rstrip('/')}/requirements.txt",
+                        dst_path=into,
+                        tracking_uri=self.tracking_uri,
+                        registry_uri=self.registry_uri,
+                    )
+                    lines = Path(path).read_text().splitlines()
+        except Exception:  # a model without the file: the lineage stands without it
+            return []
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
     def _source_run(self, model_id: str | None) -> str | None:
         logged = self.logged_model(model_id) if model_id else None

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -219,19 +219,32 @@ def lineage_tags(record: Mapping[str, Any], limit: int = MAX_TAG_LENGTH) -> dict
     return flat
 
 
+def with_requirements(record_json: str, requirements: Sequence[str]) -> str:
+    """A ``jupyreg.lineage`` record with the model's pinned requirements in its environment
+    (kept as they are where the record already names some, or none are given)."""
+    record = json.loads(record_json)
+    environment = record.setdefault("environment", {})
+    if requirements and not environment.get("requirements"):
+        environment["requirements"] = list(requirements)
+    return compact_json(record, MAX_TAG_LENGTH)
+
+
+def is_lineage_tag(key: str) -> bool:
+    """Whether ``key`` is one of the lineage tags a run-context provider writes on runs."""
+    field = key[len(PREFIX) :] if key.startswith(PREFIX) else None
+    return field is not None and (
+        key in (LINEAGE_TAG, CAPTURE_WARNING_TAG)
+        or field in LINEAGE_FIELDS
+        or bool(_DATA_FIELD.match(field))
+    )
+
+
 def run_lineage(run_tags: Mapping[str, str]) -> dict[str, str]:
     """The lineage tags among a run's tags (what the run-context provider wrote), as a
     version carries them; empty when the run has no lineage record."""
     if LINEAGE_TAG not in run_tags:
         return {}
-    fields = {key: key[len(PREFIX) :] for key in run_tags if key.startswith(PREFIX)}
-    return {
-        key: run_tags[key]
-        for key, field in fields.items()
-        if key in (LINEAGE_TAG, CAPTURE_WARNING_TAG)
-        or field in LINEAGE_FIELDS
-        or _DATA_FIELD.match(field)
-    }
+    return {key: value for key, value in run_tags.items() if is_lineage_tag(key)}
 
 
 def diff_tags(diff: bytes | None) -> dict[str, str]:

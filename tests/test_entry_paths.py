@@ -118,7 +118,11 @@ def test_the_seeds_script_gives_a_version_with_its_whole_lineage(repo: Path, sql
     assert json.loads(fields["entry.argv"]) == ["train.py", "--C", "0.5"]
     dvc_md5 = (repo / "data" / "train.csv.dvc").read_text().split("md5: ")[1][:32]
     assert (fields["data.0.path"], fields["data.0.md5"]) == ("data/train.csv", dvc_md5)
-    assert fields["gpu.count"] == "0"  # no GPU on this machine
+    assert fields["gpu.count"] == fields["gpu.machine_count"] == _machine_gpus()
+    # the pinned requirements MLflow logged with the model (the run began before it)
+    import sklearn
+
+    assert f"scikit-learn=={sklearn.__version__}" in version.lineage["environment"]["requirements"]
     assert fields["python"] == platform.python_version()
     assert version.lineage["entry"]["cwd"] == "."
     assert version.metrics["val_auc"] > 0.5 and version.params["C"] == "0.5"
@@ -128,6 +132,35 @@ def test_the_seeds_script_gives_a_version_with_its_whole_lineage(repo: Path, sql
     assert fields["git.diff_sha256"] == run_tags["jupyreg.git.diff_sha256"]
 
 
+def _machine_gpus() -> str:
+    """Ground truth: what nvidia-smi lists (every GPU is visible: _run drops CUDA_*)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "0"
+    listed = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout
+    return str(sum(line.startswith("GPU ") for line in listed.splitlines()))
+
+
+def test_gates_judge_the_lineage_frozen_at_the_first_move_not_the_runs_later_tags(
+    repo: Path, sqlite_uri
+) -> None:
+    """A plain-MLflow version's lineage is its run's until a gated move freezes it onto
+    the version; a later change of the run's tags changes nothing the gates judge."""
+    from mlflow import MlflowClient
+
+    _run(repo, sqlite_uri, "train.py")
+    reg = Registry(sqlite_uri, user="alice")
+    reg.set_policy(NAME, require_clean_git=True, reason="clean code only")
+    reg.transition(NAME, 1, "Staging", reason="candidate")
+    reg.request(NAME, 1, "Production", reason="clean tree")  # gates judged: frozen now
+    client = MlflowClient(sqlite_uri)
+    frozen = client.get_model_version(NAME, "1").tags
+    assert frozen["jupyreg.git.dirty"] == "false" and "jupyreg.lineage" in frozen
+    run_id = reg.get(NAME, 1).run_id
+    client.set_tag(run_id, "jupyreg.git.dirty", "true")  # anyone who may log to the run
+    assert reg.get(NAME, 1).lineage_fields["git.dirty"] == "false"
+
+
 def test_autolog_and_register_model_give_the_same_lineage(repo: Path, sqlite_uri) -> None:
     _run(repo, sqlite_uri, "autolog.py")
     fields = Registry(sqlite_uri).get(NAME, 1).lineage_fields
@@ -135,6 +168,9 @@ def test_autolog_and_register_model_give_the_same_lineage(repo: Path, sqlite_uri
     assert fields["git.dirty"] == "false"
     assert json.loads(fields["entry.argv"]) == ["autolog.py"]
     assert fields["data.0.path"] == "data/train.csv"
+    # search finds it by its lineage before anything froze it onto the version
+    found = Registry(sqlite_uri).search("git.dirty = 'false' and entry.kind = 'script'")
+    assert found[["name", "version"]].values.tolist() == [[NAME, 1]]
 
 
 @pytest.fixture

@@ -306,13 +306,22 @@ class LocalBackend(Backend):
             if model.aliases.get(alias) != target:
                 self.store.point_alias(model.name, alias, target)
 
+    def _frozen(self, model: ModelState) -> ModelState:
+        """The model with each version whose lineage is still only its run's (registered by
+        plain MLflow, not frozen by a server) frozen now: the gates judge what a version
+        keeps, never what a run's tags say at the time of the move."""
+        unfrozen = [n for n, state in model.versions.items() if state.lineage_from_run]
+        for number in unfrozen:
+            self.store.freeze_run_lineage(model.name, number)
+        return self._read(model.name) if unfrozen else model
+
     def _check_gates(self, model: ModelState, number: int, target: str, policy: Policy) -> None:
         """Raise PolicyViolation listing every gate the version fails for ``target``. The
         gates judge what was frozen at registration (lineage tags, the ``jupyreg.metrics``
         record), never the run's metrics, which anyone who may log to the run can change."""
         if not policy.gates(target):
             return
-        states = model.versions
+        states = self._frozen(model).versions
         holders = [v for v, s in states.items() if s.stage == lifecycle.PRODUCTION and v != number]
         production = current = None
         if holders:
