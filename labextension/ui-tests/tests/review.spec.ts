@@ -574,7 +574,7 @@ test.describe('notebook panels (issue 17)', () => {
 });
 
 test.describe('sidebar actions that change the registry (issue 17)', () => {
-  test('refusals are shown in GUI words where they happen, then cleared', async ({
+  test('refusals are shown in GUI words where they happen', async ({
     page
   }) => {
     const panel = await openRegistry(page);
@@ -582,36 +582,25 @@ test.describe('sidebar actions that change the registry (issue 17)', () => {
     const v4 = model.locator('.jp-jupyreg-version[data-version="4"]');
     const requestForm = await openRequestForm(v4);
     await requestForm.getByLabel('reason').fill('second candidate');
-    // the refresh after the request ends only after the next click (its versions are
-    // held back 2 s): the "requested" message must not come back over that click's view
-    let held = false;
-    await page.route('**/jupyreg/api/models/*/versions*', async route => {
-      if (!held) {
-        held = true;
-        await new Promise(resolve => setTimeout(resolve, 2_000));
-      }
-      await route.continue();
-    });
     await v4.getByRole('button', { name: 'Request', exact: true }).click();
 
-    // bob may not approve his own request: the card says so, the panel top stays clean
+    // bob may not approve his own request: the card says so before any click, in the
+    // lifecycle's words (issue 26: the inbox says who may), the panel top stays clean
     const own = panel
       .locator('.jp-jupyreg-request')
       .filter({ hasText: `${CHURN} v4` });
-    await own.getByRole('button', { name: 'Approve' }).click();
-    const error = own.locator('.jp-jupyreg-inline-error');
-    await expect(error).toContainText('own request');
-    await expect(error).not.toContainText('reg.');
-    await expect(error).not.toContainText('reason=');
+    const blocker = own.locator('.jp-jupyreg-request-blocker');
+    await expect(blocker).toContainText('own request');
+    await expect(blocker).not.toContainText('reg.');
+    await expect(own.getByRole('button', { name: 'Approve' })).toBeHidden();
     await expect(v4.locator('.jp-jupyreg-pending-badge')).toHaveText(
       'pending → Staging'
-    ); // the held refresh has ended
-    await expect(panel.locator('.jp-jupyreg-status')).toBeHidden();
+    );
+    await expect(panel.locator('.jp-jupyreg-status')).toContainText(
+      `requested ${CHURN} v4 → Staging`
+    );
     await inBothThemes(page, 'sidebar-refusal', async () => {
-      await expectReadable(error); // not white on pink
+      await expectReadable(blocker);
     });
-    // the next view clears it
-    await own.getByRole('button', { name: 'Compare' }).click();
-    await expect(error).toBeHidden();
   });
 });
