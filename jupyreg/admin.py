@@ -60,6 +60,20 @@ def _user_admin(store: Store, what: str) -> Iterator[Any]:
         yield AuthServiceClient(uri)
 
 
+DELIVERY_COLUMNS = [
+    "id",
+    "hook",
+    "event",
+    "name",
+    "status",
+    "attempts",
+    "last_status_code",
+    "last_error",
+    "created_at",
+    "delivered_at",
+]
+
+
 class TeamAdmin:
     """``Registry``'s team-server administration: users, permissions, identity links,
     groups and webhooks."""
@@ -102,11 +116,37 @@ class TeamAdmin:
         """Every group of the team server and its members."""
         return self._team_server("listing groups").call("groups")["groups"]
 
+    def webhook_deliveries(
+        self, hook: str | None = None, status: str | None = None
+    ) -> pd.DataFrame:
+        """A team server's webhook deliveries, newest first (admins): id, hook, event, name,
+        status (pending | delivered | failed), attempts, last_status_code, last_error,
+        created_at, delivered_at. Embedded registries have none (``jupyreg watch``)."""
+        import pandas as pd
+
+        rows = self._team_server("reading webhook deliveries").call(
+            "deliveries", hook=hook, status=status
+        )["deliveries"]
+        frame = pd.DataFrame(rows, columns=DELIVERY_COLUMNS)
+        for column in ("created_at", "delivered_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame
+
+    def redeliver(self, delivery_id: str) -> dict[str, Any]:
+        """Send a delivery again: same delivery id, signed afresh (admins)."""
+        server = self._team_server("redelivering a webhook delivery")
+        return server.call("redeliver", delivery_id=delivery_id)["delivery"]
+
+    def test_webhook(self, hook_id: str) -> dict[str, Any]:
+        """Send a signed test delivery to webhook ``hook_id`` now: status_code, error, ok."""
+        return self._team_server("testing a webhook").call("test_webhook", hook=hook_id)
+
     def _team_server(self, what: str) -> RemoteBackend:
         backend = self._backend
         if not isinstance(backend, RemoteBackend):
             raise InvalidArgument(
-                f"{what}: identity links and groups live on a jupyreg server, not "
+                f"{what}: identity links, groups and webhook deliveries live on a jupyreg "
+                "server, not "
                 f"{scrub_url(self._store.registry_uri)}"
             )
         return backend

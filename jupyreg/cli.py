@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     listing = hook_verbs.add_parser("list", help="registered webhooks")
     listing.add_argument("--format", choices=["table", "json"], default="table")
+    sent = hook_verbs.add_parser("deliveries", help="what a jupyreg server delivered (admins)")
+    sent.add_argument("--hook", help="one webhook's deliveries")
+    sent.add_argument("--status", choices=["pending", "delivered", "failed"])
+    sent.add_argument("--format", choices=["table", "json"], default="table")
+    again = hook_verbs.add_parser("redeliver", help="send a delivery again (same id)")
+    again.add_argument("delivery_id")
+    ping = hook_verbs.add_parser("test", help="send a signed test delivery now")
+    ping.add_argument("hook")
     sub = verbs.add_parser(
         "server",
         help="start an MLflow tracking server with jupyreg's "
@@ -264,17 +272,34 @@ def _run(args: argparse.Namespace) -> Any:
     if args.verb == "serve":
         return _serve(args)
     if args.verb == "webhooks":
-        if args.webhooks_verb == "list":
-            return registry.webhooks()
-        hook = registry.add_webhook(
-            args.url, secret=args.secret, events=args.events, name=args.name
-        )
-        print(
-            f"webhook {hook.webhook_id} delivers {', '.join(map(str, hook.events))} to {hook.url}"
-        )
-        return None
+        return _webhooks(registry, args)
     result = run_verb(registry, args)
     return result.reset_index() if args.verb == "compare" else result
+
+
+def _webhooks(registry: Any, args: argparse.Namespace) -> Any:
+    match args.webhooks_verb:
+        case "list":
+            return registry.webhooks()
+        case "deliveries":
+            return registry.webhook_deliveries(hook=args.hook, status=args.status)
+        case "redeliver":
+            delivery = registry.redeliver(args.delivery_id)
+            print(f"delivery {delivery['id']} to webhook {delivery['hook']} is pending again")
+        case "test":
+            sent = registry.test_webhook(args.hook)
+            if not sent["ok"]:
+                from jupyreg.errors import RegistryUnavailable
+
+                raise RegistryUnavailable(f"test delivery to webhook {args.hook}: {sent['error']}")
+            print(f"test delivery to webhook {args.hook}: delivered (HTTP {sent['status_code']})")
+        case _:
+            hook = registry.add_webhook(
+                args.url, secret=args.secret, events=args.events, name=args.name
+            )
+            events = ", ".join(map(str, hook.events))
+            print(f"webhook {hook.webhook_id} delivers {events} to {hook.url}")
+    return None
 
 
 def _users(registry: Any, args: argparse.Namespace) -> None:

@@ -180,6 +180,58 @@ def fire_webhook(entity: str, action: str, payload: dict[str, str]) -> None:
     deliver_webhook(event=event, payload=payload, store=_get_model_registry_store())
 
 
+def check_webhook_url(url: str) -> None:
+    """Raise MLflow's error for a webhook URL MLflow would not deliver to (scheme, private
+    addresses: ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES``, ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS``)."""
+    from mlflow.utils.validation import _validate_webhook_url
+
+    _validate_webhook_url(url)
+
+
+def webhook_or_none(store: Any, hook_id: str) -> Any:
+    """MLflow's webhook ``hook_id`` (url, secret, status), None where it was deleted."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return store.get_webhook(hook_id)
+    except MlflowException:
+        return None
+
+
+def subscribed_webhooks(
+    store: Any, events: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """For each (entity, action), the ids of the active webhooks of MLflow's SQL registry
+    ``store`` subscribed to it, oldest first. Reads ids and states only: a webhook whose
+    secret this process cannot decrypt (another encryption key) still gets its deliveries,
+    and never fails the step that causes them."""
+    from mlflow.store.model_registry.dbmodels.models import SqlWebhook, SqlWebhookEvent
+
+    wanted = set(events)
+    found: dict[tuple[str, str], list[str]] = {pair: [] for pair in wanted}
+    if not wanted:
+        return found
+    with store.ManagedSessionMaker() as session:
+        rows = (
+            session.query(SqlWebhookEvent.entity, SqlWebhookEvent.action, SqlWebhook.webhook_id)
+            .join(SqlWebhook, SqlWebhook.webhook_id == SqlWebhookEvent.webhook_id)
+            .filter(SqlWebhook.status == "ACTIVE", SqlWebhook.deleted_timestamp.is_(None))
+            .order_by(SqlWebhook.creation_timestamp)
+            .all()
+        )
+    for entity, action, hook in rows:
+        if (entity, action) in wanted:
+            found[entity, action].append(hook)
+    return found
+
+
+def server_registry_sql_store() -> Any:
+    """The SQL registry store of the tracking server this process runs."""
+    from mlflow.server.handlers import _get_model_registry_store
+
+    return _get_model_registry_store()
+
+
 PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 """The default artifact root of a server that proxies artifacts (``--artifacts-destination``)."""
 
@@ -601,11 +653,16 @@ class Write:
     value: str
 
 
-def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
+def sql_write(
+    client: Any,
+    writes: Sequence[Write],
+    also: Callable[[Any, Any, list[Write]], None] | None = None,
+) -> list[Write] | None:
     """Apply ``writes`` in one transaction of MLflow's SQL registry store, each as MLflow's
     own store method for it does (same rows, validation and timestamps), so a crash leaves
     all of them or none; None for any other store. Returns the writes that changed
-    something (removing an alias that is not there changes nothing)."""
+    something (removing an alias that is not there changes nothing). ``also(store,
+    session, changed)`` adds its own rows to the same transaction (the webhook outbox)."""
     store = sql_registry_store(client)
     if store is None:
         return None
@@ -625,7 +682,10 @@ def sql_write(client: Any, writes: Sequence[Write]) -> list[Write] | None:
             validate_alias(write.value)
     with store.ManagedSessionMaker(read_only=False) as session:
         rows, now = _SessionRows(store, session, writes), get_current_time_millis()
-        return [write for write in writes if rows.apply(write, now)]
+        changed = [write for write in writes if rows.apply(write, now)]
+        if also is not None:
+            also(store, session, changed)
+        return changed
 
 
 class _SessionRows:

@@ -683,10 +683,13 @@ class Store:
             return
         names = sorted({write.name for write in writes})
         with self.translated(f"writing to {', '.join(names)}"):
-            applied = sql_write(self.client, writes)
+            applied = sql_write(self.client, writes, self._in_transaction)
             if applied is None:
                 applied = [write for write in writes if self._client_write(write)]
         self._written(applied)
+
+    def _in_transaction(self, store: Any, session: Any, changed: list[Write]) -> None:
+        """Rows a subclass adds to the transaction of a batch's writes (a server's outbox)."""
 
     def _client_write(self, write: Write) -> bool:
         """``write`` through MLflow's client API; whether it changed anything."""

@@ -63,6 +63,7 @@ STAGE2_MARKS: dict[str, tuple[str, ...]] = {
     "test_team_server.py": ("server", "e2e"),  # PostgreSQL, moto S3, jupyreg server
     "test_team_everyday.py": ("server", "e2e"),  # jupyreg servers, Chromium on MLflow's UI
     "test_oidc.py": ("server", "e2e"),  # a jupyreg server trusting a loopback OIDC issuer
+    "test_outbox.py": ("server", "e2e"),  # a jupyreg server's webhook outbox, kill -9
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -329,9 +330,53 @@ class Actions:
             raise InvalidArgument(f"field 'op' must be list, add or remove, not {str(op)[:20]!r}")
         return {"groups": identities.groups(uri)}
 
+    def deliveries(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Webhook deliveries, newest first (admins, who manage webhooks): ``hook`` and
+        ``status`` filter them."""
+        from jupyreg.server import outbox
+
+        self._require_admin("reading webhook deliveries")
+        hook, status = body.get("hook"), body.get("status")
+        hook = None if hook in (None, "") else _text_field("hook", hook, MAX_NAME)
+        status = None if status in (None, "") else _text_field("status", status, MAX_TOKEN)
+        return {"deliveries": outbox.listing(_outbox_engine(), hook, status)}
+
+    def redeliver(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a delivery again, same id, signed afresh (admins)."""
+        from jupyreg.server import outbox
+
+        self._require_admin("redelivering a webhook delivery")
+        delivery = _text_field("delivery_id", _field(body, "delivery_id"), MAX_TOKEN)
+        record = outbox.redeliver(_outbox_engine(), delivery)
+        outbox.wake()
+        return {"delivery": record}
+
+    def test_webhook(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A signed ping to a webhook, sent now, as its deliveries are (admins)."""
+        from jupyreg.compat import server_registry_sql_store, webhook_or_none
+        from jupyreg.server import outbox
+
+        self._require_admin("testing a webhook")
+        hook_id = _text_field("hook", _field(body, "hook"), MAX_NAME)
+        hook = webhook_or_none(server_registry_sql_store(), hook_id)
+        if hook is None:
+            raise NotFound(f"no webhook {hook_id!r}: see jupyreg webhooks list")
+        payload = {"webhook_id": hook_id, "message": "a test delivery from jupyreg"}
+        code, error = outbox.send(hook, str(uuid.uuid4()), "webhook.test", payload, outbox.now_ms())
+        return {"status_code": code, "error": error, "ok": error is None}
+
     def _require_admin(self, action: str) -> None:
         if not self.is_admin:
             raise PermissionDenied(f"{action} needs an admin; {self.user} is not one")
+
+
+def _outbox_engine() -> Any:
+    from jupyreg.compat import server_registry_sql_store
+    from jupyreg.server import outbox
+
+    engine = server_registry_sql_store().engine
+    outbox.create_tables(engine)
+    return engine
 
 
 def _reproduction(value: Any) -> dict[str, Any]:
@@ -356,5 +401,5 @@ def _approvers() -> set[str]:
 
 ACTIONS = (
     *("transition", "request", "approve", "reject", "cancel", "rollback", "policy", "repair"),
-    *("reproduction", "identities", "groups"),
+    *("reproduction", "identities", "groups", "deliveries", "redeliver", "test_webhook"),
 )

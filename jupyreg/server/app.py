@@ -39,6 +39,22 @@ def _username() -> str:
     return request.authorization.username  # basic-auth has authenticated the request
 
 
+def _deliverer() -> None:
+    """This server process's webhook deliverer, started by its first request."""
+    from jupyreg.compat import server_registry_sql_store, webhook_or_none
+    from jupyreg.server import outbox
+
+    try:
+        store = server_registry_sql_store()
+        engine = getattr(store, "engine", None)
+        if engine is not None:
+            outbox.ensure_deliverer(engine, lambda hook_id: webhook_or_none(store, hook_id))
+    except Exception as exc:  # never the request: the next one tries again
+        from flask import current_app
+
+        current_app.logger.warning("jupyreg: webhook deliverer not started: %s", exc)
+
+
 def _read() -> Any:
     """Before authentication: refuse a route not classified or a feature not served, then
     read every write that carries credentials as MLflow's handler will, and refuse a
@@ -260,6 +276,7 @@ def create_app(app: Any = None) -> Any:
     flask_app = app if app is not None else mlflow_app
     authenticate_once_per_request()
     decide_creator_grant(_creator_permission)
+    flask_app.before_request(_deliverer)
     flask_app.before_request(_read)  # before basic-auth's checks, which assume a sane body
     wrapped = create_auth_app(flask_app)
     if wrapped is not flask_app:  # under uvicorn: FastAPI serves some routes itself
