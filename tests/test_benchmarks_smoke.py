@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # bench_lineage.py and bench_panels.py are called in-process below
-OURS = ["register", "load_ext", "load", "promotion", "versions"]
+OURS = ["register", "load_ext", "load", "promotion", "versions", "outbox"]
 # what each script's section of run_all's summary names (a line of its own output)
 SAYS = {
     "load_ext": "%load_ext jupyreg",
@@ -21,6 +21,7 @@ SAYS = {
     "load": 'reg.load(stage="Production")',
     "promotion": "request+approve",
     "versions": "peak memory",
+    "outbox": "a step with 3 webhooks vs none",
 }
 
 
