@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from jupyreg import Registry, webhooks
 from tests.conftest import BIN, WEBHOOK_ENV
@@ -92,6 +93,7 @@ def team(tmp_path_factory: pytest.TempPathFactory, model) -> Iterator[tuple[Team
                 admin.register(model, NAME, metrics={"test": {"auc": 0.9}})
             admin.set_policy(NAME, allow_self_approval=True, reason="one admin in this test")
             admin.add_webhook(receiver.url, secret=SECRET, events=EVENTS, name="cd")
+            admin.add_user("eve", "eve-password-12")
         yield server, receiver
     finally:
         server.stop()
@@ -184,6 +186,24 @@ def test_deliveries_redeliver_and_test_from_the_cli(team, admin, monkeypatch) ->
     assert refused.returncode == 3 and "HTTP 503" in refused.stderr
     missing = cli("webhooks", "redeliver", "no-such-delivery")
     assert missing.returncode == 2 and "no webhook delivery" in missing.stderr
+
+
+def test_the_server_exports_the_outbox_as_prometheus_metrics(team, admin) -> None:  # noqa: ANN001
+    server, _ = team
+    url = f"{server.url}/api/2.0/jupyreg/metrics"
+    scraped = requests.get(url, auth=("admin", ADMIN_PASSWORD), timeout=30)
+    assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    figures = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in scraped.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    delivered = admin.webhook_deliveries(status="delivered").shape[0]
+    assert figures['jupyreg_webhook_deliveries{status="delivered"}'] == delivered
+    assert figures['jupyreg_webhook_attempts_recent{outcome="error"}'] >= 1  # the 503s
+    assert figures["jupyreg_webhook_attempt_latency_seconds_count"] >= delivered
+    refused = requests.get(url, auth=("eve", "eve-password-12"), timeout=30)
+    assert refused.status_code == 403 and "admins" in refused.json()["message"]
 
 
 KILLS = 5

@@ -339,7 +339,7 @@ class Actions:
         hook, status = body.get("hook"), body.get("status")
         hook = None if hook in (None, "") else _text_field("hook", hook, MAX_NAME)
         status = None if status in (None, "") else _text_field("status", status, MAX_TOKEN)
-        return {"deliveries": outbox.listing(_outbox_engine(), hook, status)}
+        return {"deliveries": outbox.listing(outbox_engine(), hook, status)}
 
     def redeliver(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Send a delivery again, same id, signed afresh (admins)."""
@@ -347,7 +347,7 @@ class Actions:
 
         self._require_admin("redelivering a webhook delivery")
         delivery = _text_field("delivery_id", _field(body, "delivery_id"), MAX_TOKEN)
-        record = outbox.redeliver(_outbox_engine(), delivery)
+        record = outbox.redeliver(outbox_engine(), delivery)
         outbox.wake()
         return {"delivery": record}
 
@@ -370,7 +370,8 @@ class Actions:
             raise PermissionDenied(f"{action} needs an admin; {self.user} is not one")
 
 
-def _outbox_engine() -> Any:
+def outbox_engine() -> Any:
+    """The registry database's engine, the outbox's tables made."""
     from jupyreg.compat import server_registry_sql_store
     from jupyreg.server import outbox
 

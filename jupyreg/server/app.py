@@ -8,6 +8,7 @@ import jupyreg
 from jupyreg.errors import RegistryBusy, RegistryError, http_status
 
 INFO_ROUTE = "/api/2.0/jupyreg/info"
+METRICS_ROUTE = "/api/2.0/jupyreg/metrics"
 ACTION_ROUTE = "/api/2.0/jupyreg/<action>"
 
 _CODES = {
@@ -235,6 +236,21 @@ def _token_refused(exc: Any) -> Any:
     return response
 
 
+def _metrics() -> Any:
+    """The webhook outbox's Prometheus metrics (admins: the server's operators)."""
+    from flask import Response
+
+    from jupyreg.compat import sender_is_admin
+    from jupyreg.errors import PermissionDenied
+    from jupyreg.server.actions import outbox_engine
+    from jupyreg.server.outbox import metrics_text
+
+    if not sender_is_admin():
+        return _error(PermissionDenied(f"{_username()} is not an admin: metrics are for admins"))
+    body, content_type = metrics_text(outbox_engine())
+    return Response(body, content_type=content_type)
+
+
 def _act(action: str) -> Any:
     """One lifecycle endpoint, as the authenticated user or, for an attested request, as
     the user its workload identity is linked to (with that user's permissions)."""
@@ -284,7 +300,9 @@ def create_app(app: Any = None) -> Any:
     prefixes = sorted({"", static_prefix()})  # served under --static-prefix as MLflow is
     # ours authorise per action and model inside the handler, after basic-auth has
     # authenticated the caller
-    routes = [(prefix + INFO_ROUTE, "GET") for prefix in prefixes]
+    routes = [
+        (prefix + route, "GET") for prefix in prefixes for route in (INFO_ROUTE, METRICS_ROUTE)
+    ]
     routes += [
         (prefix + ACTION_ROUTE.replace("<action>", action), "POST")
         for prefix in prefixes
@@ -297,6 +315,9 @@ def create_app(app: Any = None) -> Any:
     flask_app.teardown_request(_release)
     for prefix in prefixes:
         flask_app.add_url_rule(prefix + INFO_ROUTE, f"jupyreg_info{prefix}", _info, methods=["GET"])
+        flask_app.add_url_rule(
+            prefix + METRICS_ROUTE, f"jupyreg_metrics{prefix}", _metrics, methods=["GET"]
+        )
         flask_app.add_url_rule(
             prefix + ACTION_ROUTE, f"jupyreg_action{prefix}", _act, methods=["POST"]
         )

@@ -386,3 +386,60 @@ def redeliver(engine: Any, delivery_id: str) -> dict[str, Any]:
             raise NotFound(f"no webhook delivery {delivery_id!r}: see jupyreg webhooks deliveries")
         row = connection.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).one()
     return _record_of(row)
+
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METRICS_WINDOW_MS = 24 * 3600 * 1000
+"""The attempts the latency histogram counts: those of the last 24 hours."""
+
+
+def metrics_text(engine: Any) -> tuple[bytes, str]:
+    """The outbox in Prometheus' text format (prometheus-client), read from the database
+    so that every replica's scrape says the same: deliveries by status, and the attempts
+    of the last 24 hours by outcome with their latency. Returns (body, content type)."""
+    import sqlalchemy as sa
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    _, deliveries, attempts = _tables()
+    since = now_ms() - METRICS_WINDOW_MS
+    with engine.connect() as connection:
+        by_status = dict(
+            connection.execute(
+                sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
+            ).all()
+        )
+        recent = connection.execute(
+            sa.select(attempts.c.latency_ms, attempts.c.error).where(attempts.c.at >= since)
+        ).all()
+
+    class Outbox:
+        def collect(self) -> Iterable[Any]:
+            gauge = GaugeMetricFamily(
+                "jupyreg_webhook_deliveries", "Webhook deliveries by status", labels=["status"]
+            )
+            for status in STATUSES:
+                gauge.add_metric([status], by_status.get(status, 0))
+            yield gauge
+            outcome = GaugeMetricFamily(
+                "jupyreg_webhook_attempts_recent",
+                "Delivery attempts of the last 24 hours by outcome",
+                labels=["outcome"],
+            )
+            failed = sum(1 for _, error in recent if error)
+            outcome.add_metric(["ok"], len(recent) - failed)
+            outcome.add_metric(["error"], failed)
+            yield outcome
+            seconds = [latency / 1000 for latency, _ in recent]
+            buckets = [(str(b), sum(1 for x in seconds if x <= b)) for b in LATENCY_BUCKETS]
+            yield HistogramMetricFamily(
+                "jupyreg_webhook_attempt_latency_seconds",
+                "Latency of the delivery attempts of the last 24 hours",
+                buckets=[*buckets, ("+Inf", len(seconds))],
+                sum_value=sum(seconds),
+            )
+
+    registry = CollectorRegistry()
+    registry.register(Outbox())
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -119,6 +119,7 @@ _JUPYREG = _group(
     {
         "POST jupyreg/<action>": OPEN,  # jupyreg's endpoints authorise each action themselves
         "GET jupyreg/info": None,
+        "GET jupyreg/metrics": None,  # the webhook outbox's figures, for admins
     },
 )
 
