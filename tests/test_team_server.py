@@ -528,6 +528,16 @@ def test_every_move_through_the_server_fires_signed_mlflow_webhooks(
     assert aliases.count(("production", "1")) == 2 and ("production", "2") in aliases
     for headers, body in receiver.received:
         verify(headers, body, secret)
+    # three replicas, one outbox: each delivery sent once (the receiver answered every
+    # attempt), and a model's deliveries to the webhook arrive in step order
+    deadline = time.monotonic() + 60
+    while not admin.webhook_deliveries(status="pending").empty and time.monotonic() < deadline:
+        time.sleep(0.5)
+    arrived = [h["X-Jupyreg-Delivery-Id"] for h, b in receiver.received if name in b.decode()]
+    assert len(arrived) == len(set(arrived))
+    outbox = admin.webhook_deliveries()
+    in_step_order = outbox[outbox["name"] == name]["id"].tolist()[::-1]  # newest first
+    assert arrived == in_step_order
     client = MlflowClient(team.url)
     for version in (1, 2):  # each entered Production: the server wrote its model card
         (workdir / str(version)).mkdir()
