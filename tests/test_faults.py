@@ -121,13 +121,24 @@ SERVER_KILLS = 4
 
 
 @pytest.mark.server
-def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monkeypatch):
+def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monkeypatch, receiver):
     """A client promotes through a jupyreg server while the server is killed at random
-    moments; after each restart (no repair) the registry is its last step's outcome."""
+    moments; after each restart (no repair) the registry is its last step's outcome, and
+    every committed step's webhook deliveries arrive (under one id each), none of a step
+    that was not committed."""
+    import base64
+    import json
+
+    from tests.conftest import WEBHOOK_ENV
     from tests.team import ADMIN_PASSWORD, Postgres, TeamServer
 
     postgres = Postgres()
-    env = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    env = {
+        **WEBHOOK_ENV,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(b"f" * 32).decode(),
+    }
     backend = postgres.create_database("mlflow")
     auth_db = postgres.create_database("auth")
     # one worker: the server starts 5 times, and its one client sends one step at a time
@@ -144,6 +155,8 @@ def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monk
         started = time.monotonic()
         admin.approve(admin.request(NAME, 1, "Production", reason="first").id)
         step = (time.monotonic() - started) / 2  # a step's time on this machine, now
+        admin.add_webhook(receiver.url, secret="faults", events=["model_version_tag.set"])
+        hooked_from = len(admin.history_records(NAME))  # the moves the webhook sees
         rng = random.Random(7)
         direct = Registry(backend, user="check")  # reads the database, not the server
         steps = interrupted = 0
@@ -172,6 +185,23 @@ def test_kill_9_of_a_jupyreg_server_on_postgresql_mid_step(tmp_path, model, monk
             assert_consistent(direct)
         # a step is one transaction of the server's database: none is left half done
         assert steps >= SERVER_KILLS and interrupted == 0, (steps, interrupted)
+        # and its deliveries are in that transaction: each committed move's stage tag
+        # arrives, under one delivery id (a resend after a kill repeats the id), no other
+        deadline = time.monotonic() + 120
+        while not admin.webhook_deliveries(status="pending").empty:
+            assert time.monotonic() < deadline, "deliveries still pending after 2 minutes"
+            time.sleep(0.5)
+        moves = admin.history_records(NAME)[hooked_from:]
+        sent: dict[str, tuple[str, str]] = {}
+        for headers, body in receiver.received:
+            data = json.loads(body)["data"]
+            if data["key"] == tags.STAGE_TAG:
+                delivery = headers["X-Jupyreg-Delivery-Id"]
+                assert sent.setdefault(delivery, (data["version"], data["value"])) == (
+                    data["version"],
+                    data["value"],
+                )  # one id, one delivery
+        assert sorted(sent.values()) == sorted((str(e.version), e.to_stage) for e in moves)
     finally:
         server.stop()
         postgres.stop()
