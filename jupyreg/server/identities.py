@@ -66,11 +66,14 @@ def create_tables(uri: str) -> None:
 
 
 def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """``value`` stripped: non-empty text of at most ``MAX_FIELD`` characters, no NUL
+    (PostgreSQL's text refuses it), else InvalidArgument naming ``what``."""
+    from jupyreg.lifecycle import bounded_text
+
+    text = bounded_text(value, what, MAX_FIELD).strip()
+    if not text:
         raise InvalidArgument(f"{what} must be non-empty text")
-    if len(value) > MAX_FIELD:
-        raise InvalidArgument(f"{what} has over {MAX_FIELD} characters")
-    return value.strip()
+    return text
 
 
 def link(
