@@ -225,13 +225,6 @@ def subscribed_webhooks(
     return found
 
 
-def server_registry_sql_store() -> Any:
-    """The SQL registry store of the tracking server this process runs."""
-    from mlflow.server.handlers import _get_model_registry_store
-
-    return _get_model_registry_store()
-
-
 PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 """The default artifact root of a server that proxies artifacts (``--artifacts-destination``)."""
 

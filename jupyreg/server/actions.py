@@ -353,12 +353,12 @@ class Actions:
 
     def test_webhook(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """A signed ping to a webhook, sent now, as its deliveries are (admins)."""
-        from jupyreg.compat import server_registry_sql_store, webhook_or_none
+        from jupyreg.compat import webhook_or_none
         from jupyreg.server import outbox
 
         self._require_admin("testing a webhook")
         hook_id = _text_field("hook", _field(body, "hook"), MAX_NAME)
-        hook = webhook_or_none(server_registry_sql_store(), hook_id)
+        hook = webhook_or_none(outbox_store(), hook_id)
         if hook is None:
             raise NotFound(f"no webhook {hook_id!r}: see jupyreg webhooks list")
         payload = {"webhook_id": hook_id, "message": "a test delivery from jupyreg"}
@@ -370,12 +370,24 @@ class Actions:
             raise PermissionDenied(f"{action} needs an admin; {self.user} is not one")
 
 
+def outbox_store() -> Any:
+    """MLflow's SQL registry store of the server's database, opened with its URIs (not
+    MLflow's server store, whose first use sets the process's registry URI)."""
+    from jupyreg.compat import server_store_uris, sql_registry_store
+    from jupyreg.store import Store
+
+    backend, registry = server_store_uris(default="sqlite:///mlflow.db")
+    store = sql_registry_store(Store(backend, registry).client)
+    if store is None:
+        raise InvalidArgument("webhook deliveries need the server's registry on a SQL database")
+    return store
+
+
 def outbox_engine() -> Any:
     """The registry database's engine, the outbox's tables made."""
-    from jupyreg.compat import server_registry_sql_store
     from jupyreg.server import outbox
 
-    engine = server_registry_sql_store().engine
+    engine = outbox_store().engine
     outbox.create_tables(engine)
     return engine
 

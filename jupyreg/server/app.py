@@ -42,14 +42,15 @@ def _username() -> str:
 
 def _deliverer() -> None:
     """This server process's webhook deliverer, started by its first request."""
-    from jupyreg.compat import server_registry_sql_store, webhook_or_none
+    from jupyreg.compat import webhook_or_none
     from jupyreg.server import outbox
+    from jupyreg.server.actions import outbox_store
 
+    if outbox.running():
+        return
     try:
-        store = server_registry_sql_store()
-        engine = getattr(store, "engine", None)
-        if engine is not None:
-            outbox.ensure_deliverer(engine, lambda hook_id: webhook_or_none(store, hook_id))
+        store = outbox_store()
+        outbox.ensure_deliverer(store.engine, lambda hook_id: webhook_or_none(store, hook_id))
     except Exception as exc:  # never the request: the next one tries again
         from flask import current_app
 

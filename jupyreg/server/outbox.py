@@ -208,6 +208,11 @@ def ensure_deliverer(engine: Any, webhook: Any) -> None:
             deliverer.start()
 
 
+def running() -> bool:
+    """Whether this process's deliverer has started."""
+    return os.getpid() in _running
+
+
 def wake() -> None:
     """Tell this process's deliverer that a step has committed deliveries."""
     deliverer = _running.get(os.getpid())
