@@ -132,6 +132,7 @@ def test_cicd_and_alerts(tmp_path, monkeypatch) -> None:
 def test_team_server(tmp_path, monkeypatch) -> None:
     nb = execute("04-team-server.ipynb", tmp_path, monkeypatch)
     out = text_of(nb)
+    assert "refused: you claim to be mallory but the server authenticates alice" in out
     assert "requested_by: alice" in out  # not the claimed "mallory"
     assert "PermissionDenied: carol has READ" in out
     assert "PermissionDenied: alice has EDIT" in out
