@@ -45,6 +45,15 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     raise InvalidSignature(f"missing header {name}: not an MLflow webhook delivery")
 
 
+def sign(secret: str, delivery_id: str, timestamp: str, body: str) -> str:
+    """MLflow's webhook signature of ``body``: ``v1,`` + base64 HMAC-SHA256 of
+    ``"{delivery_id}.{timestamp}.{body}"``, the ``X-MLflow-Signature`` header's value."""
+    digest = hmac.new(
+        secret.encode(), f"{delivery_id}.{timestamp}.{body}".encode(), hashlib.sha256
+    ).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
 def verify(
     headers: Mapping[str, str],
     body: bytes | str,
@@ -66,11 +75,7 @@ def verify(
     version, _, signature = _header(headers, SIGNATURE_HEADER).partition(",")
     if version != "v1":
         raise InvalidSignature(f"unsupported signature version {version!r} (expected v1)")
-    expected = base64.b64encode(
-        hmac.new(
-            secret.encode(), f"{delivery_id}.{timestamp}.{payload}".encode(), hashlib.sha256
-        ).digest()
-    ).decode()
+    expected = sign(secret, delivery_id, timestamp, payload).partition(",")[2]
     if not hmac.compare_digest(expected, signature):
         raise InvalidSignature("signature mismatch: the body was altered or the secret is wrong")
     try:

@@ -22,6 +22,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from jupyreg.errors import PermissionDenied
+
 TOKEN_HEADER = "X-Jupyreg-Oidc-Token"
 TOKEN_ENV = "JUPYREG_OIDC_TOKEN"
 AUDIENCE_ENV = "JUPYREG_OIDC_AUDIENCE"
@@ -72,7 +74,7 @@ def _github_token(url: str, bearer: str, audience: str) -> str:
         with urllib.request.urlopen(request, timeout=10) as response:
             return str(json.load(response)["value"])
     except (OSError, ValueError, KeyError) as exc:
-        raise RuntimeError(
+        raise PermissionDenied(
             f"GitHub Actions did not issue an OIDC token for audience {audience!r} ({exc}): "
             "give the job `permissions: id-token: write`"
         ) from None

@@ -358,3 +358,11 @@ def test_the_promote_workflow_approves_as_the_person_who_ran_it(
     history = json.loads(approved[approved.index("[") : approved.rindex("]") + 1])
     assert history[-1]["author"] == "bob"
     assert history[-1]["attestation"]["run_url"].endswith(f"/{REPOSITORY}/actions/runs/4242")
+
+
+def test_an_issuer_that_is_not_https_is_a_one_line_error(capsys) -> None:  # noqa: ANN001
+    from jupyreg.cli import main
+
+    assert main(["server", "--trust-oidc-issuer", "http://issuer.example"]) == 2
+    err = capsys.readouterr().err
+    assert "must be an https:// URL" in err and "Traceback" not in err

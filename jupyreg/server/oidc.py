@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from jupyreg.errors import InvalidArgument
 from jupyreg.workload import AUDIENCE_ENV, DEFAULT_AUDIENCE, TOKEN_HEADER
 
 __all__ = ["AUDIENCE_ENV", "DEFAULT_AUDIENCE", "TOKEN_HEADER", "TokenRefused", "verify"]
@@ -50,7 +51,9 @@ def check_issuer(url: str) -> str:
         return url.strip().rstrip("/")
     if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
         return url.strip().rstrip("/")
-    raise ValueError(f"an OIDC issuer must be an https:// URL (or http on loopback), not {url!r}")
+    raise InvalidArgument(
+        f"an OIDC issuer must be an https:// URL (or http on loopback), not {url!r}"
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -16,10 +16,7 @@ failed attempt is retried with exponential backoff and jitter until
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -31,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from jupyreg import webhooks
 from jupyreg.errors import InvalidArgument, NotFound
 
 DELIVERY_HEADER = "X-Jupyreg-Delivery-Id"
@@ -278,15 +276,14 @@ def send(
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
-        "X-MLflow-Delivery-Id": delivery_id,
-        "X-MLflow-Timestamp": timestamp,
+        webhooks.DELIVERY_HEADER: delivery_id,
+        webhooks.TIMESTAMP_HEADER: timestamp,
         DELIVERY_HEADER: delivery_id,
     }
     if getattr(hook, "secret", None):
-        digest = hmac.new(
-            hook.secret.encode(), f"{delivery_id}.{timestamp}.{body}".encode(), hashlib.sha256
-        ).digest()
-        headers["X-MLflow-Signature"] = "v1," + base64.b64encode(digest).decode()
+        headers[webhooks.SIGNATURE_HEADER] = webhooks.sign(
+            hook.secret, delivery_id, timestamp, body
+        )
     try:
         check_webhook_url(hook.url)
         response = requests.post(
